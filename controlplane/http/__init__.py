@@ -1,0 +1,1 @@
+"""The RPC server: one aiohttp application for the portal and partners' integrations."""
