@@ -1,0 +1,1 @@
+"""Asterisk events -> call records -> rating -> ledger."""
