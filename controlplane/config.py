@@ -72,6 +72,18 @@ class AsteriskConfig(_Section):
     boot_timeout: float = 30.0
 
 
+class WebhooksConfig(_Section):
+    # Encrypts endpoint signing secrets at rest. None: generated once per install
+    # and kept in the data directory (set it explicitly when the database is shared).
+    secret_key: str | None = None
+    # Hosts or CIDRs that production mode may deliver to despite the SSRF rules.
+    allow_targets: list[str] = []
+    timeout: float = 10.0
+    # One slow endpoint must not hold up the others.
+    per_endpoint_concurrency: int = 4
+    max_concurrency: int = 64
+
+
 class LoggingConfig(_Section):
     format: str = "auto"  # auto | json | console; auto = console in development
     level: str = "info"
@@ -83,6 +95,7 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     database: DatabaseConfig = DatabaseConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from controlplane.http.caller import caller_key, service_caller
 from controlplane.http.problems import Problem, problem_response
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -54,4 +55,5 @@ async def service_token_auth(request: web.Request, handler: Handler) -> web.Stre
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Problem(401, "missing or invalid credentials", code="unauthorized",
                       headers={"WWW-Authenticate": 'Bearer realm="controlplane"'})
+    request[caller_key] = service_caller(request)
     return await handler(request)

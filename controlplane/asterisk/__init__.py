@@ -1,0 +1,1 @@
+"""Asterisk: running it (runner), its credentials, and the ARI/AMI clients."""

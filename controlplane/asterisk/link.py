@@ -1,0 +1,76 @@
+"""The daemon's two connections to Asterisk, ARI and AMI, and their readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from controlplane.asterisk.ami import AmiClient
+from controlplane.asterisk.ari import AriClient
+from controlplane.asterisk.credentials import resolve_credentials
+from controlplane.asterisk.events import AmiEvent, AriEvent
+from controlplane.config import Config
+from controlplane.http.health import ProbeResult
+
+log = structlog.get_logger(__name__)
+
+AriHandler = Callable[[AriEvent], Awaitable[None]]
+AmiHandler = Callable[[AmiEvent], Awaitable[None] | None]
+Resync = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class AsteriskLink:
+    """Owns the clients; ``on_resync`` hooks run after Asterisk comes back."""
+
+    ari: AriClient
+    ami: AmiClient
+    resync_hooks: list[Resync] = field(default_factory=list)
+    _ari_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> AsteriskLink:
+        creds = resolve_credentials(config)
+        host = config.asterisk.host
+        ari = AriClient(f"http://{host}:{config.asterisk.http_port}", creds.ari_user,
+                        creds.ari_password, config.asterisk.app)
+        ami = AmiClient(host, config.asterisk.ami_port, creds.ami_user, creds.ami_password)
+        link = cls(ari, ami)
+        ari.on_reconnect = lambda: link._resync("ari")
+        ami.on_reconnect = lambda: link._resync("ami")
+        return link
+
+    async def start(self, on_ari: AriHandler, on_ami: AmiHandler) -> None:
+        self.ami.on("*", on_ami)
+        await self.ami.start()
+        self._ari_task = asyncio.create_task(self.ari.run(on_ari), name="ari-events")
+
+    async def stop(self) -> None:
+        await self.ari.close()
+        if self._ari_task is not None:
+            await asyncio.gather(self._ari_task, return_exceptions=True)
+        await self.ami.close()
+
+    async def _resync(self, via: str) -> None:
+        # Both clients report a restart; each hook must be idempotent.
+        log.info("asterisk.reconnected", via=via, hooks=len(self.resync_hooks))
+        for hook in self.resync_hooks:
+            await hook()
+
+    def probes(self) -> list[_ConnectionProbe]:
+        return [_ConnectionProbe("ari", lambda: self.ari.connected),
+                _ConnectionProbe("ami", lambda: self.ami.connected)]
+
+
+@dataclass
+class _ConnectionProbe:
+    name: str
+    is_connected: Callable[[], bool]
+
+    async def check(self) -> ProbeResult:
+        if self.is_connected():
+            return ProbeResult(True, "connected")
+        return ProbeResult(False, "disconnected; reconnecting")

@@ -1,0 +1,33 @@
+"""``emit()``: how every capability records that something happened."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from controlplane.events import registry, store
+from controlplane.events.envelope import Event, build_event
+
+
+class NotInTransaction(RuntimeError):
+    """emit() was called outside a transaction: the event could outlive a rolled-back change."""
+
+
+async def emit(conn: asyncpg.Connection, event_type: str, *, partner_id: str,
+               data: msgspec.Struct | Mapping[str, Any], tenant_id: str | None = None) -> Event:
+    """Write an event into the outbox, inside the caller's open transaction.
+
+    Call it after the write that changes the state, in the same transaction: the
+    event then exists iff the change commits, and two changes of one row (which
+    lock it) are ordered the way they committed. Delivery to webhook endpoints
+    and the ``GET /v1/events`` feed follow from the committed row.
+    """
+    registry.check(event_type)
+    if not conn.is_in_transaction():
+        raise NotInTransaction(f"emit({event_type!r}) must run inside the transaction of its change")
+    event = build_event(event_type, partner_id=partner_id, data=data, tenant_id=tenant_id)
+    await store.insert_event(conn, event)
+    return event

@@ -1,0 +1,1 @@
+"""Partners, tenants, extensions and DIDs, and keeping Asterisk in step with them."""

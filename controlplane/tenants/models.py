@@ -1,0 +1,147 @@
+"""The RPC's records and request bodies (msgspec Structs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from provisioning.model import DidStatus, TenantStatus
+
+__all__ = ["UNSET", "UnsetType", "DidStatus", "TenantStatus"]
+
+
+class PartnerTier(StrEnum):
+    STARTER = "STARTER"
+    PROFESSIONAL = "PROFESSIONAL"
+    BUSINESS = "BUSINESS"
+    ENTERPRISE = "ENTERPRISE"
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class PartnerCreate(_Body):
+    name: str
+    tier: PartnerTier
+
+
+class PartnerUpdate(_Body):
+    name: str | UnsetType = UNSET
+    tier: PartnerTier | UnsetType = UNSET
+
+
+class Partner(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    tier: PartnerTier
+    extension_count: int
+    max_extensions: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TenantCreate(_Body):
+    name: str
+    billing_email: str
+    sip_prefix: str | None = None
+    default_cnam: str | None | UnsetType = UNSET
+    timezone: str | UnsetType = UNSET
+    status: TenantStatus = TenantStatus.TRIAL
+
+
+class TenantUpdate(_Body):
+    name: str | UnsetType = UNSET
+    billing_email: str | UnsetType = UNSET
+    default_cnam: str | None | UnsetType = UNSET
+    timezone: str | UnsetType = UNSET
+    status: TenantStatus | UnsetType = UNSET
+    # Accepted only when unchanged: the prefix names every SIP object of the tenant.
+    sip_prefix: str | UnsetType = UNSET
+    partner_id: str | UnsetType = UNSET
+    created_at: str | UnsetType = UNSET
+
+
+class Tenant(msgspec.Struct, kw_only=True):
+    id: str
+    partner_id: str
+    name: str
+    sip_prefix: str
+    billing_email: str
+    default_cnam: str | None
+    timezone: str
+    status: TenantStatus
+    extension_count: int
+    did_count: int
+    cancelled_at: datetime | None
+    purge_after: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TenantDefaults(_Body):
+    timezone: str | None = None
+    default_cnam: str | None = None
+
+
+class ExtensionCreate(_Body):
+    number: str
+    display_name: str
+    voicemail_enabled: bool = False
+
+
+class ExtensionUpdate(_Body):
+    display_name: str | UnsetType = UNSET
+    voicemail_enabled: bool | UnsetType = UNSET
+    number: str | UnsetType = UNSET
+
+
+class Extension(msgspec.Struct, kw_only=True):
+    id: str
+    tenant_id: str
+    number: str
+    display_name: str
+    voicemail_enabled: bool
+    sip_username: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExtensionCredentials(msgspec.Struct, kw_only=True):
+    """Returned at creation and on reset only: the password is never stored."""
+
+    extension: Extension
+    sip_username: str
+    sip_password: str
+    sip_realm: str
+
+
+class DidCreate(_Body):
+    number: str
+    cnam: str | None = None
+
+
+class DidUpdate(_Body):
+    tenant_id: str | None | UnsetType = UNSET
+    extension_id: str | None | UnsetType = UNSET
+    cnam: str | None | UnsetType = UNSET
+
+
+class Did(msgspec.Struct, kw_only=True):
+    id: str
+    partner_id: str
+    number: str
+    tenant_id: str | None
+    extension_id: str | None
+    status: DidStatus
+    cnam: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(msgspec.Struct, kw_only=True):
+    items: list[Partner] | list[Tenant] | list[Extension] | list[Did]
+    next_cursor: str | None

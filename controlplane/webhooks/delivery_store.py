@@ -1,0 +1,201 @@
+"""SQL of webhook deliveries: fan-out, claiming with leases, recording attempts, the debugger.
+
+Every time the worker compares with "now" it uses ``now() + offset`` (the clock
+seam): the schedule lives in the database, so it survives restarts and tests can
+move time forward without sleeping.
+
+``ready`` marks what may be claimed once due: FAILED rows, redeliveries, and the
+head (oldest PENDING) of each (endpoint, order_key) group. Whoever ends a head's
+first attempt, or adds rows to a group, promotes the group's new head, holding
+that group's lock bucket, so a dispatcher adding a row and a recorder finishing
+the head cannot both miss it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+import asyncpg
+
+from controlplane.events.store import Sequenced
+from controlplane.webhooks.models import DeliveryStatus, DeliveryView, Job, Outcome
+
+Conn = asyncpg.Connection | asyncpg.Pool
+Group = tuple[str, str]  # (endpoint_id, order_key)
+DELIVERY_ID_PREFIX = "dlv_"
+# Serialises claims across worker processes, so the per-endpoint bound is exact.
+CLAIM_LOCK = 0x6370_7768  # "cpwh"
+GROUP_LOCK_CLASS = 0x6370_6772  # "cpgr", with a bucket number as the second key
+GROUP_BUCKETS = 256
+
+
+async def fan_out(conn: asyncpg.Connection, events: Sequence[Sequenced], max_attempts: int,
+                  offset: timedelta) -> int:
+    """One PENDING delivery per (event, enabled endpoint of its partner subscribed to its type)."""
+    if not events:
+        return 0
+    rows = await conn.fetch(
+        """INSERT INTO webhook_deliveries (endpoint_id, event_seq, position, order_key, max_attempts, due_at)
+           SELECT w.id, s.seq, s.position, coalesce(s.tenant_id, ''), $6, now() + $7::interval
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+                AS s(seq, position, type, partner_id, tenant_id)
+           JOIN webhook_endpoints w ON w.partner_id = s.partner_id AND w.enabled AND w.deleted_at IS NULL
+                AND ('*' = ANY(w.event_types) OR s.type = ANY(w.event_types))
+           RETURNING endpoint_id, order_key""",
+        [e.seq for e in events], [e.position for e in events], [e.type for e in events],
+        [e.partner_id for e in events], [e.tenant_id for e in events], max_attempts, offset)
+    await promote(conn, {(r["endpoint_id"], r["order_key"]) for r in rows})
+    return len(rows)
+
+
+async def promote(conn: asyncpg.Connection, groups: Iterable[Group]) -> None:
+    """Mark each group's oldest PENDING delivery ready (idempotent). Inside a transaction."""
+    groups = sorted(set(groups))
+    if not groups:
+        return
+    buckets = sorted({zlib.crc32(f"{e}\0{k}".encode()) % GROUP_BUCKETS for e, k in groups})
+    await conn.execute("SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b",
+                       GROUP_LOCK_CLASS, buckets)
+    await conn.execute(
+        """UPDATE webhook_deliveries d SET ready = true
+           FROM unnest($1::text[], $2::text[]) AS g(endpoint_id, order_key),
+                LATERAL (SELECT h.id FROM webhook_deliveries h
+                         WHERE h.endpoint_id = g.endpoint_id AND h.order_key = g.order_key
+                           AND h.status = 'PENDING' AND NOT h.manual
+                         ORDER BY h.position LIMIT 1) head
+           WHERE d.id = head.id AND NOT d.ready""",
+        [e for e, _ in groups], [k for _, k in groups])
+
+
+_CLAIM = """
+WITH RECURSIVE clock AS (SELECT now() + $1::interval AS t),
+endpoints AS (  -- a skip scan: each endpoint that has ready deliveries
+    (SELECT d.endpoint_id FROM webhook_deliveries d WHERE d.ready ORDER BY d.endpoint_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
+            WHERE d.ready AND d.endpoint_id > e.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
+    FROM endpoints e WHERE e.endpoint_id IS NOT NULL),
+room AS MATERIALIZED (
+    SELECT w.id, $2 - (SELECT count(*) FROM webhook_deliveries d
+                       WHERE d.endpoint_id = w.id AND d.lease_until IS NOT NULL AND d.lease_until > clock.t
+                         AND d.status IN ('PENDING', 'FAILED')) AS n
+    FROM endpoints e JOIN webhook_endpoints w ON w.id = e.endpoint_id AND w.enabled AND w.deleted_at IS NULL,
+         clock),
+picked AS (
+    SELECT c.id FROM room r, clock, LATERAL (
+        SELECT d.id, d.due_at, row_number() OVER (ORDER BY d.due_at, d.id) AS rn
+        FROM webhook_deliveries d
+        WHERE d.endpoint_id = r.id AND d.ready AND d.due_at <= clock.t
+          AND (d.lease_until IS NULL OR d.lease_until <= clock.t) AND NOT d.id = ANY($6::bigint[])
+        ORDER BY d.due_at, d.id LIMIT greatest(r.n, 0)) c
+    ORDER BY c.rn, c.due_at LIMIT $3),
+locked AS (
+    SELECT d.id FROM webhook_deliveries d, clock
+    WHERE d.id IN (SELECT id FROM picked) AND d.ready
+      AND (d.lease_until IS NULL OR d.lease_until <= clock.t)
+    FOR UPDATE OF d SKIP LOCKED)
+UPDATE webhook_deliveries d SET lease_until = clock.t + $4::interval, lease_owner = $5
+FROM locked, clock, events e, webhook_endpoints w
+WHERE d.id = locked.id AND e.seq = d.event_seq AND w.id = d.endpoint_id
+RETURNING d.id, d.endpoint_id, d.order_key, d.manual, e.id AS event_id, e.type, e.body, w.url, w.secret_enc,
+          d.attempts, d.max_attempts, clock.t AS claimed_at"""
+
+
+async def claim(conn: asyncpg.Connection, *, owner: str, offset: timedelta, per_endpoint: int,
+                limit: int, lease: timedelta, exclude: Sequence[int] = ()) -> list[Job]:
+    """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` in flight per endpoint.
+
+    ``exclude``: deliveries this worker still has in flight, whatever their lease says
+    (a test moving the clock must not make a worker race itself).
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+        rows = await conn.fetch(_CLAIM, offset, per_endpoint, limit, lease, owner, list(exclude))
+    return [Job(delivery_id=r["id"], endpoint_id=r["endpoint_id"], event_id=r["event_id"],
+                event_type=r["type"], body=r["body"], url=r["url"], secret_enc=r["secret_enc"],
+                attempts=r["attempts"], max_attempts=r["max_attempts"], claimed_at=r["claimed_at"],
+                order_key=r["order_key"], manual=r["manual"])
+            for r in rows]
+
+
+async def record(conn: asyncpg.Connection, outcomes: Sequence[tuple[Outcome, DeliveryStatus, float]],
+                 *, owner: str, offset: timedelta) -> set[int]:
+    """Store attempts (outcome, new status, seconds to the next attempt); ids still leased by us.
+
+    Inside a transaction: a head whose first attempt ended hands over to the next in its group.
+    """
+    if not outcomes:
+        return set()
+    rows = await conn.fetch(
+        """UPDATE webhook_deliveries d SET
+               attempts = d.attempts + 1, status = r.status, ready = r.status = 'FAILED',
+               due_at = CASE WHEN r.status = 'FAILED' THEN c.t + make_interval(secs => r.delay) ELSE d.due_at END,
+               last_attempt_at = r.at, response_status = r.code, error = r.error,
+               response_body = r.body, response_truncated = r.truncated,
+               delivered_at = CASE WHEN r.status = 'DELIVERED' THEN c.t END,
+               lease_until = NULL, lease_owner = NULL
+           FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::timestamptz[], $5::int[], $6::text[],
+                       $7::bytea[], $8::bool[]) AS r(id, status, delay, at, code, error, body, truncated),
+                (SELECT now() + $9::interval AS t) c
+           WHERE d.id = r.id AND d.lease_owner = $10
+           RETURNING d.id""",
+        [o.job.delivery_id for o, _, _ in outcomes], [s.value for _, s, _ in outcomes],
+        [d for _, _, d in outcomes], [o.attempted_at for o, _, _ in outcomes],
+        [o.response_status for o, _, _ in outcomes], [o.error for o, _, _ in outcomes],
+        [o.response_body for o, _, _ in outcomes], [o.response_truncated for o, _, _ in outcomes],
+        offset, owner)
+    kept = {r["id"] for r in rows}
+    await promote(conn, {(o.job.endpoint_id, o.job.order_key) for o, _, _ in outcomes
+                         if o.job.delivery_id in kept and o.job.attempts == 0 and not o.job.manual})
+    return kept
+
+
+async def abandon(conn: asyncpg.Connection, endpoint_id: str, reason: str) -> None:
+    """Stop everything still to be sent to an endpoint (it is being deleted)."""
+    await conn.execute(
+        """UPDATE webhook_deliveries SET status = 'DEAD', ready = false, error = $2,
+                  lease_until = NULL, lease_owner = NULL
+           WHERE endpoint_id = $1 AND status IN ('PENDING', 'FAILED')""", endpoint_id, reason)
+
+
+_VIEW = """SELECT d.id, e.id AS event_id, e.type, d.status, d.attempts, d.max_attempts, d.manual,
+                  d.created_at, d.last_attempt_at, d.due_at, d.response_status, d.error, e.body,
+                  d.response_body, d.response_truncated
+           FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq"""
+
+
+def _view(row: asyncpg.Record) -> DeliveryView:
+    status = DeliveryStatus(row["status"])
+    waiting = status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+    response = row["response_body"]
+    return DeliveryView(
+        id=f"{DELIVERY_ID_PREFIX}{row['id']}", event_id=row["event_id"], event_type=row["type"],
+        status=status, attempts=row["attempts"], max_attempts=row["max_attempts"], redelivery=row["manual"],
+        created_at=row["created_at"], last_attempt_at=row["last_attempt_at"],
+        next_attempt_at=row["due_at"] if waiting else None, response_status=row["response_status"],
+        error=row["error"], request_body=bytes(row["body"]).decode("utf-8", "replace"),
+        response_body=bytes(response).decode("utf-8", "replace") if response is not None else None,
+        response_truncated=row["response_truncated"])
+
+
+async def recent(conn: Conn, endpoint_id: str, limit: int = 100) -> list[DeliveryView]:
+    rows = await conn.fetch(f"{_VIEW} WHERE d.endpoint_id = $1 ORDER BY d.id DESC LIMIT $2", endpoint_id, limit)
+    return [_view(r) for r in rows]
+
+
+async def get(conn: Conn, endpoint_id: str, delivery_id: int) -> DeliveryView | None:
+    row = await conn.fetchrow(f"{_VIEW} WHERE d.endpoint_id = $1 AND d.id = $2", endpoint_id, delivery_id)
+    return _view(row) if row else None
+
+
+async def redeliver(conn: Conn, endpoint_id: str, delivery_id: int) -> DeliveryView | None:
+    """A new, single-attempt delivery of the same event (same body, same id), due now."""
+    new_id = await conn.fetchval(
+        """INSERT INTO webhook_deliveries (endpoint_id, event_seq, position, order_key, max_attempts,
+                                           manual, ready, due_at)
+           SELECT endpoint_id, event_seq, position, order_key, 1, true, true, now()
+           FROM webhook_deliveries WHERE endpoint_id = $1 AND id = $2 RETURNING id""",
+        endpoint_id, delivery_id)
+    return None if new_id is None else await get(conn, endpoint_id, new_id)

@@ -1,0 +1,122 @@
+"""``/v1/webhook-endpoints``: endpoints, secrets and the deliveries debugger over HTTP."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from controlplane.http.caller import partner_id
+from controlplane.http.problems import Problem
+from controlplane.webhooks.models import EndpointCreate, EndpointUpdate
+from controlplane.webhooks.services import EndpointService
+
+service_key = web.AppKey("webhooks_service", EndpointService)
+
+BASE = "/v1/webhook-endpoints"
+T = TypeVar("T")
+_AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
+_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
+
+
+class _List(msgspec.Struct):
+    data: list[Any]
+
+
+def _json(payload: object, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(payload), status=status, content_type="application/json")
+
+
+async def _body(request: web.Request, kind: type[T]) -> T:
+    raw = await request.read()
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        message, path = str(exc), ""
+        match = _AT.match(message)
+        if match:
+            message, path = match[1], match[2]
+        named = _NAMED.match(message)
+        if named:
+            path = f"{path}.{named[1]}" if path else named[1]
+        field = re.sub(r"\[\d+\]$", "", path) or "body"
+        raise Problem(422, f"{path or 'body'}: {message}", field=field) from None
+    except msgspec.DecodeError:
+        raise Problem(422, "the body must be a JSON object", field="body") from None
+
+
+def _ids(request: web.Request) -> tuple[EndpointService, str, str]:
+    return request.app[service_key], partner_id(request), request.match_info["endpoint_id"]
+
+
+async def create(request: web.Request) -> web.Response:
+    service, partner = request.app[service_key], partner_id(request)
+    return _json(await service.create(partner, await _body(request, EndpointCreate)), 201)
+
+
+async def list_endpoints(request: web.Request) -> web.Response:
+    service, partner = request.app[service_key], partner_id(request)
+    return _json(_List(await service.list(partner)))
+
+
+async def get(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(await service.get(partner, endpoint))
+
+
+async def update(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(await service.update(partner, endpoint, await _body(request, EndpointUpdate)))
+
+
+async def delete(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    await service.delete(partner, endpoint)
+    return web.Response(status=204)
+
+
+async def enable(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(await service.set_enabled(partner, endpoint, True))
+
+
+async def disable(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(await service.set_enabled(partner, endpoint, False))
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(await service.rotate_secret(partner, endpoint))
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(_List(await service.deliveries(partner, endpoint)))
+
+
+async def delivery(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(await service.delivery(partner, endpoint, request.match_info["delivery_id"]))
+
+
+async def redeliver(request: web.Request) -> web.Response:
+    service, partner, endpoint = _ids(request)
+    return _json(await service.redeliver(partner, endpoint, request.match_info["delivery_id"]), 202)
+
+
+def add_routes(app: web.Application) -> None:
+    one = BASE + "/{endpoint_id}"
+    app.router.add_post(BASE, create)
+    app.router.add_get(BASE, list_endpoints)
+    app.router.add_get(one, get)
+    app.router.add_patch(one, update)
+    app.router.add_delete(one, delete)
+    app.router.add_post(one + "/enable", enable)
+    app.router.add_post(one + "/disable", disable)
+    app.router.add_post(one + "/rotate-secret", rotate_secret)
+    app.router.add_get(one + "/deliveries", deliveries)
+    app.router.add_get(one + "/deliveries/{delivery_id}", delivery)
+    app.router.add_post(one + "/deliveries/{delivery_id}/redeliver", redeliver)

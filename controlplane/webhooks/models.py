@@ -1,0 +1,104 @@
+"""Records of the webhooks capability: what the RPC takes and returns, what the worker moves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import msgspec
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"      # not attempted yet (or its first attempt is in flight)
+    FAILED = "FAILED"        # the last attempt failed; the next one is at next_attempt_at
+    DELIVERED = "DELIVERED"
+    DEAD = "DEAD"            # every attempt failed; no more will be made
+
+
+class DisabledReason(StrEnum):
+    MANUAL = "manual"
+    CONSECUTIVE_FAILURES = "consecutive_failures"
+
+
+class Endpoint(msgspec.Struct, frozen=True):
+    id: str
+    partner_id: str
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: DisabledReason | None
+    consecutive_failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointWithSecret(Endpoint, frozen=True):
+    """Returned at creation and at rotation only: the one time the secret is shown."""
+
+    secret: str
+
+
+class EndpointCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str
+    event_types: list[str]
+    description: str = ""
+    enabled: bool = True
+
+
+class EndpointUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    event_types: list[str] | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class DeliveryView(msgspec.Struct, frozen=True):
+    """One row of the deliveries debugger."""
+
+    id: str
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    max_attempts: int
+    redelivery: bool
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    # The HTTP status of the last attempt, or None when there was no response
+    # (then ``error`` says why: "Timeout", "Connection closed", "Refused: ...").
+    response_status: int | None
+    error: str | None
+    request_body: str
+    response_body: str | None
+    response_truncated: bool
+
+
+class Job(msgspec.Struct, frozen=True):
+    """A delivery claimed by a worker: everything needed to make one attempt."""
+
+    delivery_id: int
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+    url: str
+    secret_enc: bytes
+    attempts: int
+    max_attempts: int
+    claimed_at: datetime  # database clock (with the worker's offset)
+    order_key: str = ""
+    manual: bool = False
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What one attempt gave."""
+
+    job: Job
+    ok: bool
+    response_status: int | None
+    error: str | None
+    response_body: bytes | None
+    response_truncated: bool
+    attempted_at: datetime  # database clock

@@ -1,0 +1,90 @@
+"""One delivery attempt over HTTP: sign, POST, classify what came back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+import aiohttp
+
+from controlplane.webhooks import signing
+from controlplane.webhooks.models import Job, Outcome
+from controlplane.webhooks.resolver import GuardedResolver, Resolve
+from controlplane.webhooks.secret_box import SecretBox
+from controlplane.webhooks.settings import Settings
+from controlplane.webhooks.targets import TargetError, check_addresses, parse_url
+
+RESPONSE_LIMIT = 4096
+USER_AGENT = "controlplane-webhooks/0.1"
+TIMEOUT = "Timeout"
+
+
+class Sender:
+    """Owns the HTTP client; one per worker. Never raises for a failed attempt."""
+
+    def __init__(self, settings: Settings, box: SecretBox, resolve: Resolve) -> None:
+        self._settings = settings
+        self._box = box
+        self._resolve = resolve
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        resolver = GuardedResolver(self._resolve, self._settings.allow, enforce=self._settings.production)
+        connector = aiohttp.TCPConnector(limit=self._settings.max_concurrency, limit_per_host=0,
+                                         resolver=resolver, ttl_dns_cache=10)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                              headers={"User-Agent": USER_AGENT})
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def attempt(self, job: Job, attempted_at: datetime) -> Outcome:
+        assert self._session is not None, "Sender.start() first"
+        try:
+            secret = self._box.open(job.endpoint_id, job.secret_enc)
+            self._check_target(job.url)
+            headers = signing.headers(secret, job.event_id, int(time.time()), job.body)
+            async with asyncio.timeout(self._settings.timeout):
+                async with self._session.post(job.url, data=job.body, headers=headers,
+                                              allow_redirects=False) as response:
+                    body, truncated = await _read_limited(response)
+            ok = 200 <= response.status < 300
+            return Outcome(job, ok, response.status, None, body, truncated, attempted_at)
+        except TimeoutError:
+            error = TIMEOUT
+        except TargetError as exc:
+            error = f"Refused: {exc}"
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError):
+            error = "Connection closed"
+        except aiohttp.ClientConnectorDNSError as exc:
+            error = f"DNS: {exc.os_error}"
+        except aiohttp.ClientSSLError as exc:
+            error = f"TLS: {exc}"
+        except aiohttp.ClientConnectorError as exc:
+            error = f"Connection failed: {exc.os_error.strerror or exc.os_error}"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # undecryptable secret (key changed), bad URL in the row, ...
+            error = f"Internal: {type(exc).__name__}"
+        return Outcome(job, False, None, error[:500], None, False, attempted_at)
+
+    def _check_target(self, url: str) -> None:
+        """Shape rules again (the mode may have changed); address literals skip the resolver."""
+        target = parse_url(url, production=self._settings.production)
+        if self._settings.production and target.ip is not None:
+            check_addresses(target.host, [target.ip], self._settings.allow)
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+    chunks, size = [], 0
+    while size <= RESPONSE_LIMIT:
+        chunk = await response.content.read(RESPONSE_LIMIT + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    return body[:RESPONSE_LIMIT], len(body) > RESPONSE_LIMIT

@@ -1,0 +1,139 @@
+"""SQL of webhook endpoints. Every query is scoped by partner; deleted rows are invisible."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from controlplane.webhooks.models import DisabledReason, Endpoint
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+_COLUMNS = ("id, partner_id, url, description, event_types, enabled, disabled_reason,"
+            " consecutive_failures, created_at, updated_at")
+_LIVE = "deleted_at IS NULL"
+
+
+@dataclass(frozen=True)
+class FailureTally:
+    """Attempts one worker batch saw for one endpoint, in completion order."""
+
+    endpoint_id: str
+    reset: bool      # a success came after the previous tally: count from zero
+    failures: int    # failures after the last success (or all of them, if none)
+
+
+@dataclass(frozen=True)
+class Tripped:
+    """An endpoint that just crossed the auto-disable threshold."""
+
+    endpoint: Endpoint
+
+
+def _endpoint(row: asyncpg.Record) -> Endpoint:
+    reason = row["disabled_reason"]
+    return Endpoint(id=row["id"], partner_id=row["partner_id"], url=row["url"],
+                    description=row["description"], event_types=list(row["event_types"]),
+                    enabled=row["enabled"], disabled_reason=DisabledReason(reason) if reason else None,
+                    consecutive_failures=row["consecutive_failures"], created_at=row["created_at"],
+                    updated_at=row["updated_at"])
+
+
+async def insert(conn: Conn, endpoint_id: str, partner_id: str, url: str, description: str,
+                 event_types: Sequence[str], enabled: bool, secret_enc: bytes) -> Endpoint:
+    row = await conn.fetchrow(
+        f"""INSERT INTO webhook_endpoints (id, partner_id, url, description, event_types, enabled,
+                                           disabled_reason, secret_enc)
+            VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 THEN NULL ELSE 'manual' END, $7)
+            RETURNING {_COLUMNS}""",
+        endpoint_id, partner_id, url, description, list(event_types), enabled, secret_enc)
+    return _endpoint(row)
+
+
+async def list_for_partner(conn: Conn, partner_id: str) -> list[Endpoint]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE partner_id = $1 AND {_LIVE}"
+        " ORDER BY created_at, id", partner_id)
+    return [_endpoint(r) for r in rows]
+
+
+async def get(conn: Conn, partner_id: str, endpoint_id: str) -> Endpoint | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND partner_id = $2 AND {_LIVE}",
+        endpoint_id, partner_id)
+    return _endpoint(row) if row else None
+
+
+async def update(conn: Conn, partner_id: str, endpoint_id: str, *, url: str | None,
+                 description: str | None, event_types: Sequence[str] | None) -> Endpoint | None:
+    """Change the given fields (None: keep)."""
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_endpoints SET url = coalesce($3, url), description = coalesce($4, description),
+                   event_types = coalesce($5, event_types), updated_at = now()
+            WHERE id = $1 AND partner_id = $2 AND {_LIVE} RETURNING {_COLUMNS}""",
+        endpoint_id, partner_id, url, description, list(event_types) if event_types is not None else None)
+    return _endpoint(row) if row else None
+
+
+async def set_enabled(conn: Conn, partner_id: str, endpoint_id: str, enabled: bool,
+                      reason: DisabledReason = DisabledReason.MANUAL) -> Endpoint | None:
+    """Enabling starts the failure count afresh; disabling records why."""
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_endpoints
+            SET enabled = $3, disabled_reason = CASE WHEN $3 THEN NULL ELSE $4 END,
+                consecutive_failures = CASE WHEN $3 AND NOT enabled THEN 0 ELSE consecutive_failures END,
+                updated_at = now()
+            WHERE id = $1 AND partner_id = $2 AND {_LIVE} RETURNING {_COLUMNS}""",
+        endpoint_id, partner_id, enabled, reason.value)
+    return _endpoint(row) if row else None
+
+
+async def set_secret(conn: Conn, partner_id: str, endpoint_id: str, secret_enc: bytes) -> Endpoint | None:
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_endpoints SET secret_enc = $3, updated_at = now()
+            WHERE id = $1 AND partner_id = $2 AND {_LIVE} RETURNING {_COLUMNS}""",
+        endpoint_id, partner_id, secret_enc)
+    return _endpoint(row) if row else None
+
+
+async def soft_delete(conn: asyncpg.Connection, partner_id: str, endpoint_id: str) -> bool:
+    done = await conn.fetchval(
+        f"""UPDATE webhook_endpoints SET deleted_at = now(), enabled = false, updated_at = now()
+            WHERE id = $1 AND partner_id = $2 AND {_LIVE} RETURNING true""",
+        endpoint_id, partner_id)
+    return bool(done)
+
+
+async def tally_attempts(conn: asyncpg.Connection, tallies: Sequence[FailureTally],
+                         threshold: int) -> list[Tripped]:
+    """Apply a batch's results to the failure counters; disable those reaching ``threshold``.
+
+    Runs in the transaction that records the attempts, so the counter, the disabling
+    and its event (emitted by the caller for each Tripped) commit together.
+    """
+    if not tallies:
+        return []
+    by_id = {t.endpoint_id: t for t in tallies}
+    rows = await conn.fetch(
+        "SELECT id, enabled, consecutive_failures FROM webhook_endpoints WHERE id = ANY($1::text[])"
+        " ORDER BY id FOR UPDATE", list(by_id))
+    ids, counts, trips = [], [], []
+    for row in rows:
+        tally = by_id[row["id"]]
+        count = tally.failures if tally.reset else row["consecutive_failures"] + tally.failures
+        ids.append(row["id"])
+        counts.append(count)
+        trips.append(bool(row["enabled"]) and count >= threshold)
+    updated = await conn.fetch(
+        f"""UPDATE webhook_endpoints w
+            SET consecutive_failures = t.count,
+                enabled = w.enabled AND NOT t.trip,
+                disabled_reason = CASE WHEN t.trip THEN 'consecutive_failures' ELSE w.disabled_reason END,
+                updated_at = CASE WHEN t.trip THEN now() ELSE w.updated_at END
+            FROM unnest($1::text[], $2::int[], $3::bool[]) AS t(id, count, trip)
+            WHERE w.id = t.id
+            RETURNING t.trip, {', '.join('w.' + c.strip() for c in _COLUMNS.split(','))}""",
+        ids, counts, trips)
+    return [Tripped(_endpoint(r)) for r in updated if r["trip"]]

@@ -1,0 +1,214 @@
+"""The delivery worker: dispatch the outbox, claim due deliveries, attempt them, record.
+
+Four loops share one process. The dispatcher stamps positions on committed events
+and fans them out into deliveries; the claimer leases due deliveries (bounded per
+endpoint and overall); each attempt runs as its own task; the recorder writes
+outcomes in batches. Nothing sleeps until a due time: the database holds the
+schedule, and the claimer polls it, woken early by NOTIFY and by its own work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import asyncpg
+import structlog
+
+from controlplane.events import emit, store as events_store
+from controlplane.webhooks import delivery_store, schedule, store
+from controlplane.webhooks.models import DeliveryStatus, Job, Outcome
+from controlplane.webhooks.resolver import Resolve, system_resolve
+from controlplane.webhooks.secret_box import SecretBox
+from controlplane.webhooks.sender import Sender
+from controlplane.webhooks.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DISPATCH_BATCH = 1000
+RECORD_BATCH = 500
+# A claim outlives the attempt's timeout by this much before another worker may retry it.
+LEASE_MARGIN = timedelta(seconds=5)
+
+
+@dataclass
+class Clock:
+    """The seam between the schedule and time: every due-time comparison uses ``now() + offset``."""
+
+    offset: timedelta = timedelta(0)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class Worker:
+    pool: asyncpg.Pool
+    settings: Settings
+    box: SecretBox
+    resolve: Resolve = system_resolve
+    clock: Clock = field(default_factory=Clock)
+    poll_interval: float = 1.0
+    owner: str = field(default_factory=lambda: f"wk_{secrets.token_hex(6)}")
+
+    def __post_init__(self) -> None:
+        self._events = asyncio.Event()   # new events committed (NOTIFY)
+        self._due = asyncio.Event()      # something may be claimable
+        self._results: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._in_flight: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sender = Sender(self.settings, self.box, self.resolve)
+        self._log = log.bind(worker=self.owner)
+
+    def wake(self) -> None:
+        """Look at the outbox and the schedule now (tests call it after moving the clock)."""
+        self._events.set()
+        self._due.set()
+
+    async def run(self) -> None:
+        await self._sender.start()
+        self._log.info("webhooks.worker_started")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._listen())
+                group.create_task(self._dispatch_loop())
+                group.create_task(self._claim_loop())
+                group.create_task(self._record_loop())
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._sender.close()
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; if it drops, polling covers until it is back."""
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.add_listener(events_store.NOTIFY_CHANNEL, self._notified)
+                    self._events.set()
+                    try:
+                        while not conn.is_closed():
+                            await asyncio.sleep(self.poll_interval)
+                    finally:
+                        if not conn.is_closed():
+                            await conn.remove_listener(events_store.NOTIFY_CHANNEL, self._notified)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._log.warning("webhooks.listen_lost", exc_info=True)
+                await asyncio.sleep(self.poll_interval)
+
+    def _notified(self, *_: object) -> None:
+        self._events.set()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await _wait(self._events, self.poll_interval)
+            self._events.clear()
+            while True:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    sequenced = await events_store.sequence_pending(conn, DISPATCH_BATCH)
+                    created = await delivery_store.fan_out(conn, sequenced, schedule.MAX_ATTEMPTS,
+                                                           self.clock.offset)
+                if created:
+                    self._due.set()
+                if len(sequenced) < DISPATCH_BATCH:
+                    break
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await _wait(self._due, self.poll_interval)
+            self._due.clear()
+            room = self.settings.max_concurrency - len(self._in_flight)
+            if room <= 0:
+                continue  # the recorder sets _due when attempts finish
+            lease = timedelta(seconds=self.settings.timeout) + LEASE_MARGIN
+            async with self.pool.acquire() as conn:
+                jobs = await delivery_store.claim(
+                    conn, owner=self.owner, offset=self.clock.offset, exclude=sorted(self._in_flight),
+                    per_endpoint=self.settings.per_endpoint_concurrency, limit=room, lease=lease)
+            claimed = time.monotonic()
+            for job in jobs:
+                self._in_flight.add(job.delivery_id)
+                task = asyncio.create_task(self._attempt(job, claimed))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _attempt(self, job: Job, claimed: float) -> None:
+        attempted_at = job.claimed_at + timedelta(seconds=time.monotonic() - claimed)
+        outcome = await self._sender.attempt(job, attempted_at)
+        self._results.put_nowait(outcome)
+
+    async def _record_loop(self) -> None:
+        while True:
+            batch = [await self._results.get()]
+            while not self._results.empty() and len(batch) < RECORD_BATCH:
+                batch.append(self._results.get_nowait())
+            try:
+                await self._record(batch)
+            finally:
+                for outcome in batch:
+                    self._in_flight.discard(outcome.job.delivery_id)
+                self._due.set()
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        rows = [(o, *_next_state(o)) for o in outcomes]
+        async with self.pool.acquire() as conn, conn.transaction():
+            kept = await delivery_store.record(conn, rows, owner=self.owner, offset=self.clock.offset)
+            tallies = _tallies([o for o in outcomes if o.job.delivery_id in kept])
+            tripped = await store.tally_attempts(conn, tallies, schedule.AUTO_DISABLE_AFTER)
+            for trip in tripped:
+                endpoint = trip.endpoint
+                await emit(conn, "webhook_endpoint.disabled", partner_id=endpoint.partner_id, data={
+                    "webhook_endpoint": {"id": endpoint.id, "url": endpoint.url,
+                                         "description": endpoint.description,
+                                         "consecutive_failures": endpoint.consecutive_failures,
+                                         "disabled_reason": "consecutive_failures"}})
+        for outcome, status, delay in rows:
+            self._log_outcome(outcome, status, delay, lost=outcome.job.delivery_id not in kept)
+        for trip in tripped:
+            self._log.warning("webhooks.endpoint_disabled", endpoint_id=trip.endpoint.id,
+                              consecutive_failures=trip.endpoint.consecutive_failures)
+
+    def _log_outcome(self, outcome: Outcome, status: DeliveryStatus, delay: float, lost: bool) -> None:
+        job = outcome.job
+        bound = self._log.bind(endpoint_id=job.endpoint_id, event_id=job.event_id, delivery_id=job.delivery_id,
+                               attempt=job.attempts + 1, response_status=outcome.response_status)
+        if lost:
+            bound.warning("webhooks.lease_lost")
+        elif outcome.ok:
+            bound.debug("webhooks.delivered")
+        elif status is DeliveryStatus.DEAD:
+            bound.warning("webhooks.dead", error=outcome.error)
+        else:
+            bound.info("webhooks.attempt_failed", error=outcome.error, retry_in_s=delay)
+
+
+def _next_state(outcome: Outcome) -> tuple[DeliveryStatus, float]:
+    if outcome.ok:
+        return DeliveryStatus.DELIVERED, 0.0
+    delay = schedule.retry_delay(outcome.job.attempts + 1, outcome.job.max_attempts)
+    return (DeliveryStatus.DEAD, 0.0) if delay is None else (DeliveryStatus.FAILED, float(delay))
+
+
+def _tallies(outcomes: list[Outcome]) -> list[store.FailureTally]:
+    """Per endpoint, in completion order: was there a success, and how many failures after it."""
+    reset: dict[str, bool] = {}
+    failures: dict[str, int] = {}
+    for outcome in outcomes:
+        endpoint = outcome.job.endpoint_id
+        if outcome.ok:
+            reset[endpoint], failures[endpoint] = True, 0
+        else:
+            reset.setdefault(endpoint, False)
+            failures[endpoint] = failures.get(endpoint, 0) + 1
+    return [store.FailureTally(e, reset[e], failures[e]) for e in reset]
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+

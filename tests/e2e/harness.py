@@ -1,0 +1,100 @@
+"""What every end-to-end test needs: free loopback ports, a real Asterisk from the
+project's runner (one instance per test module, beside any other), and SIPp."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from controlplane.asterisk.credentials import AsteriskCredentials, resolve_credentials
+from controlplane.asterisk.runner import AsteriskRunner, LocalRunner, runner_for
+from controlplane.config import AsteriskConfig, AsteriskRunMode, Config
+
+# An unauthenticated endpoint for SIPp calls from 127.0.0.1, into context `from-sipp`
+# (define it with extensions_extra.conf) or any context given.
+def sipp_endpoint(context: str = "controlplane-test") -> str:
+    return (f"[sipp]\ntype = endpoint\ncontext = {context}\ndisallow = all\nallow = ulaw\n"
+            "[sipp]\ntype = identify\nendpoint = sipp\nmatch = 127.0.0.1\n")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_udp_tcp_port() -> int:
+    """A port free for both UDP and TCP (PJSIP binds both on the same port)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
+def make_config(data_dir: Path, *, instance: str, run: str | None = None,
+                **overrides: object) -> Config:
+    """A config on free ports; the run mode follows $CONTROLPLANE_TEST_ASTERISK_RUN."""
+    run = run or os.environ.get("CONTROLPLANE_TEST_ASTERISK_RUN", "auto")
+    asterisk = AsteriskConfig(run=AsteriskRunMode(run), instance=instance, boot_timeout=60.0,
+                              sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port())
+    return Config(data_dir=str(data_dir), asterisk=asterisk, **overrides)  # type: ignore[arg-type]
+
+
+def require_real_asterisk() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the local Asterisk runner needs root (chroot)")
+    if shutil.which("sipp") is None:
+        pytest.skip("SIPp (Debian: sip-tester) is not installed")
+
+
+@contextlib.contextmanager
+def asterisk_instance(config: Config, extra_files: Mapping[str, str] | None = None
+                      ) -> Iterator[AsteriskRunner]:
+    """A booted Asterisk for the block; always stopped and removed afterwards."""
+    require_real_asterisk()
+    runner = runner_for(config, extra_files=extra_files)
+    try:
+        status = runner.up()
+        assert status.running and status.ari, status.detail
+        yield runner
+    finally:
+        runner.down()
+        if isinstance(runner, LocalRunner):  # the instance directory lives in the shared rootfs
+            shutil.rmtree(runner.instance_dir, ignore_errors=True)
+
+
+def credentials(config: Config) -> AsteriskCredentials:
+    return resolve_credentials(config)
+
+
+async def sipp_call(config: Config, cwd: Path, exten: str, *, hold_ms: int = 1000,
+                    timeout_s: int = 20) -> None:
+    """One call with SIPp's built-in UAC scenario; SIPp hangs up after ``hold_ms``."""
+    proc = await asyncio.create_subprocess_exec(
+        "sipp", "-sn", "uac", "-s", exten, "-m", "1", "-d", str(hold_ms), "-i", "127.0.0.1",
+        "-p", str(free_port(socket.SOCK_DGRAM)), "-timeout", f"{timeout_s}s", "-nostdin",
+        f"127.0.0.1:{config.asterisk.sip_port}", cwd=cwd,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+
+
+def sipp_call_sync(config: Config, cwd: Path, exten: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sipp", "-sn", "uac", "-s", exten, "-m", "1", "-d", "500", "-i", "127.0.0.1",
+         "-p", str(free_port(socket.SOCK_DGRAM)), "-timeout", "20s", "-timeout_error", "-nostdin",
+         f"127.0.0.1:{config.asterisk.sip_port}"],
+        cwd=cwd, capture_output=True, text=True, timeout=60)
