@@ -6,7 +6,9 @@ Needs root, the Asterisk rootfs and sipp (like the e2e tests). Prints figures an
 - render of the whole state vs the 2 s budget;
 - one extension added: commit -> SIPp REGISTER with digest gets 200, p50/p99 over N changes,
   vs one full `module reload res_pjsip.so` with the same objects as a static file;
-- Asterisk restarted with the state: FullyBooted, then a sample of endpoints registering.
+- Asterisk (the product's runner and base config, realtime from PostgreSQL) booted with the
+  state: seconds to FullyBooted (budget: well under a minute), then seconds from FullyBooted
+  until the endpoints are usable (restore + a random sample registering; budget 30 s).
 """
 
 from __future__ import annotations
@@ -112,9 +114,8 @@ async def main(args: argparse.Namespace) -> None:
 
         # ---- baseline: the same endpoints as a static file, one full PJSIP reload
         static = TenantAsterisk(dsn, extra_files={"sorcery.conf": "", "pjsip_static.conf": render_static_conf(objects)},
-                                extra_pjsip="#include pjsip_static.conf\n")
-        static.write_config()
-        boot_static = static.start(timeout=300)
+                                extra_pjsip="#include pjsip_static.conf\n", boot_timeout=300)
+        boot_static = static.start()
         started = time.perf_counter()
         static.cli("module reload res_pjsip.so", timeout=300)
         static.cli("core waitfullybooted", timeout=300)
@@ -125,26 +126,37 @@ async def main(args: argparse.Namespace) -> None:
         print(f"baseline: static file, boot {boot_static:.1f} s; one `module reload res_pjsip.so`: {reload_s:.2f} s")
 
         # ---- realtime: boot, restore, sample of endpoints usable
-        dynamic = TenantAsterisk(dsn)
-        dynamic.write_config()
-        boot_s = dynamic.start(timeout=300)
-        ami = AmiClient("127.0.0.1", dynamic.ami_port, "cptest", dynamic.secret)
+        dynamic = TenantAsterisk(dsn, boot_timeout=300)
+        boot_s = dynamic.start()  # the runner: until FullyBooted and ARI answers
+        booted_at = time.perf_counter()
+        ami = AmiClient("127.0.0.1", dynamic.ami_port, dynamic.ami_user, dynamic.secret)
         await ami.connect(timeout=10)
         applier.dialplan_path, applier.control = dynamic.dialplan_path, AmiControl(ami)
         started = time.perf_counter()
-        await applier.restore()
+        await applier.restore()  # waits for FullyBooted on AMI, then sync + dialplan reload
         restore_s = time.perf_counter() - started
         rng = random.Random(1)
         sample = rng.sample(list(objects.endpoints), args.sample)
         started = time.perf_counter()
-        ok = sum(await asyncio.gather(*(asyncio.to_thread(sipp_register, dynamic, e.id, PASSWORD) for e in sample)))
+        semaphore = asyncio.Semaphore(16)
+
+        async def register_one(endpoint_id: str) -> bool:
+            async with semaphore:
+                return await asyncio.to_thread(sipp_register, dynamic, endpoint_id, PASSWORD)
+
+        ok = sum(await asyncio.gather(*(register_one(e.id) for e in sample)))
         sample_s = time.perf_counter() - started
-        print(f"restart with realtime: FullyBooted after {boot_s:.1f} s; restore (sync + dialplan reload) "
-              f"{restore_s:.2f} s; {ok}/{args.sample} random endpoints registered {sample_s:.2f} s later "
-              f"-> usable {restore_s + sample_s:.1f} s after FullyBooted (budget 30 s)")
-        started = time.perf_counter()
-        listed = dynamic.cli("pjsip show endpoints", timeout=300).count(" Endpoint:  ")
-        print(f"`pjsip show endpoints` lists {listed} endpoints in {time.perf_counter() - started:.1f} s")
+        usable_s = time.perf_counter() - booted_at
+        print(f"boot with realtime ({n_endpoints} endpoints in PostgreSQL): FullyBooted after {boot_s:.1f} s "
+              f"(budget: well under 60 s; static file baseline {boot_static:.1f} s)")
+        print(f"usable: restore (sync + dialplan reload) {restore_s:.2f} s; {ok}/{args.sample} random endpoints "
+              f"registered {sample_s:.2f} s later -> {usable_s:.1f} s after FullyBooted (budget 30 s)")
+        assert ok == args.sample, f"only {ok}/{args.sample} endpoints registered after boot"
+        last = sample[-1].id
+        shown = dynamic.cli(f"pjsip show endpoint {last}", timeout=60)
+        assert f"Endpoint:  {last}" in shown, shown[-500:]
+        print(f"`pjsip show endpoint {last}` finds a realtime endpoint by id; listings show static objects "
+              "only (allow_unqualified_fetch=no)")
 
         # ---- baseline for SIPp itself: registering an existing endpoint
         base = []
@@ -191,5 +203,5 @@ if __name__ == "__main__":
     parser.add_argument("--per-tenant", type=int, default=20)
     parser.add_argument("--dids", type=int, default=5000)
     parser.add_argument("--changes", type=int, default=100)
-    parser.add_argument("--sample", type=int, default=50)
+    parser.add_argument("--sample", type=int, default=200)
     asyncio.run(main(parser.parse_args()))

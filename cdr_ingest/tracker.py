@@ -1,12 +1,14 @@
 """Follows calls through Asterisk's events.
 
-For now it records which channels the daemon has seen come and go, with the
-call id bound to each log line; call records are built on top of it.
+Records which channels the daemon has seen come and go (``recent``), and feeds
+AMI events through the pure call flow (``cdr_ingest.callflow``); the actions it
+returns go to the sink the calls capability attaches (buffered until then).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,7 +25,11 @@ from controlplane.asterisk.events import (
     StasisStart,
 )
 
+from cdr_ingest.ami_inputs import to_input
+from cdr_ingest.callflow import Action, CallFlow, FlowConfig, Input
+
 log = structlog.get_logger(__name__)
+Sink = Callable[[list[Action]], None]
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,29 @@ class Sighting:
 
 
 class CallTracker:
-    def __init__(self, keep: int = 1000) -> None:
+    def __init__(self, keep: int = 1000, flow: FlowConfig = FlowConfig()) -> None:
         self._recent: deque[Sighting] = deque(maxlen=keep)
+        self.flow = CallFlow(flow)
+        self._sink: Sink | None = None
+        self._pending: list[Action] = []
+
+    def attach(self, sink: Sink, flow: FlowConfig | None = None) -> None:
+        """Send actions to ``sink`` from now on (and those buffered so far)."""
+        if flow is not None and flow != self.flow.config and not len(self.flow):
+            self.flow = CallFlow(flow)
+        self._sink = sink
+        pending, self._pending = self._pending, []
+        if pending:
+            sink(pending)
+
+    def feed(self, event: Input) -> None:
+        actions = self.flow.feed(event)
+        if not actions:
+            return
+        if self._sink is None:
+            self._pending.extend(actions)
+        else:
+            self._sink(actions)
 
     def recent(self) -> list[Sighting]:
         return list(self._recent)
@@ -53,8 +80,11 @@ class CallTracker:
     def on_ami(self, event: AmiEvent) -> None:
         if isinstance(event, Newchannel | Hangup):
             self._see("ami", event.event, event.uniqueid, event.linkedid or event.uniqueid, event.exten)
+        flow_input = to_input(event, datetime.now(UTC))
+        if flow_input is not None:
+            self.feed(flow_input)
 
     def _see(self, source: str, name: str, channel_id: str, call_id: str, exten: str) -> None:
         self._recent.append(Sighting(source, name, channel_id, call_id, exten, datetime.now(UTC)))
-        log.info("call.event", source=source, kind=name, call_id=call_id, channel_id=channel_id,
+        log.debug("call.event", source=source, kind=name, call_id=call_id, channel_id=channel_id,
                  exten=exten)

@@ -84,6 +84,41 @@ class WebhooksConfig(_Section):
     max_concurrency: int = 64
 
 
+class CarrierConfig(_Section):
+    """The carrier trunk: outbound calls are dialled to it, inbound calls come from it."""
+
+    endpoint: str = "carrier"  # PJSIP endpoint name (also the channel prefix PJSIP/<endpoint>-)
+    # None: no trunk is rendered (an operator's own pjsip_carrier.conf, or tests).
+    host: str | None = None
+    port: int = 5060
+    # Inbound calls are matched by source address when set (else by From user).
+    match: str | None = None
+
+
+class CallsConfig(_Section):
+    # Platform rate deck (CSV, cdr_ingest.rates columns) for wholesale international.
+    wholesale_deck: str | None = None
+    # Asterisk's CDRs are reconciled this often; a CDR is "settled" after settle_seconds.
+    reconcile_seconds: float = 10.0
+    settle_seconds: float = 5.0
+    # Concurrent writers of call records (calls are partitioned by call id).
+    writers: int = 4
+
+
+class EmergencyConfig(_Section):
+    """911/933 trunks: the E911 provider (registered callers) and the national relay.
+
+    Calls from a number with no registered address go to the relay, whose operator
+    asks for the location; a call is never refused. None: no trunk is rendered
+    (an operator's own PJSIP objects named cp-emergency / cp-emergency-relay).
+    """
+
+    trunk_host: str | None = None
+    trunk_port: int = 5060
+    relay_host: str | None = None
+    relay_port: int = 5060
+
+
 class LoggingConfig(_Section):
     format: str = "auto"  # auto | json | console; auto = console in development
     level: str = "info"
@@ -96,6 +131,9 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    carrier: CarrierConfig = CarrierConfig()
+    calls: CallsConfig = CallsConfig()
+    emergency: EmergencyConfig = EmergencyConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property
@@ -162,6 +200,8 @@ def _check_values(config: Config) -> None:
         "asterisk.sip_port": config.asterisk.sip_port,
         "asterisk.http_port": config.asterisk.http_port,
         "asterisk.ami_port": config.asterisk.ami_port,
+        "emergency.trunk_port": config.emergency.trunk_port,
+        "emergency.relay_port": config.emergency.relay_port,
     }
     for key, port in ports.items():
         if not 1 <= port <= 65535:

@@ -19,15 +19,20 @@ from controlplane.db.database import Database, create_pool, migrate_dsn, open_da
 from controlplane.http.app import make_app
 from controlplane.http.health import Probe, ProbeResult
 from controlplane.keystore import install_secret
+from controlplane.apikeys.plugin import PLUGIN as APIKEYS
+from controlplane.audit.plugin import PLUGIN as AUDIT
 from controlplane.events.plugin import PLUGIN as EVENTS
+from controlplane.numbers.plugin import PLUGIN as NUMBERS
+from controlplane.numbers.plugin import asterisk_files as numbers_asterisk_files
 from controlplane.plugins import Context, Plugin
 from controlplane.tenants.plugin import PLUGIN as TENANTS
 from controlplane.tenants.plugin import asterisk_extra_files
+from controlplane.calls import plugin as calls_plugin
 from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
 
 log = structlog.get_logger(__name__)
 
-PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS]
+PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, calls_plugin.PLUGIN]
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Daemon:
         probes: list[Probe] = [DatabaseProbe(self.pool), *self.asterisk.probes()]
         app = make_app(service_token_value=self.service_token, probes=probes,
                        plugins=PLUGINS, context=self.context)
+        calls_plugin.attach_tracker(app, self.calls)
         for job in self.context.background:
             self.tasks.append(asyncio.create_task(_supervised(job)))
         self.http = web.AppRunner(app, access_log=None)
@@ -103,7 +109,11 @@ class Daemon:
         from controlplane.asterisk.runner import runner_for
 
         assert self.database is not None
-        runner = runner_for(self.config, extra_files=asterisk_extra_files(self.database.dsn))
+        extra = {**asterisk_extra_files(self.database.dsn),
+                 **calls_plugin.asterisk_files(self.config, self.database.dsn)}
+        for name, text in numbers_asterisk_files(self.config).items():  # appended: others may share the file
+            extra[name] = extra.get(name, "") + text
+        runner = runner_for(self.config, extra_files=extra)
         was_running = (await asyncio.to_thread(runner.status)).running
         status = await asyncio.to_thread(runner.up)
         self.runner_started = not was_running

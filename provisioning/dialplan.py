@@ -7,15 +7,17 @@ prefix, number and DID so the same state renders the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
 import jinja2
 
+from e911.routing import EMERGENCY_TRUNK, RELAY_TRUNK, EmergencyDid
+from e911.routing import plan as emergency_plan
 from provisioning import names
-from provisioning.model import DidStatus, ProvisioningState, TenantState, TenantStatus
+from provisioning.model import DidState, DidStatus, ProvisioningState, TenantState, TenantStatus
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "dialplan_templates"
 _NAMES = SimpleNamespace(**{k: v for k, v in vars(names).items() if k.isupper()})
@@ -40,6 +42,29 @@ class CarrierDidView:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerIdView:
+    """An extension's outbound identity: its DID and that DID's effective CNAM."""
+
+    endpoint: str
+    label: str
+    number: str
+    cnam: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyView:
+    """911/933: the tenant-wide registered DID and the extensions with one of their own."""
+
+    context: str
+    default_cid: str
+    by_endpoint: tuple[tuple[str, str], ...]
+    trunk: str = EMERGENCY_TRUNK
+    relay: str = RELAY_TRUNK
+    # 9911 / 9933: a dial-9 habit still reaches emergency (unless an extension owns it).
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TenantView:
     id: str
     prefix: str
@@ -52,6 +77,8 @@ class TenantView:
     features: str
     extensions: tuple[ExtensionView, ...]
     dids: tuple[TenantDidView, ...]
+    emergency: EmergencyView | None = None
+    caller_ids: tuple[CallerIdView, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -71,7 +98,31 @@ def _tenant_view(tenant: TenantState, numbers: dict[str, str], dids: list[Tenant
         extensions=extensions, dids=tuple(sorted(dids, key=lambda d: d.number)))
 
 
-def render_dialplan(state: ProvisioningState) -> str:
+def _emergency_views(tenant: TenantState, numbers: dict[str, str], dids: list[DidState]
+                     ) -> tuple[EmergencyView, tuple[CallerIdView, ...]]:
+    """Emergency caller ids (e911.routing) and outbound identities of one tenant's extensions."""
+    p = tenant.sip_prefix
+    number_of = {ext_id: n for n, ext_id in numbers.items()}
+    plan = emergency_plan(EmergencyDid(d.number, d.extension_id, d.e911_registered) for d in dids)
+    by_endpoint = tuple(sorted((names.endpoint_name(p, number_of[ext_id]), did)
+                               for ext_id, did in plan.by_extension.items() if ext_id in number_of))
+    aliases = tuple((f"9{n}", n) for n in names.EMERGENCY_NUMBERS if f"9{n}" not in numbers)
+    emergency = EmergencyView(f"{p}-emergency", plan.default_cid or "", by_endpoint, aliases=aliases)
+    first: dict[str, DidState] = {}
+    for did in sorted(dids, key=lambda d: d.number):
+        if did.extension_id in number_of:
+            first.setdefault(did.extension_id, did)  # type: ignore[arg-type]
+    caller_ids = tuple(sorted(
+        (CallerIdView(names.endpoint_name(p, number_of[ext_id]), f"cid{number_of[ext_id]}", did.number,
+                      did.cnam or tenant.default_cnam) for ext_id, did in first.items()),
+        key=lambda c: c.endpoint))
+    return emergency, caller_ids
+
+
+CARRIER_TRUNK = "carrier"  # PJSIP endpoint of the carrier trunk (controlplane.calls renders it)
+
+
+def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK) -> str:
     """The whole tenant dialplan. Cancelled tenants have no contexts at all."""
     tenants = {t.id: t for t in state.tenants if t.status.provisioned}
     ext_numbers: dict[str, dict[str, str]] = {tid: {} for tid in tenants}
@@ -81,12 +132,14 @@ def render_dialplan(state: ProvisioningState) -> str:
             ext_numbers[ext.tenant_id][ext.number] = ext.id
             ext_by_id[ext.id] = ext.number
     tenant_dids: dict[str, list[TenantDidView]] = {tid: [] for tid in tenants}
+    active_dids: dict[str, list[DidState]] = {tid: [] for tid in tenants}
     carrier: list[CarrierDidView] = []
     for did in state.dids:
         tenant = tenants.get(did.tenant_id or "")
         if tenant is None or did.status is not DidStatus.ACTIVE:
             continue  # unassigned, released or pending: the catch-all answers "not configured"
         tenant_dids[tenant.id].append(TenantDidView(did.number, ext_by_id.get(did.extension_id or "")))
+        active_dids[tenant.id].append(did)
         if tenant.status is TenantStatus.SUSPENDED:
             goto = f"{names.SUSPENDED},s,1"
         else:
@@ -95,9 +148,11 @@ def render_dialplan(state: ProvisioningState) -> str:
     env = _environment()
     parts = [env.get_template("shared.conf.j2").render(
         names=_NAMES, dids=sorted(carrier, key=lambda d: d.number), tenant_count=len(tenants),
-        did_count=len(carrier), emergency=names.EMERGENCY_NUMBERS)]
+        did_count=len(carrier), emergency=names.EMERGENCY_NUMBERS, trunk=trunk)]
     tenant_template = env.get_template("tenant.conf.j2")
     for tenant in sorted(tenants.values(), key=lambda t: t.sip_prefix):
         view = _tenant_view(tenant, ext_numbers[tenant.id], tenant_dids[tenant.id])
+        emergency, caller_ids = _emergency_views(tenant, ext_numbers[tenant.id], active_dids[tenant.id])
+        view = replace(view, emergency=emergency, caller_ids=caller_ids)
         parts.append(tenant_template.render(t=view, names=_NAMES, emergency=names.EMERGENCY_NUMBERS))
     return "".join(parts)

@@ -57,6 +57,8 @@ class DidState:
     extension_id: str | None
     status: DidStatus = DidStatus.ACTIVE
     cnam: str | None = None
+    # E911: the address of this number is registered with the 911 provider.
+    e911_registered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,7 @@ class AsteriskRunner(Protocol):
     def up(self) -> AsteriskStatus: ...
     def down(self) -> None: ...
     def status(self) -> AsteriskStatus: ...
-    def cli(self, command: str) -> str: ...
+    def cli(self, command: str, timeout: float = 30.0) -> str: ...
     def kill(self) -> None: ...
 
 
@@ -413,11 +413,11 @@ class LocalRunner:
             ari = code == 200
         return self._status(running, pid, ari, uptime)
 
-    def cli(self, command: str) -> str:
+    def cli(self, command: str, timeout: float = 30.0) -> str:
         try:
-            result = self._asterisk_rx(command, timeout=30.0)
+            result = self._asterisk_rx(command, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AsteriskError(f"asterisk -rx {command!r}: no answer in 30 s") from None
+            raise AsteriskError(f"asterisk -rx {command!r}: no answer in {timeout:.0f} s") from None
         if result.returncode != 0:
             raise AsteriskError(f"asterisk -rx {command!r} failed: {(result.stdout + result.stderr).strip()}")
         return result.stdout
@@ -782,11 +782,11 @@ class ContainerRunner:
                               detail=_describe(self.mode, running, pid, ari, uptime, self.cfg,
                                                f", container {self.name}, logs in {self.log_dir}"))
 
-    def cli(self, command: str) -> str:
+    def cli(self, command: str, timeout: float = 30.0) -> str:
         try:
-            result = self._exec_rx(command, timeout=30.0)
+            result = self._exec_rx(command, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AsteriskError(f"asterisk -rx {command!r}: no answer in 30 s") from None
+            raise AsteriskError(f"asterisk -rx {command!r}: no answer in {timeout:.0f} s") from None
         if result.returncode != 0:
             raise AsteriskError(f"asterisk -rx {command!r} failed: {(result.stdout + result.stderr).strip()}")
         return result.stdout
@@ -915,7 +915,7 @@ class ExternalRunner:
                               sip_port=a.sip_port, http_port=a.http_port, ami_port=a.ami_port, ari=running,
                               detail=_describe(self.mode, running, None, running, None, self.cfg, extra))
 
-    def cli(self, command: str) -> str:
+    def cli(self, command: str, timeout: float = 30.0) -> str:
         a = self.cfg.asterisk
         creds = self.credentials()
-        return ami_command(a.host, a.ami_port, creds.ami_user, creds.ami_password, command)
+        return ami_command(a.host, a.ami_port, creds.ami_user, creds.ami_password, command, timeout=timeout)

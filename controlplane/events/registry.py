@@ -25,7 +25,10 @@ CATEGORIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
                       "inbound_call.abandoned"),
     "usage": ("usage.threshold_reached", "usage.cap_reached"),
     "webhooks": ("webhook_endpoint.disabled",),
-    "e911": ("e911.unregistered_call",),
+    "e911": ("e911.unregistered_call", "e911.status_changed"),
+    "porting": ("port_request.created", "port_request.updated", "port_request.submitted",
+                "port_request.foc_received", "port_request.completed", "port_request.rejected",
+                "port_request.cancelled"),
 })
 
 EVENT_TYPES: frozenset[str] = frozenset(t for types in CATEGORIES.values() for t in types)

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import asyncpg
 
 from aiohttp import web
 
-from controlplane.http import health, openapi
-from controlplane.http.middleware import request_context, service_token, service_token_auth
+from controlplane.http import access, health, openapi
+from controlplane.http.idempotency import idempotency, purge_forever
+from controlplane.http.middleware import db_pool, guard, install_access_table, rate_limiter, request_context, \
+    service_token
+from controlplane.http.ratelimit import RateLimiter
 from controlplane.plugins import Context, Plugin
 
 
 def make_app(*, service_token_value: str, probes: Sequence[health.Probe],
-             plugins: Sequence[Plugin] = (), context: Context | None = None) -> web.Application:
-    app = web.Application(middlewares=[request_context, service_token_auth],
+             plugins: Sequence[Plugin] = (), context: Context | None = None,
+             limiter: RateLimiter | None = None) -> web.Application:
+    app = web.Application(middlewares=[request_context, guard, idempotency],
                           client_max_size=1024 * 1024)
     app[service_token] = service_token_value
+    app[rate_limiter] = limiter or RateLimiter()
     app[health.probes_key] = list(probes)
-    app[openapi.openapi_document] = openapi.build_document(p.package for p in plugins)
+    document = openapi.build_document(p.package for p in plugins)
+    app[openapi.openapi_document] = document
+    install_access_table(app, access.operation_access(document))
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/openapi.json", openapi.openapi_json)
@@ -25,4 +36,18 @@ def make_app(*, service_token_value: str, probes: Sequence[health.Probe],
         assert context is not None, "plugins need a context"
         for plugin in plugins:
             plugin.install(app, context)
+    if context is not None and context.pool is not None:
+        app[db_pool] = context.pool
+        app.cleanup_ctx.append(_purging(context.pool))
     return app
+
+
+def _purging(pool: asyncpg.Pool) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Idempotency records are purged while the server runs (started and stopped with it)."""
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(purge_forever(pool))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return context

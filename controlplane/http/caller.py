@@ -1,8 +1,9 @@
 """Who is calling, and for which partner.
 
 The portal's service token may act for any partner: ``X-Partner-Id`` names it and
-``X-Acting-User`` (optional) the portal user, for the audit log. Partner API keys
-(a later capability) resolve to their own partner.
+``X-Acting-User`` (optional) the portal user, for the audit log. A partner API key
+acts for its own partner only (the header, if sent, must name that partner), within
+its scopes and, when it has one, its tenant scope.
 """
 
 from __future__ import annotations
@@ -31,6 +32,18 @@ class Caller:
     partner_id: str | None
     user_id: str | None = None
     key_id: str | None = None
+    # API keys only: granted scopes ("tenants:read", ...); None means unrestricted (the portal).
+    scopes: frozenset[str] | None = None
+    # API keys only: the tenants the key may touch; None means every tenant of the partner.
+    tenant_ids: frozenset[str] | None = None
+    rate_limit: int | None = None
+
+    def allows(self, scope: str) -> bool:
+        """``x:write`` implies ``x:read``: a key that may change a thing may look at it."""
+        if self.scopes is None:
+            return True
+        resource, _, level = scope.partition(":")
+        return scope in self.scopes or (level == "read" and f"{resource}:write" in self.scopes)
 
 
 caller_key = web.RequestKey("caller", Caller)
@@ -52,3 +65,15 @@ def partner_id(request: web.Request) -> str:
         raise Problem(422, f"the {PARTNER_HEADER} header names the partner to act for",
                       field=PARTNER_HEADER)
     return partner
+
+
+def tenant_scope(request: web.Request) -> frozenset[str] | None:
+    """The tenants this caller may see; None when it may see all of the partner's."""
+    return request[caller_key].tenant_ids
+
+
+def require_tenant(request: web.Request, tenant_id: str | None) -> None:
+    """A 404 (not a 403: existence is not disclosed) for a tenant outside the key's scope."""
+    scope = tenant_scope(request)
+    if scope is not None and tenant_id is not None and tenant_id not in scope:
+        raise Problem(404, f"no tenant {tenant_id} for this partner", code="not_found")

@@ -1,4 +1,10 @@
-"""Request ids, problem+json errors and service-token authentication."""
+"""The middleware stack: request ids and problem+json, then the guard (who is
+calling, rate limits, scopes, the audit actor), then idempotency (idempotency.py).
+
+Callers: the portal's service token (any partner, never rate limited) or a partner
+API key (``sk_live_...``, resolved by the ``key_authenticator`` the apikeys plugin
+installs; without it only the service token is accepted).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,40 @@ import hmac
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
+import asyncpg
 import structlog
 from aiohttp import web
 
-from controlplane.http.caller import caller_key, service_caller
+from controlplane import audit
+from controlplane.audit import store as audit_store
+from controlplane.http import access
+from controlplane.http.caller import Caller, CallerKind, caller_key, service_caller
 from controlplane.http.problems import Problem, problem_response
+from controlplane.http.ratelimit import RateLimiter
 
 REQUEST_ID_HEADER = "X-Request-Id"
+REPLAYED_HEADER = "Idempotent-Replayed"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CALLER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger(__name__)
 
+
+class KeyAuthenticator(Protocol):
+    async def authenticate(self, token: str) -> Caller: ...
+
+
 request_id_key = web.RequestKey("request_id", str)
 service_token = web.AppKey("service_token", str)
+key_authenticator = web.AppKey("key_authenticator", KeyAuthenticator)
+rate_limiter = web.AppKey("rate_limiter", RateLimiter)
+db_pool = web.AppKey("db_pool", asyncpg.Pool)
+# Route -> Access, filled lazily from the (method, path template) table of the contract.
+_route_cache = web.AppKey("route_access_cache", dict)
 
 
 @web.middleware
@@ -46,14 +70,92 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         return response
 
 
+def _unauthorized() -> Problem:
+    return Problem(401, "missing or invalid credentials", code="unauthorized",
+                   headers={"WWW-Authenticate": 'Bearer realm="controlplane"'})
+
+
+async def authenticate(request: web.Request) -> Caller:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized()
+    keys = request.app.get(key_authenticator)
+    if keys is not None and token.startswith("sk_"):
+        return await keys.authenticate(token)
+    if not hmac.compare_digest(token.encode(), request.app[service_token].encode()):
+        raise _unauthorized()
+    return service_caller(request)
+
+
+def route_access(request: web.Request) -> access.Access | None:
+    route = request.match_info.route
+    if route.resource is None:  # no route matched: aiohttp answers 404/405 itself
+        return None
+    cache = request.app[_route_cache]
+    try:
+        return cache[route]  # type: ignore[no-any-return]
+    except KeyError:
+        template = access.route_template(request)
+        found = request.app[access.route_access].get((request.method, template)) if template else None
+        cache[route] = found
+        return found
+
+
 @web.middleware
-async def service_token_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate, rate-limit API keys, check the route's scope, bind the audit actor."""
     if request.path in PUBLIC_PATHS:
         return await handler(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    expected = request.app[service_token]
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Problem(401, "missing or invalid credentials", code="unauthorized",
-                      headers={"WWW-Authenticate": 'Bearer realm="controlplane"'})
-    request[caller_key] = service_caller(request)
-    return await handler(request)
+    caller = await authenticate(request)
+    request[caller_key] = caller
+    verdict = None
+    if caller.kind is CallerKind.API_KEY:
+        assert caller.key_id is not None and caller.partner_id is not None and caller.rate_limit is not None
+        verdict = request.app[rate_limiter].take(caller.key_id, caller.rate_limit, caller.partner_id)
+        if not verdict.allowed:
+            raise Problem(429, f"over the {verdict.which} limit of {verdict.limit} requests per minute",
+                          code="rate_limited", headers={"Retry-After": str(verdict.retry_after)},
+                          extra={"limit_scope": verdict.which})
+    rule = route_access(request)
+    access.check(request, rule)
+    actor = audit.Actor(caller.kind.value, caller.partner_id, caller.key_id, caller.user_id,
+                        request[request_id_key])
+    token = audit.bind_actor(actor)
+    try:
+        response = await handler(request)
+    finally:
+        audit.reset_actor(token)
+    if (request.method in MUTATIONS and response.status < 400 and actor.recorded == 0
+            and REPLAYED_HEADER not in response.headers):
+        await _generic_entry(request, rule, actor)
+    if verdict is not None:
+        response.headers["X-RateLimit-Limit"] = str(verdict.limit)
+        response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+    return response
+
+
+async def _generic_entry(request: web.Request, rule: access.Access | None, actor: audit.Actor) -> None:
+    """Safety net for a mutation whose service wrote no entry: who, which route, which id.
+
+    Written after the change committed (so, unlike service entries, not atomically with it).
+    """
+    pool = request.app.get(db_pool)
+    if pool is None:
+        return
+    parts = request.path.split("/")
+    ids = list(request.match_info.values())
+    entry = audit_store.Entry(
+        id=f"aud_{secrets.token_hex(8)}", partner_id=actor.partner_id, tenant_id=request.match_info.get("tenant_id"),
+        actor_type=actor.actor_type, api_key_id=actor.api_key_id, user_id=actor.user_id,
+        action=rule.operation_id if rule else request.method.lower(),
+        resource=parts[2] if len(parts) > 2 else request.path, resource_id=ids[-1] if ids else "",
+        changes={}, request_id=actor.request_id)
+    try:
+        await audit_store.insert(pool, entry)
+    except Exception:
+        log.exception("audit.generic_entry_failed", path=request.path)
+
+
+def install_access_table(app: web.Application, table: dict[tuple[str, str], access.Access]) -> None:
+    app[access.route_access] = table
+    app[_route_cache] = {}

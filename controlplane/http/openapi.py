@@ -2,11 +2,15 @@
 
 The base document lives beside this module; each plugin adds a fragment
 (``openapi.yaml`` in its package) whose ``paths`` and ``components`` are merged in.
+Then what the middleware stack does to every operation is written into it once:
+its scope (``x-scope``, see access.py), the API-key security, the 401/403/429
+answers, and ``Idempotency-Key`` on POSTs.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable
 from importlib import resources
 from typing import Any
@@ -35,7 +39,38 @@ def build_document(plugin_packages: Iterable[str] = ()) -> dict[str, Any]:
             if clash:
                 raise ValueError(f"{package}: components.{section} {sorted(clash)} already defined")
             target.update(entries)
+    document = json.loads(json.dumps(document))  # YAML anchors share objects: unshare before editing
+    _decorate(document)
     return document
+
+
+_COMMON = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"}
+_METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def _decorate(document: dict[str, Any]) -> None:
+    from controlplane.http.access import OPERATION_SCOPES, PORTAL, TENANT_AWARE
+
+    for item in document["paths"].values():
+        for method in _METHODS:
+            op = item.get(method)
+            if op is None or op.get("security", document["security"]) == []:
+                continue
+            scope = op.setdefault("x-scope", OPERATION_SCOPES.get(op.get("operationId", "")))
+            if scope is None:
+                continue  # left for the contract test to report
+            if op.get("operationId") in TENANT_AWARE:
+                op.setdefault("x-tenant-aware", True)
+            op.setdefault("security", [{"serviceToken": []}] if scope == PORTAL
+                          else [{"serviceToken": []}, {"apiKey": [scope]}])
+            responses = op.setdefault("responses", {})
+            for status, name in _COMMON.items():
+                responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
+            if method == "post":
+                params = op.setdefault("parameters", [])
+                params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+                responses.setdefault("409", {"$ref": "#/components/responses/Conflict"})
+                responses.setdefault("422", {"$ref": "#/components/responses/Invalid"})
 
 
 async def openapi_json(request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ import structlog
 
 from controlplane.tenants import realtime_store
 from controlplane.tenants.store import Conn
-from provisioning.dialplan import render_dialplan
+from provisioning.dialplan import CARRIER_TRUNK, render_dialplan
 from provisioning.diff import desired_by_table, diff_table
 from provisioning.model import ProvisioningState
 from provisioning.pjsip import render_pjsip
@@ -37,11 +37,24 @@ class AsteriskControl(Protocol):
     async def command(self, command: str) -> str: ...
 
 
+class DialplanNotLoaded(RuntimeError):
+    """Asterisk has no `dialplan reload` yet: pbx_config is not loaded (still booting)."""
+
+
 @dataclass
 class AmiControl:
     """CLI commands over AMI's ``Command`` action."""
 
     ami: AmiClient
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until Asterisk has said FullyBooted on the current AMI connection.
+
+        Before that, modules (pbx_config among them) may still be loading: a
+        `dialplan reload` then fails with "No such command".
+        """
+        await self.ami.wait_connected(timeout)
+        await self.ami.wait_fully_booted(timeout)
 
     async def command(self, command: str) -> str:
         # Asterisk answers "Response: Error" for a CLI command that reports failure
@@ -72,6 +85,7 @@ class Applier:
     dialplan_path: Path | None = None
     control: AsteriskControl | None = None
     debounce: float = 0.05
+    trunk: str = CARRIER_TRUNK  # PJSIP endpoint of the carrier trunk (config carrier.endpoint)
     _wanted: asyncio.Event = field(default_factory=asyncio.Event)
     _applied: asyncio.Event = field(default_factory=asyncio.Event)
     _generation: int = 0
@@ -136,7 +150,7 @@ class Applier:
         """Render, write when different (or forced), reload. True when reloaded."""
         async with self.pool.acquire() as conn:
             state = await realtime_store.load_state(conn)
-        text = render_dialplan(state)
+        text = render_dialplan(state, trunk=self.trunk)
         if self.dialplan_path is None:
             return False
         current = self.dialplan_path.read_text() if self.dialplan_path.exists() else None
@@ -149,7 +163,9 @@ class Applier:
             log.warning("provisioning.no_asterisk_control", detail="dialplan written, not reloaded")
             return False
         started = time.perf_counter()
-        await self.control.command("dialplan reload")
+        output = await self.control.command("dialplan reload")
+        if "No such command" in output:
+            raise DialplanNotLoaded(output.strip()[-200:])
         self.last_reload_seconds = time.perf_counter() - started
         log.info("provisioning.dialplan_reloaded", seconds=round(self.last_reload_seconds, 3),
                  bytes=len(text))
@@ -157,11 +173,31 @@ class Applier:
 
     # ------------------------------------------------------------ restore and reconcile
 
-    async def restore(self) -> SyncReport:
-        """After an Asterisk (re)start: every object and the dialplan, from the database."""
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until Asterisk is FullyBooted (when the control can tell)."""
+        wait = getattr(self.control, "wait_ready", None)
+        if wait is not None:
+            await wait(timeout)
+
+    async def restore(self, boot_timeout: float = 300.0) -> SyncReport:
+        """After an Asterisk (re)start: every object and the dialplan, from the database.
+
+        The rows are repaired at once (Asterisk reads them on demand); the dialplan
+        reload waits for FullyBooted, and is retried while pbx_config is not there yet.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             report = await self.sync_all(conn)
-        await self.apply_dialplan(force=True)
+        deadline = time.monotonic() + boot_timeout
+        while True:
+            await self.wait_ready(max(0.0, deadline - time.monotonic()))
+            try:
+                await self.apply_dialplan(force=True)
+                break
+            except DialplanNotLoaded:
+                if time.monotonic() >= deadline:
+                    raise
+                log.info("provisioning.restore_waiting", detail="dialplan reload not available yet")
+                await asyncio.sleep(0.5)
         log.info("provisioning.restored", upserted=report.upserted, deleted=report.deleted)
         return report
 

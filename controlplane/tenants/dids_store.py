@@ -31,9 +31,12 @@ async def get(conn: Conn, partner_id: str, did_id: str, *, lock: bool = False) -
 
 
 async def list_page(conn: Conn, partner_id: str, page: PageRequest, tenant_id: str | None,
-                    status: str | None, assigned: bool | None, search: str | None) -> list[Did]:
+                    status: str | None, assigned: bool | None, search: str | None,
+                    tenant_ids: frozenset[str] | None = None) -> list[Did]:
     q = Query()
     q.add("partner_id = ?", partner_id)
+    if tenant_ids is not None:
+        q.add("tenant_id = ANY(?::text[])", sorted(tenant_ids))
     if tenant_id:
         q.add("tenant_id = ?", tenant_id)
     if status:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from controlplane.http.caller import partner_id
+from controlplane.http.caller import partner_id, require_tenant, tenant_scope
 from controlplane.http.problems import Problem
 from controlplane.tenants.models import (
     DidCreate, DidUpdate, ExtensionCreate, ExtensionUpdate, Page, PartnerCreate, PartnerUpdate, TenantCreate,
@@ -100,7 +100,7 @@ async def create_tenant(request: web.Request) -> web.Response:
 async def list_tenants(request: web.Request) -> web.Response:
     q = request.query
     items, cursor = await request.app[tenant_services].list_tenants(
-        partner_id(request), page_request(q), q.get("status"), q.get("q"))
+        partner_id(request), page_request(q), q.get("status"), q.get("q"), tenant_scope(request))
     return _page(items, cursor)
 
 
@@ -175,16 +175,29 @@ async def list_dids(request: web.Request) -> web.Response:
     q = request.query
     items, cursor = await request.app[numbering_services].list_dids(
         partner_id(request), page_request(q), q.get("tenant_id"), q.get("status"), _flag(request, "assigned"),
-        q.get("q"))
+        q.get("q"), tenant_scope(request))
     return _page(items, cursor)
 
 
+async def _scoped_did(request: web.Request) -> Any:
+    """The DID, or a 404 when a tenant-scoped key asks for one outside its tenants."""
+    did = await request.app[numbering_services].get_did(partner_id(request), _id(request, "did_id"))
+    scope = tenant_scope(request)
+    if scope is not None and did.tenant_id not in scope:
+        raise Problem(404, f"no DID {did.id} for this partner", code="not_found")
+    return did
+
+
 async def get_did(request: web.Request) -> web.Response:
-    return _json(await request.app[numbering_services].get_did(partner_id(request), _id(request, "did_id")))
+    return _json(await _scoped_did(request))
 
 
 async def update_did(request: web.Request) -> web.Response:
     body = await _body(request, DidUpdate)
+    if tenant_scope(request) is not None:
+        await _scoped_did(request)
+        if isinstance(body.tenant_id, str):
+            require_tenant(request, body.tenant_id)
     return _json(await request.app[numbering_services].update_did(partner_id(request), _id(request, "did_id"),
                                                                   body))
 
@@ -195,6 +208,8 @@ async def delete_did(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    from controlplane.tenants import export  # it uses this module's helpers
+
     r = app.router
     r.add_post("/v1/partners", create_partner)
     r.add_get("/v1/partners", list_partners)
@@ -203,6 +218,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/v1/partners/{partner_id}", delete_partner)
     r.add_post("/v1/tenants", create_tenant)
     r.add_get("/v1/tenants", list_tenants)
+    r.add_get("/v1/tenants/export", export.tenants_csv)
     r.add_get("/v1/tenant-defaults", get_defaults)
     r.add_put("/v1/tenant-defaults", put_defaults)
     r.add_get("/v1/tenants/{tenant_id}", get_tenant)
@@ -217,6 +233,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(base + "/{extension_id}/reset-password", reset_extension_password)
     r.add_post("/v1/dids", create_did)
     r.add_get("/v1/dids", list_dids)
+    r.add_get("/v1/dids/export", export.dids_csv)
     r.add_get("/v1/dids/{did_id}", get_did)
     r.add_patch("/v1/dids/{did_id}", update_did)
     r.add_delete("/v1/dids/{did_id}", delete_did)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 import msgspec
 
+from controlplane import audit
 from controlplane.http.problems import Problem
 from controlplane.tenants import dids_store, extensions_store, store
 from controlplane.tenants.applier import Applier
@@ -20,8 +21,8 @@ from controlplane.tenants.models import (
     UNSET, Did, DidCreate, DidStatus, DidUpdate, Extension, ExtensionCreate, ExtensionCredentials,
     ExtensionUpdate, PartnerTier, Tenant, TenantStatus)
 from controlplane.tenants import outbox
-from controlplane.tenants.pagination import PageRequest
-from controlplane.tenants.services import checked, max_extensions, new_id, next_page
+from controlplane.tenants.pagination import PageRequest, next_page
+from controlplane.tenants.services import checked, max_extensions, new_id
 from provisioning import validate
 from provisioning.names import REALM, endpoint_name
 
@@ -78,6 +79,8 @@ class NumberingServices:
             await self.applier.sync_tenant(conn, tenant_id)
             ext = await self._extension(conn, tenant_id, ext_id)
             await outbox.extension(conn, "extension.created", partner_id, ext)
+            await audit.record(conn, action="create", resource="extension", resource_id=ext_id,
+                               partner_id=partner_id, tenant_id=tenant_id, after=ext)
         self.applier.dialplan_changed()
         return ExtensionCredentials(extension=ext, sip_username=username, sip_password=password, sip_realm=REALM)
 
@@ -92,7 +95,7 @@ class NumberingServices:
             raise Problem(422, "q: at most 100 characters", field="q")
         async with self.pool.acquire() as conn:
             await self._tenant(conn, partner_id, tenant_id)
-            return next_page(await extensions_store.list_page(conn, tenant_id, page, search), page.limit)
+            return next_page(await extensions_store.list_page(conn, tenant_id, page, search), page)
 
     async def update_extension(self, partner_id: str, tenant_id: str, ext_id: str,
                                body: ExtensionUpdate) -> Extension:
@@ -110,6 +113,8 @@ class NumberingServices:
             await self.applier.sync_tenant(conn, tenant_id)
             updated = await self._extension(conn, tenant_id, ext_id)
             await outbox.extension(conn, "extension.updated", partner_id, updated)
+            await audit.record(conn, action="update", resource="extension", resource_id=ext_id,
+                               partner_id=partner_id, tenant_id=tenant_id, before=ext, after=updated)
         self.applier.dialplan_changed()
         return updated
 
@@ -122,6 +127,9 @@ class NumberingServices:
             await extensions_store.set_ha1(conn, ext_id, sip_ha1(ext.sip_username, password))
             await self.applier.sync_tenant(conn, tenant_id)
             await outbox.extension(conn, "extension.updated", partner_id, ext)
+            await audit.record(conn, action="reset_password", resource="extension", resource_id=ext_id,
+                               partner_id=partner_id, tenant_id=tenant_id, before={"sip_password": "old"},
+                               after={"sip_password": "new"})
         return ExtensionCredentials(extension=ext, sip_username=ext.sip_username, sip_password=password,
                                     sip_realm=REALM)
 
@@ -133,6 +141,8 @@ class NumberingServices:
             await extensions_store.delete(conn, ext_id)
             await self.applier.sync_tenant(conn, tenant_id)
             await outbox.extension(conn, "extension.deleted", partner_id, ext)
+            await audit.record(conn, action="delete", resource="extension", resource_id=ext_id,
+                               partner_id=partner_id, tenant_id=tenant_id, before=ext)
         self.applier.dialplan_changed()
 
     # ---------------------------------------------------------------- DIDs
@@ -148,6 +158,8 @@ class NumberingServices:
                 raise Problem(409, f"{number} is already in an inventory", field="number", code="did_exists")
             did = await self._did(conn, partner_id, did_id)
             await outbox.did(conn, "phone_number.purchased", did, None)
+            await audit.record(conn, action="create", resource="did", resource_id=did_id, partner_id=partner_id,
+                               after=did)
         return did
 
     async def get_did(self, partner_id: str, did_id: str) -> Did:
@@ -155,14 +167,15 @@ class NumberingServices:
             return await self._did(conn, partner_id, did_id)
 
     async def list_dids(self, partner_id: str, page: PageRequest, tenant_id: str | None, status: str | None,
-                        assigned: bool | None, search: str | None) -> tuple[list[Did], str | None]:
+                        assigned: bool | None, search: str | None, tenant_ids: frozenset[str] | None = None
+                        ) -> tuple[list[Did], str | None]:
         if status is not None and status not in DidStatus.__members__:
             raise Problem(422, f"status must be one of {', '.join(DidStatus)}", field="status")
         if search is not None and not (search.lstrip("+").isdigit() and len(search) <= 16):
             raise Problem(422, "q: digits of a phone number", field="q")
         async with self.pool.acquire() as conn:
             return next_page(await dids_store.list_page(conn, partner_id, page, tenant_id, status, assigned,
-                                                        search), page.limit)
+                                                        search, tenant_ids), page)
 
     async def update_did(self, partner_id: str, did_id: str, body: DidUpdate) -> Did:
         """Assign to a tenant (and route to one of its extensions), unassign, or set the CNAM."""
@@ -194,6 +207,8 @@ class NumberingServices:
             event = ("phone_number.assigned" if tenant_id and tenant_id != did.tenant_id
                      else "phone_number.released" if did.tenant_id and not tenant_id else "phone_number.updated")
             await outbox.did(conn, event, result, tenant_id or did.tenant_id)
+            await audit.record(conn, action="update", resource="did", resource_id=did_id, partner_id=partner_id,
+                               tenant_id=tenant_id or did.tenant_id, before=did, after=result)
         self.applier.dialplan_changed()
         return result
 
@@ -204,6 +219,8 @@ class NumberingServices:
                 raise Problem(409, "the DID is assigned to a tenant; unassign it first", code="did_assigned")
             await dids_store.delete(conn, did_id)
             await outbox.did(conn, "phone_number.released", did, None)
+            await audit.record(conn, action="delete", resource="did", resource_id=did_id, partner_id=partner_id,
+                               before=did)
         self.applier.dialplan_changed()
 
     # ---------------------------------------------------------------- helpers

@@ -53,13 +53,16 @@ class TenantsPlugin:
             return
         etc = asterisk_etc_dir(context.config)
         control = AmiControl(context.ami) if context.ami is not None else None
-        applier = Applier(context.pool, dialplan_path=etc / DIALPLAN_FILE if etc else None, control=control)
+        applier = Applier(context.pool, dialplan_path=etc / DIALPLAN_FILE if etc else None, control=control,
+                          trunk=context.config.carrier.endpoint)
         app[http.tenant_services] = tenants = TenantServices(context.pool, applier)
         app[http.numbering_services] = NumberingServices(context.pool, applier)
         context.background.append(applier.run)
         context.background.append(lambda: applier.reconcile_forever(RECONCILE_SECONDS))
         context.background.append(lambda: _purge_forever(tenants))
         context.resync.append(applier.restore)
+        if control is not None:  # the first boot: the reconnect hook only covers later ones
+            context.background.append(applier.restore)
         log.info("tenants.installed", dialplan=str(etc / DIALPLAN_FILE) if etc else None,
                  asterisk_control=control is not None)
 

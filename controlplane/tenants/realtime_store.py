@@ -28,8 +28,10 @@ async def load_state(conn: Conn, tenant_id: str | None = None) -> ProvisioningSt
                                   f" FROM extensions {ext_where}", *args))
     dids: tuple[DidState, ...] = ()
     if tenant_id is None:
-        dids = tuple(DidState(r["number"], r["tenant_id"], r["extension_id"], DidStatus(r["status"]), r["cnam"])
-                     for r in await conn.fetch("SELECT number, tenant_id, extension_id, status, cnam FROM dids"))
+        dids = tuple(DidState(r["number"], r["tenant_id"], r["extension_id"], DidStatus(r["status"]), r["cnam"],
+                              r["e911_status"] == "REGISTERED")
+                     for r in await conn.fetch("SELECT number, tenant_id, extension_id, status, cnam, e911_status"
+                                               " FROM dids"))
     return ProvisioningState(tenants, extensions, dids)
 
 

@@ -18,6 +18,7 @@ import msgspec
 import asyncpg
 
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier
+from controlplane import audit
 from controlplane.http.problems import Problem
 from controlplane.tenants import dids_store, store
 from controlplane.tenants.applier import Applier
@@ -25,7 +26,7 @@ from controlplane.tenants.models import (
     UNSET, Partner, PartnerCreate, PartnerTier, PartnerUpdate, Tenant, TenantCreate, TenantDefaults,
     TenantStatus, TenantUpdate)
 from controlplane.tenants import outbox
-from controlplane.tenants.pagination import PageRequest, encode_cursor
+from controlplane.tenants.pagination import PageRequest, next_page
 from provisioning import validate
 from provisioning.validate import Invalid
 
@@ -49,13 +50,6 @@ def max_extensions(tier: PartnerTier) -> int | None:
     return prices.max_extensions if prices else None
 
 
-def next_page(items: list[T], limit: int) -> tuple[list[T], str | None]:
-    if len(items) <= limit:
-        return items, None
-    last = items[limit - 1]
-    return items[:limit], encode_cursor(last.created_at, last.id)  # type: ignore[attr-defined]
-
-
 @dataclass
 class TenantServices:
     pool: asyncpg.Pool
@@ -68,7 +62,10 @@ class TenantServices:
         partner_id = new_id("ptr")
         async with self.pool.acquire() as conn, conn.transaction():
             await store.insert_partner(conn, partner_id, name, body.tier)
-            return await self._partner(conn, partner_id)
+            created = await self._partner(conn, partner_id)
+            await audit.record(conn, action="create", resource="partner", resource_id=partner_id,
+                               partner_id=partner_id, after=created)
+            return created
 
     async def get_partner(self, partner_id: str) -> Partner:
         async with self.pool.acquire() as conn:
@@ -80,7 +77,7 @@ class TenantServices:
         async with self.pool.acquire() as conn:
             rows = await store.list_partners(conn, page, tier)
         partners = [store.partner_from(r, max_extensions(PartnerTier(r["tier"]))) for r in rows]
-        return next_page(partners, page.limit)
+        return next_page(partners, page)
 
     async def update_partner(self, partner_id: str, body: PartnerUpdate) -> Partner:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -92,14 +89,19 @@ class TenantServices:
                 raise Problem(409, f"the partner has {current.extension_count} extensions; the {tier.title()}"
                               f" tier allows {cap:,}", code="tier_limit")
             await store.update_partner(conn, partner_id, name, tier)
-            return await self._partner(conn, partner_id)
+            updated = await self._partner(conn, partner_id)
+            await audit.record(conn, action="update", resource="partner", resource_id=partner_id,
+                               partner_id=partner_id, before=current, after=updated)
+            return updated
 
     async def delete_partner(self, partner_id: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._partner(conn, partner_id, lock=True)
+            current = await self._partner(conn, partner_id, lock=True)
             if await store.partner_has_children(conn, partner_id):
                 raise Problem(409, "the partner still has tenants or DIDs", code="partner_in_use")
             await store.delete_partner(conn, partner_id)
+            await audit.record(conn, action="delete", resource="partner", resource_id=partner_id,
+                               partner_id=partner_id, before=current)
 
     async def _partner(self, conn: store.Conn, partner_id: str, *, lock: bool = False) -> Partner:
         row = await store.partner_record(conn, partner_id, lock=lock)
@@ -133,6 +135,8 @@ class TenantServices:
                               code="sip_prefix_taken") from None
             created = await self._tenant(conn, partner_id, tenant.id)
             await outbox.tenant(conn, created, None)
+            await audit.record(conn, action="create", resource="tenant", resource_id=created.id,
+                               partner_id=partner_id, tenant_id=created.id, after=created)
         self.applier.dialplan_changed()
         return created
 
@@ -155,13 +159,15 @@ class TenantServices:
             return await self._tenant(conn, partner_id, tenant_id)
 
     async def list_tenants(self, partner_id: str, page: PageRequest, status: str | None,
-                           search: str | None) -> tuple[list[Tenant], str | None]:
+                           search: str | None, tenant_ids: frozenset[str] | None = None
+                           ) -> tuple[list[Tenant], str | None]:
         if status is not None and status not in TenantStatus.__members__:
             raise Problem(422, f"status must be one of {', '.join(TenantStatus)}", field="status")
         if search is not None and len(search) > 100:
             raise Problem(422, "q: at most 100 characters", field="q")
         async with self.pool.acquire() as conn:
-            return next_page(await store.list_tenants(conn, partner_id, page, status, search), page.limit)
+            return next_page(await store.list_tenants(conn, partner_id, page, status, search, tenant_ids),
+                             page)
 
     async def update_tenant(self, partner_id: str, tenant_id: str, body: TenantUpdate) -> Tenant:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -219,6 +225,8 @@ class TenantServices:
         await self.applier.sync_tenant(conn, current.id)
         result = await self._tenant(conn, current.partner_id, current.id)
         await outbox.tenant(conn, result, current.status)
+        await audit.record(conn, action="update", resource="tenant", resource_id=current.id,
+                           partner_id=current.partner_id, tenant_id=current.id, before=current, after=result)
         return result
 
     async def _tenant(self, conn: store.Conn, partner_id: str, tenant_id: str, *, lock: bool = False) -> Tenant:
@@ -247,7 +255,10 @@ class TenantServices:
             else checked(validate.cnam, body.default_cnam, "default_cnam"))
         async with self.pool.acquire() as conn, conn.transaction():
             await self._partner(conn, partner_id)
+            before = await store.get_defaults(conn, partner_id)
             await store.put_defaults(conn, partner_id, defaults)
+            await audit.record(conn, action="update", resource="tenant_defaults", resource_id=partner_id,
+                               partner_id=partner_id, before=before, after=defaults)
         return defaults
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from controlplane.tenants.models import Partner, PartnerTier, Tenant, TenantDefaults, TenantStatus
-from controlplane.tenants.pagination import PageRequest
+from controlplane.tenants.pagination import PageRequest, keyset
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 PURGE_DAYS = 90
@@ -30,11 +30,9 @@ class Query:
         self.where.append(clause)
 
     def page(self, page: PageRequest, alias: str = "") -> str:
-        if page.after is not None:
-            self.add(f"({alias}created_at, {alias}id) > (?, ?)", page.after.created_at, page.after.id)
-        self.args.append(page.limit + 1)
-        where = " AND ".join(self.where) or "true"
-        return f"WHERE {where} ORDER BY {alias}created_at, {alias}id LIMIT ${len(self.args)}"
+        after, order = keyset(page, alias, self.args)
+        where = " AND ".join([*self.where, after] if after else self.where) or "true"
+        return f"WHERE {where} {order}"
 
 
 def like(text: str) -> str:
@@ -132,9 +130,11 @@ async def get_tenant(conn: Conn, partner_id: str, tenant_id: str, *, lock: bool 
 
 
 async def list_tenants(conn: Conn, partner_id: str, page: PageRequest, status: str | None,
-                       search: str | None) -> list[Tenant]:
+                       search: str | None, tenant_ids: frozenset[str] | None = None) -> list[Tenant]:
     q = Query()
     q.add("t.partner_id = ?", partner_id)
+    if tenant_ids is not None:
+        q.add("t.id = ANY(?::text[])", sorted(tenant_ids))
     if status:
         q.add("t.status = ?", status)
     if search:

@@ -25,8 +25,6 @@ from controlplane.webhooks.models import DeliveryStatus, DeliveryView, Job, Outc
 Conn = asyncpg.Connection | asyncpg.Pool
 Group = tuple[str, str]  # (endpoint_id, order_key)
 DELIVERY_ID_PREFIX = "dlv_"
-# Serialises claims across worker processes, so the per-endpoint bound is exact.
-CLAIM_LOCK = 0x6370_7768  # "cpwh"
 GROUP_LOCK_CLASS = 0x6370_6772  # "cpgr", with a bucket number as the second key
 GROUP_BUCKETS = 256
 
@@ -107,12 +105,14 @@ async def claim(conn: asyncpg.Connection, *, owner: str, offset: timedelta, per_
                 limit: int, lease: timedelta, exclude: Sequence[int] = ()) -> list[Job]:
     """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` in flight per endpoint.
 
-    ``exclude``: deliveries this worker still has in flight, whatever their lease says
-    (a test moving the clock must not make a worker race itself).
+    One statement, one round trip. The in-flight count includes other processes'
+    leases as of the statement's snapshot: two processes claiming at the same instant
+    may briefly exceed the bound between them; SKIP LOCKED and the lease re-check
+    mean they never claim the same delivery. ``exclude``: deliveries this worker
+    still has in flight, whatever their lease says (a test moving the clock must not
+    make a worker race itself).
     """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
-        rows = await conn.fetch(_CLAIM, offset, per_endpoint, limit, lease, owner, list(exclude))
+    rows = await conn.fetch(_CLAIM, offset, per_endpoint, limit, lease, owner, list(exclude))
     return [Job(delivery_id=r["id"], endpoint_id=r["endpoint_id"], event_id=r["event_id"],
                 event_type=r["type"], body=r["body"], url=r["url"], secret_enc=r["secret_enc"],
                 attempts=r["attempts"], max_attempts=r["max_attempts"], claimed_at=r["claimed_at"],

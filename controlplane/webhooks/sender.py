@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from datetime import datetime
 
@@ -73,9 +74,16 @@ class Sender:
 
     def _check_target(self, url: str) -> None:
         """Shape rules again (the mode may have changed); address literals skip the resolver."""
-        target = parse_url(url, production=self._settings.production)
-        if self._settings.production and target.ip is not None:
-            check_addresses(target.host, [target.ip], self._settings.allow)
+        _check_target(url, self._settings)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_target(url: str, settings: Settings) -> None:
+    # Pure and hot (every attempt): cached per URL. Names are still resolved and
+    # checked at every connection by the GuardedResolver.
+    target = parse_url(url, production=settings.production)
+    if settings.production and target.ip is not None:
+        check_addresses(target.host, [target.ip], settings.allow)
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:

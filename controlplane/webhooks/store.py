@@ -115,25 +115,23 @@ async def tally_attempts(conn: asyncpg.Connection, tallies: Sequence[FailureTall
     """
     if not tallies:
         return []
-    by_id = {t.endpoint_id: t for t in tallies}
+    # One statement: lock the rows that change (NO KEY UPDATE: the dispatcher's inserts hold
+    # KEY SHARE on them through the foreign key), count from their latest values, disable.
     rows = await conn.fetch(
-        "SELECT id, enabled, consecutive_failures FROM webhook_endpoints WHERE id = ANY($1::text[])"
-        " ORDER BY id FOR UPDATE", list(by_id))
-    ids, counts, trips = [], [], []
-    for row in rows:
-        tally = by_id[row["id"]]
-        count = tally.failures if tally.reset else row["consecutive_failures"] + tally.failures
-        ids.append(row["id"])
-        counts.append(count)
-        trips.append(bool(row["enabled"]) and count >= threshold)
-    updated = await conn.fetch(
-        f"""UPDATE webhook_endpoints w
-            SET consecutive_failures = t.count,
-                enabled = w.enabled AND NOT t.trip,
-                disabled_reason = CASE WHEN t.trip THEN 'consecutive_failures' ELSE w.disabled_reason END,
-                updated_at = CASE WHEN t.trip THEN now() ELSE w.updated_at END
-            FROM unnest($1::text[], $2::int[], $3::bool[]) AS t(id, count, trip)
-            WHERE w.id = t.id
-            RETURNING t.trip, {', '.join('w.' + c.strip() for c in _COLUMNS.split(','))}""",
-        ids, counts, trips)
-    return [Tripped(_endpoint(r)) for r in updated if r["trip"]]
+        f"""WITH t AS (SELECT * FROM unnest($1::text[], $2::bool[], $3::int[]) AS t(id, reset, failures)),
+                 cur AS (SELECT w.id, w.enabled,
+                                CASE WHEN t.reset THEN t.failures
+                                     ELSE w.consecutive_failures + t.failures END AS count
+                         FROM webhook_endpoints w JOIN t ON t.id = w.id
+                         WHERE t.failures > 0 OR w.consecutive_failures <> 0
+                         ORDER BY w.id FOR NO KEY UPDATE OF w),
+                 new AS (SELECT id, count, enabled AND count >= $4 AS trip FROM cur)
+            UPDATE webhook_endpoints w
+            SET consecutive_failures = new.count,
+                enabled = w.enabled AND NOT new.trip,
+                disabled_reason = CASE WHEN new.trip THEN 'consecutive_failures' ELSE w.disabled_reason END,
+                updated_at = CASE WHEN new.trip THEN now() ELSE w.updated_at END
+            FROM new WHERE w.id = new.id
+            RETURNING new.trip, {', '.join('w.' + c.strip() for c in _COLUMNS.split(','))}""",
+        [t.endpoint_id for t in tallies], [t.reset for t in tallies], [t.failures for t in tallies], threshold)
+    return [Tripped(_endpoint(r)) for r in rows if r["trip"]]

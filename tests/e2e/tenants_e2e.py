@@ -1,8 +1,13 @@
-"""Harness for the tenants e2e tests and the provisioning bench: a private Asterisk
-instance in the cached rootfs whose PJSIP objects come from our PostgreSQL
-(sorcery realtime), SIPp scenarios, and a tiny SIP UAC for odd dial strings.
+"""Harness for the tenants e2e tests and the provisioning bench: an Asterisk from
+the project's runner (base config from ``asterisk/etc``, the module list the
+product ships) whose PJSIP objects come from our PostgreSQL (sorcery realtime,
+the same extra files the daemon hands the runner), SIPp scenarios, and a tiny SIP
+UAC for odd dial strings.
 
-Shared by test_isolation.py, test_lifecycle.py and bench/bench_provisioning.py.
+Test-only objects go through the runner's seams: ``pjsip_extra.conf`` (e.g. SIPp
+as a carrier trunk) and ``extensions_extra.conf``, both ``#tryinclude``-d by the
+base config. Shared by test_isolation.py, test_lifecycle.py and
+bench/bench_provisioning.py.
 """
 
 from __future__ import annotations
@@ -11,27 +16,26 @@ import hashlib
 import os
 import re
 import secrets
-import signal
+import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from provisioning.realtime_conf import PgTarget, realtime_files
+import msgspec
 
-ROOTFS = Path(os.environ.get("CONTROLPLANE_ASTERISK_ROOTFS")
-              or Path.home() / ".cache/controlplane/asterisk-rootfs")
-MODULES = [
-    "res_timing_timerfd", "codec_ulaw", "codec_alaw", "codec_gsm", "format_gsm", "format_wav", "format_pcm",
-    "res_sorcery_config", "res_sorcery_memory", "res_sorcery_astdb", "res_sorcery_realtime",
-    "res_sorcery_memory_cache", "res_config_pgsql", "res_pjproject", "res_rtp_asterisk", "res_pjsip",
-    "res_pjsip_session", "res_pjsip_pubsub", "res_pjsip_sdp_rtp", "res_pjsip_authenticator_digest",
-    "res_pjsip_endpoint_identifier_user", "res_pjsip_registrar", "res_pjsip_caller_id", "res_pjsip_nat",
-    "chan_pjsip", "pbx_config", "app_dial", "app_playback", "app_echo", "func_channel", "func_strings",
-    "func_callerid", "bridge_simple", "bridge_native_rtp", "res_pjsip_logger",
-]
-USER = "cptest"
+from controlplane.asterisk.credentials import resolve_credentials
+from controlplane.asterisk.runner import LocalRunner, default_rootfs, runner_for
+from controlplane.tenants.plugin import DIALPLAN_FILE, asterisk_extra_files
+from harness import make_config
+
+ROOTFS = default_rootfs()
+# The carrier as the product expects a trunk: identified by source IP only, never
+# by the From user (a phone could put anything there), no auth.
+CARRIER_TRUNK = ("[carrier]\ntype = endpoint\ncontext = from-carrier\ndisallow = all\nallow = ulaw\n"
+                 "identify_by = ip\n"
+                 "[carrier]\ntype = identify\nendpoint = carrier\nmatch = 127.0.0.1\n")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -46,94 +50,82 @@ def available() -> str | None:
         return "needs root (chroot)"
     if not (ROOTFS / "usr/sbin/asterisk").exists():
         return f"no Asterisk root filesystem at {ROOTFS}"
-    if subprocess.run(["which", "sipp"], capture_output=True).returncode != 0:
+    if shutil.which("sipp") is None:
         return "sipp is not installed"
     return None
 
 
 class TenantAsterisk:
-    """Asterisk reading tenant PJSIP objects from ``dsn``; dialplan from extensions_tenants.conf."""
+    """The product's Asterisk (runner + base config) reading tenant PJSIP objects from ``dsn``.
 
-    def __init__(self, dsn: str, extra_pjsip: str = "", extra_files: dict[str, str] | None = None) -> None:
+    ``extra_pjsip`` becomes ``pjsip_extra.conf``, ``extra_dialplan``
+    ``extensions_extra.conf``; ``extra_files`` may add or override any extra file
+    (``sorcery.conf`` included). The instance directory lives under the rootfs's
+    ``/srv/controlplane`` and is removed by ``stop()``.
+    """
+
+    def __init__(self, dsn: str, extra_pjsip: str = "", extra_files: dict[str, str] | None = None,
+                 extra_dialplan: str = "", boot_timeout: float = 60.0) -> None:
         self.name = f"e2e-tenants-{secrets.token_hex(4)}"
-        self.dir = ROOTFS / "srv" / self.name
-        self.conf = f"/srv/{self.name}/etc/asterisk.conf"
-        self.sip_port = free_port(socket.SOCK_DGRAM)
-        self.ami_port = free_port()
-        self.secret = secrets.token_hex(8)
-        self.dsn, self.extra_pjsip, self.extra_files = dsn, extra_pjsip, extra_files or {}
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        config = make_config(self.data_dir, instance=self.name, run="local")
+        self.config = msgspec.structs.replace(
+            config, asterisk=msgspec.structs.replace(config.asterisk, boot_timeout=boot_timeout))
+        files = dict(asterisk_extra_files(dsn))
+        if extra_pjsip:
+            files["pjsip_extra.conf"] = extra_pjsip
+        if extra_dialplan:
+            files["extensions_extra.conf"] = extra_dialplan
+        files.update(extra_files or {})
+        self.runner = runner_for(self.config, extra_files=files)
+        assert isinstance(self.runner, LocalRunner), "the tenants e2e needs the local runner"
+        self.dsn = dsn
+        creds = resolve_credentials(self.config)
+        self.ami_user, self.secret = creds.ami_user, creds.ami_password
+        self.sip_port = self.config.asterisk.sip_port
+        self.ami_port = self.config.asterisk.ami_port
+        self.http_port = self.config.asterisk.http_port
+
+    @property
+    def dir(self) -> Path:
+        return self.runner.instance_dir
 
     @property
     def etc(self) -> Path:
-        return self.dir / "etc"
+        return self.runner.instance_dir / "etc"
 
     @property
     def dialplan_path(self) -> Path:
-        return self.etc / "extensions_tenants.conf"
+        return self.etc / DIALPLAN_FILE
 
     def write_config(self) -> None:
-        inner = f"/srv/{self.name}"
-        files = {
-            "asterisk.conf": f"[directories]\nastetcdir => {inner}/etc\nastrundir => {inner}/run\n"
-                             f"astlogdir => {inner}/log\nastspooldir => {inner}/spool\n"
-                             f"astdbdir => {inner}/db\nastvarlibdir => /var/lib/asterisk\n"
-                             "astdatadir => /usr/share/asterisk\n[options]\nhideconnect = yes\n",
-            "modules.conf": "[modules]\nautoload = no\n" + "".join(f"load => {m}.so\n" for m in MODULES),
-            "logger.conf": "[logfiles]\nmessages.log => notice,warning,error\nfull.log => notice,warning,error,verbose\n",
-            "manager.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\nport = {self.ami_port}\n"
-                            f"[{USER}]\nsecret = {self.secret}\nread = all\nwrite = all\n",
-            "pjsip.conf": "[global]\ntype = global\nendpoint_identifier_order = username,ip\n"
-                          "max_initial_qualify_time = 0\n"
-                          f"[udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:{self.sip_port}\n"
-                          + self.extra_pjsip,
-            "extensions.conf": "[general]\nstatic = yes\nwriteprotect = yes\nautofallthrough = yes\n"
-                               "#include extensions_tenants.conf\n",
-            "extensions_tenants.conf": "",
-            "rtp.conf": "[general]\nrtpstart = 21000\nrtpend = 21999\n",
-            **realtime_files(PgTarget.from_dsn(self.dsn)),
-            **self.extra_files,
-        }
-        for sub in ("etc", "run", "log", "spool", "db"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (self.etc / name).write_text(text)
+        """Kept for callers of the old harness: the runner renders the config in start()."""
 
     def cli(self, command: str, timeout: float = 60) -> str:
-        result = subprocess.run(["chroot", str(ROOTFS), "/usr/sbin/asterisk", "-C", self.conf, "-rx", command],
-                                check=False, capture_output=True, text=True, timeout=timeout)
-        return result.stdout
+        return self.runner.cli(command, timeout=timeout)
 
-    def start(self, timeout: float = 60) -> float:
-        """Start and wait for FullyBooted; returns the seconds it took."""
+    def start(self, timeout: float | None = None) -> float:
+        """Start and wait for FullyBooted (and ARI); returns the seconds it took."""
+        if timeout is not None and timeout != self.config.asterisk.boot_timeout:
+            self.config = msgspec.structs.replace(
+                self.config, asterisk=msgspec.structs.replace(self.config.asterisk, boot_timeout=timeout))
+            self.runner.cfg = self.config
         started = time.monotonic()
-        subprocess.run(["chroot", str(ROOTFS), "/usr/sbin/asterisk", "-C", self.conf],
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True, timeout=30)
-        while time.monotonic() - started < timeout:
-            result = subprocess.run(["chroot", str(ROOTFS), "/usr/sbin/asterisk", "-C", self.conf, "-rx",
-                                     "core waitfullybooted"], capture_output=True, timeout=timeout)
-            if result.returncode == 0:
-                return time.monotonic() - started
-            time.sleep(0.2)
-        raise RuntimeError(f"asterisk did not boot; see {self.dir}/log/messages.log")
+        self.runner.up()
+        return time.monotonic() - started
 
     def pid(self) -> int | None:
-        try:
-            pid = int((self.dir / "run/asterisk.pid").read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if state != "Z" and self.conf.encode() in cmdline else None
+        return self.runner.status().pid
 
-    def stop(self) -> None:
-        if self.pid() is not None:
-            self.cli("core stop now", timeout=20)
-            deadline = time.monotonic() + 15
-            while self.pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.1)
-        if (pid := self.pid()) is not None:
-            os.kill(pid, signal.SIGKILL)
+    def kill(self) -> None:
+        self.runner.kill()
+
+    def stop(self, remove: bool = True) -> None:
+        """Stop Asterisk; unless ``remove`` is false, delete the instance and data directories."""
+        self.runner.down()
+        if remove:
+            shutil.rmtree(self.runner.instance_dir, ignore_errors=True)
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- SIPp

@@ -1,158 +1,78 @@
-"""AriClient and AmiClient against a real Asterisk 22 in the cached root filesystem:
-events for a real SIPp call, REST helpers, and reconnection after Asterisk is killed.
+"""AriClient and AmiClient against a real Asterisk 22 from the project's runner and
+base config (tests/e2e/harness.py): events for a real SIPp call, REST helpers, and
+reconnection after Asterisk is killed.
 
-The instance is private to this module (own directory under <rootfs>/srv, free
-ports), so it runs beside a developer's Asterisk or another test run.
+The instance is private to this module (own instance directory, free ports), so it
+runs beside a developer's Asterisk or another test run. Test-only objects go
+through the runner's seams: SIPp as an endpoint in ``pjsip_extra.conf``, the
+``from-sipp`` context in ``extensions_extra.conf``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
 import pytest
+from harness import asterisk_instance, credentials, make_config, sipp_call, sipp_endpoint
 
 from controlplane.asterisk import events as ev
 from controlplane.asterisk.ami import AmiActionError, AmiClient
 from controlplane.asterisk.ari import AriClient, AriError
+from controlplane.asterisk.runner import AsteriskRunner
+from controlplane.config import Config
 
 pytestmark = [pytest.mark.e2e]
 
-ROOTFS = Path(os.environ.get("CONTROLPLANE_ASTERISK_ROOTFS")
-              or Path.home() / ".cache/controlplane/asterisk-rootfs")
-APP, USER, SECRET = "cptest", "cptest", secrets.token_hex(8)
-MODULES = [
-    "res_timing_timerfd", "codec_ulaw", "codec_alaw", "format_wav", "format_pcm",
-    "res_sorcery_config", "res_sorcery_memory", "res_sorcery_astdb", "res_pjproject",
-    "res_rtp_asterisk", "res_pjsip", "res_pjsip_session", "res_pjsip_pubsub", "res_pjsip_sdp_rtp",
-    "res_pjsip_endpoint_identifier_ip", "res_pjsip_caller_id", "chan_pjsip", "bridge_simple",
-    "res_http_websocket", "res_websocket_client", "res_stasis", "res_stasis_answer",
-    "res_stasis_playback", "res_stasis_recording", "res_stasis_snoop", "res_ari", "res_ari_model",
-    "res_ari_asterisk", "res_ari_channels", "res_ari_bridges", "res_ari_events",
-    "res_ari_applications", "res_ari_endpoints", "app_stasis", "app_dial", "pbx_config",
-    "cdr_manager", "cel_manager"
-]
+# Calls from SIPp go to the ARI application; `continued` and `hold` are targets
+# for continue_in_dialplan and Local/ originates.
+FROM_SIPP = """\
+[from-sipp]
+exten => _X.,1,Answer()
+ same => n,Stasis({{app}},inbound)
+ same => n,Hangup()
+exten => continued,1,Set(CP_CONTINUED=yes)
+ same => n,Wait(5)
+exten => hold,1,Answer()
+ same => n,Wait(30)
+"""
+# Push configuration (ARI /asterisk/config/dynamic) needs a writable sorcery backend.
+PUSH_SORCERY = ("[res_pjsip]\nendpoint = config,pjsip.conf,criteria=type=endpoint\n"
+                "endpoint = astdb,ps_endpoints\n")
 
 
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass
+class Instance:
+    """The running instance and what the clients need to reach it."""
 
+    runner: AsteriskRunner
+    config: Config
 
-class ScratchAsterisk:
-    """A minimal instance: ARI, AMI, PJSIP (SIPp endpoint), a Stasis context."""
-
-    def __init__(self, rootfs: Path) -> None:
-        self.rootfs, self.name = rootfs, f"e2e-ari-ami-{secrets.token_hex(4)}"
-        self.dir = rootfs / "srv" / self.name
-        self.http_port, self.ami_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
-        self.sip_port = free_port(socket.SOCK_DGRAM)
-        self.conf = f"/srv/{self.name}/etc/asterisk.conf"
-
-    def write_config(self) -> None:
-        inner = f"/srv/{self.name}"
-        files = {
-            "asterisk.conf": f"[directories]\nastetcdir => {inner}/etc\nastrundir => {inner}/run\n"
-                             f"astlogdir => {inner}/log\nastspooldir => {inner}/spool\n"
-                             f"astdbdir => {inner}/db\nastvarlibdir => /var/lib/asterisk\n"
-                             "astdatadir => /usr/share/asterisk\n[options]\nhideconnect = yes\n",
-            "modules.conf": "[modules]\nautoload = no\n" + "".join(f"load => {m}.so\n" for m in MODULES),
-            "logger.conf": "[logfiles]\nmessages.log => notice,warning,error\n",
-            "http.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = {self.http_port}\n",
-            "ari.conf": f"[general]\nenabled = yes\n[{USER}]\ntype = user\nread_only = no\n"
-                        f"password = {SECRET}\npassword_format = plain\n",
-            "manager.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\nport = {self.ami_port}\n"
-                            f"[{USER}]\nsecret = {SECRET}\nread = all\nwrite = all\n",
-            "pjsip.conf": f"[udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:{self.sip_port}\n"
-                          "[sipp]\ntype = endpoint\ncontext = from-sipp\ndisallow = all\nallow = ulaw\n"
-                          "[sipp]\ntype = identify\nendpoint = sipp\nmatch = 127.0.0.1\n",
-            # Push configuration (ARI /asterisk/config/dynamic) needs a writable backend.
-            "sorcery.conf": "[res_pjsip]\nendpoint = config,pjsip.conf,criteria=type=endpoint\n"
-                            "endpoint = astdb,ps_endpoints\n",
-            "extensions.conf": "[from-sipp]\n"
-                               f"exten => _X.,1,Answer()\n same => n,Stasis({APP},inbound)\n"
-                               " same => n,Hangup()\n"
-                               "exten => continued,1,Set(CP_CONTINUED=yes)\n same => n,Wait(5)\n"
-                               "exten => hold,1,Answer()\n same => n,Wait(30)\n",
-            "cdr.conf": "[general]\nenable = yes\n",
-            "cdr_manager.conf": "[general]\nenabled = yes\n",
-            "cel.conf": "[general]\nenable = yes\napps = all\nevents = ALL\n[manager]\nenabled = yes\n",
-        }
-        for sub in ("etc", "run", "log", "spool", "db"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (self.dir / "etc" / name).write_text(text)
-
-    def cli(self, command: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-C", self.conf,
-                               "-rx", command], check=False, capture_output=True, text=True,
-                              timeout=timeout)
-
-    def start(self) -> None:
-        subprocess.run(["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-C", self.conf],
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=True, timeout=30)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.cli("core waitfullybooted").returncode == 0:
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"asterisk did not boot; see {self.dir}/log/messages.log")
-
-    def pid(self) -> int | None:
-        try:
-            pid = int((self.dir / "run/asterisk.pid").read_text())
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if state != "Z" and self.conf.encode() in cmdline else None
+    @property
+    def app(self) -> str:
+        return self.config.asterisk.app
 
     def kill(self) -> None:
         """SIGKILL: no Shutdown event, no clean close - the worst case for clients."""
-        pid = self.pid()
-        assert pid is not None, "asterisk is not running"
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while self.pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert self.runner.status().running, "asterisk is not running"
+        self.runner.kill()
 
-    def stop(self) -> None:
-        if self.pid() is not None:
-            self.cli("core stop now")
-            deadline = time.monotonic() + 10
-            while self.pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.1)
-        if (pid := self.pid()) is not None:
-            os.kill(pid, signal.SIGKILL)
+    def start(self) -> None:
+        self.runner.up()
 
 
 @pytest.fixture(scope="module")
-def asterisk() -> Iterator[ScratchAsterisk]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (chroot)")
-    if not (ROOTFS / "usr/sbin/asterisk").exists():
-        pytest.skip(f"no Asterisk root filesystem at {ROOTFS} (asterisk/build-rootfs.sh)")
-    if shutil.which("sipp") is None:
-        pytest.skip("sipp is not installed (Debian package sip-tester)")
-    instance = ScratchAsterisk(ROOTFS)
-    instance.write_config()
-    try:
-        instance.start()
-        yield instance
-    finally:
-        instance.stop()
-        shutil.rmtree(instance.dir, ignore_errors=True)
+def asterisk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    config = make_config(tmp_path_factory.mktemp("ari-ami"), instance=f"e2e-ari-ami-{os.getpid()}")
+    extra = {"pjsip_extra.conf": sipp_endpoint("from-sipp"), "extensions_extra.conf": FROM_SIPP,
+             "sorcery.conf": PUSH_SORCERY}
+    with asterisk_instance(config, extra) as runner:
+        yield Instance(runner, config)
 
 
 class Recorder:
@@ -180,29 +100,25 @@ class Recorder:
         await asyncio.wait_for(loop(), timeout)
 
 
-async def place_call(asterisk: ScratchAsterisk, tmp: Path, exten: str = "100") -> None:
+async def place_call(asterisk: Instance, tmp: Path, exten: str = "100") -> None:
     """One SIPp UAC call; SIPp hangs up after one second."""
-    proc = await asyncio.create_subprocess_exec(
-        "sipp", "-sn", "uac", "-s", exten, "-m", "1", "-d", "1000", "-i", "127.0.0.1",
-        "-p", str(free_port(socket.SOCK_DGRAM)), "-timeout", "20s", "-nostdin",
-        f"127.0.0.1:{asterisk.sip_port}", cwd=tmp,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    await sipp_call(asterisk.config, tmp, exten, hold_ms=1000)
 
 
 class Clients:
-    def __init__(self, asterisk: ScratchAsterisk, rec: Recorder,
+    def __init__(self, asterisk: Instance, rec: Recorder,
                  handler: Callable[[ev.AriEvent], object] | None = None) -> None:
+        creds = credentials(asterisk.config)
+        port = asterisk.config.asterisk
         async def ari_reconnected() -> None:
             rec.reconnects["ari"] += 1
 
         async def ami_reconnected() -> None:
             rec.reconnects["ami"] += 1
 
-        self.ari = AriClient(f"http://127.0.0.1:{asterisk.http_port}", USER, SECRET, APP,
-                             on_reconnect=ari_reconnected)
-        self.ami = AmiClient("127.0.0.1", asterisk.ami_port, USER, SECRET,
+        self.ari = AriClient(f"http://127.0.0.1:{port.http_port}", creds.ari_user, creds.ari_password,
+                             asterisk.app, on_reconnect=ari_reconnected)
+        self.ami = AmiClient("127.0.0.1", port.ami_port, creds.ami_user, creds.ami_password,
                              on_reconnect=ami_reconnected, ping_interval=2.0)
         self.ami.on("*", rec.on_ami)
         self._handler = handler or rec.on_ari
@@ -226,7 +142,7 @@ def of(events: list, cls: type, **match: object) -> list:
             and all(getattr(e, k, None) == v for k, v in match.items())]
 
 
-async def test_call_events_reach_ari_and_ami(asterisk: ScratchAsterisk, tmp_path: Path) -> None:
+async def test_call_events_reach_ari_and_ami(asterisk: Instance, tmp_path: Path) -> None:
     rec = Recorder()
     clients: Clients
 
@@ -259,7 +175,7 @@ async def test_call_events_reach_ari_and_ami(asterisk: ScratchAsterisk, tmp_path
     assert of(rec.ami, ev.Hangup, uniqueid=cid)[0].channel.startswith("PJSIP/sipp-")
 
 
-async def test_rest_helpers(asterisk: ScratchAsterisk) -> None:
+async def test_rest_helpers(asterisk: Instance) -> None:
     rec = Recorder()
     async with Clients(asterisk, rec) as clients:
         ari, ami = clients.ari, clients.ami
@@ -269,7 +185,7 @@ async def test_rest_helpers(asterisk: ScratchAsterisk) -> None:
             await ari.hangup("no-such-channel")
         assert err.value.status == 404 and "not found" in str(err.value).lower()
 
-        chan = await ari.originate("Local/hold@from-sipp", app=APP, app_args="out",
+        chan = await ari.originate("Local/hold@from-sipp", app=asterisk.app, app_args="out",
                                    variables={"CP_ORIGIN": "test"})
         await rec.wait_for(lambda: of(rec.ari, ev.StasisStart))
         assert chan.id in {c.id for c in await ari.channels()}
@@ -293,7 +209,7 @@ async def test_rest_helpers(asterisk: ScratchAsterisk) -> None:
             await ami.action({"Action": "NoSuchAction"})
 
 
-async def test_clients_reconnect_after_asterisk_is_killed(asterisk: ScratchAsterisk,
+async def test_clients_reconnect_after_asterisk_is_killed(asterisk: Instance,
                                                           tmp_path: Path) -> None:
     rec = Recorder()
     async with Clients(asterisk, rec) as clients:

@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 import asyncpg
 import pytest
-from tenants_e2e import (TenantAsterisk, answer_scenario, available, call_scenario, free_port, register_scenario,
+from tenants_e2e import (CARRIER_TRUNK, TenantAsterisk, answer_scenario, available, call_scenario, free_port,
+                         register_scenario,
                          sip_invite_status, sipp)
 
 from controlplane.asterisk.ami import AmiClient
@@ -24,7 +25,6 @@ from controlplane.tenants.services import TenantServices
 from provisioning.names import REALM
 
 pytestmark = [pytest.mark.e2e]
-CARRIER = "[carrier]\ntype = endpoint\ncontext = from-carrier\ndisallow = all\nallow = ulaw\n"
 
 
 @dataclass
@@ -67,11 +67,10 @@ async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
     reason = available()
     if reason:
         pytest.skip(reason)
-    asterisk = TenantAsterisk(database_dsn, extra_pjsip=CARRIER)
-    asterisk.write_config()
+    asterisk = TenantAsterisk(database_dsn, extra_pjsip=CARRIER_TRUNK)
     try:
         await asyncio.to_thread(asterisk.start)
-        ami = AmiClient("127.0.0.1", asterisk.ami_port, "cptest", asterisk.secret)
+        ami = AmiClient("127.0.0.1", asterisk.ami_port, asterisk.ami_user, asterisk.secret)
         await ami.connect(timeout=10)
         try:
             yield await provision_world(pool, asterisk, ami)

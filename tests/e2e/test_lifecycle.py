@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from tenants_e2e import TenantAsterisk, available, call_scenario, register_scenario, sip_invite_status, sipp
-from test_isolation import CARRIER, World, provision_world
+from tenants_e2e import CARRIER_TRUNK, TenantAsterisk, available, call_scenario, register_scenario, sip_invite_status, sipp
+from test_isolation import World, provision_world
 
 from controlplane.asterisk.ami import AmiClient
 from controlplane.tenants.models import DidUpdate, TenantStatus, TenantUpdate
@@ -26,11 +26,10 @@ async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
     reason = available()
     if reason:
         pytest.skip(reason)
-    asterisk = TenantAsterisk(database_dsn, extra_pjsip=CARRIER)
-    asterisk.write_config()
+    asterisk = TenantAsterisk(database_dsn, extra_pjsip=CARRIER_TRUNK)
     try:
         await asyncio.to_thread(asterisk.start)
-        ami = AmiClient("127.0.0.1", asterisk.ami_port, "cptest", asterisk.secret)
+        ami = AmiClient("127.0.0.1", asterisk.ami_port, asterisk.ami_user, asterisk.secret)
         await ami.connect(timeout=10)
         try:
             yield await provision_world(pool, asterisk, ami)

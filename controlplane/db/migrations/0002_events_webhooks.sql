@@ -84,4 +84,3 @@ CREATE INDEX webhook_deliveries_heads ON webhook_deliveries (endpoint_id, order_
 CREATE INDEX webhook_deliveries_leased ON webhook_deliveries (endpoint_id, lease_until)
     WHERE lease_until IS NOT NULL;
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id DESC);
-CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_seq);

@@ -1,0 +1,167 @@
+"""API benchmark: an authenticated GET of one tenant at 50 concurrent clients.
+
+Run: .venv/bin/python bench/bench_api.py [--requests 6000] [--seconds 20]
+(starts its own PostgreSQL; about half a minute)
+
+The full stack (request id, API-key authentication with its cache, rate limits,
+scope and tenant-scope checks, audit actor, the tenants service, one PostgreSQL query)
+serves ``GET /v1/tenants/{id}`` from its own process. The baseline is a bare aiohttp
+handler (own process too) returning the same JSON bytes. One aiohttp load client in
+this process, 50 concurrent workers on loopback, bounded by request count and time.
+Prints requests/s, p50/p99 latency of each, and the ratio. The key's limit is 10,000/min
+and the partner limit is raised for the run (a limit would otherwise measure 429s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp  # noqa: E402
+import asyncpg  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+CONCURRENCY = 50
+
+
+def _serve_full(dsn: str, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from controlplane.apikeys.plugin import PLUGIN as APIKEYS
+    from controlplane.audit.plugin import PLUGIN as AUDIT
+    from controlplane.config import Config, WebhooksConfig
+    from controlplane.http.app import make_app
+    from controlplane.http.ratelimit import RateLimiter
+    from controlplane.plugins import Context
+    from controlplane.tenants.plugin import PLUGIN as TENANTS
+
+    async def main() -> None:
+        pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
+        config = Config(webhooks=WebhooksConfig(secret_key="bench"))
+        app = make_app(service_token_value="bench-token", probes=[], plugins=[TENANTS, APIKEYS, AUDIT],
+                       context=Context(config=config, pool=pool), limiter=RateLimiter(partner_limit=10**9))
+        await _listen(app, port_out)
+
+    asyncio.run(main())
+
+
+def _serve_bare(body: bytes, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/v1/tenants/{tenant_id}", handler)
+        await _listen(app, port_out)
+
+    asyncio.run(main())
+
+
+async def _listen(app: web.Application, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port_out.put(runner.addresses[0][1])
+    await asyncio.Event().wait()
+
+
+async def load(url: str, headers: dict[str, str], requests: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    remaining = [requests]
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        async def worker() -> None:
+            while remaining[0] > 0 and time.monotonic() < deadline:
+                remaining[0] -= 1
+                started = time.perf_counter()
+                async with session.get(url) as resp:
+                    await resp.read()
+                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                latencies.append(time.perf_counter() - started)
+
+        for _ in range(200):  # warm-up: connections, caches
+            async with session.get(url) as resp:
+                await resp.read()
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - began
+    assert set(statuses) == {200}, statuses
+    latencies.sort()
+    return {"rps": len(latencies) / elapsed, "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000, "n": len(latencies)}
+
+
+async def prepare(dsn: str) -> tuple[str, str, bytes]:
+    """A partner, a tenant and an API key; returns (tenant id, key, the tenant's JSON)."""
+    from controlplane.apikeys.models import ApiKeyCreate
+    from controlplane.apikeys.services import KeyServices
+    from controlplane.tenants.store import get_tenant
+    import msgspec
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    assert pool is not None
+    await pool.execute("INSERT INTO partners (id, name, tier) VALUES ('ptr_bench', 'Bench', 'ENTERPRISE')")
+    await pool.execute("INSERT INTO tenants (id, partner_id, name, sip_prefix, billing_email, status)"
+                       " VALUES ('ten_bench', 'ptr_bench', 'Bench Co', 'benchco', 'b@bench.co', 'ACTIVE')")
+    created = await KeyServices(pool).create("ptr_bench", ApiKeyCreate(
+        name="bench", scopes=["tenants:read"], tenant_ids=["ten_bench"], rate_limit=10_000))
+    async with pool.acquire() as conn:
+        tenant = await get_tenant(conn, "ptr_bench", "ten_bench")
+    await pool.close()
+    return "ten_bench", created.key, msgspec.json.encode(tenant)
+
+
+async def main(requests: int, seconds: float) -> None:
+    from controlplane.db.database import create_database, migrate_dsn
+    from controlplane.db.embedded import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedPostgres(Path(tmp))
+        server.start()
+        procs: list[multiprocessing.Process] = []
+        try:
+            await create_database(server.dsn(), "bench_api")
+            dsn = server.dsn("bench_api")
+            await migrate_dsn(dsn)
+            tenant_id, key, body = await prepare(dsn)
+            ctx = multiprocessing.get_context("spawn")
+            ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+            for target, arg in ((_serve_full, dsn), (_serve_bare, body)):
+                proc = ctx.Process(target=target, args=(arg, ports), daemon=True)
+                proc.start()
+                procs.append(proc)
+                await asyncio.sleep(0)
+            full_port, bare_port = ports.get(timeout=30), ports.get(timeout=30)
+            # Queue order follows start-up order, not process order: ask each which it is.
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{full_port}/healthz") as r:
+                if r.status != 200:
+                    full_port, bare_port = bare_port, full_port
+            path = f"/v1/tenants/{tenant_id}"
+            full = await load(f"http://127.0.0.1:{full_port}{path}", {"Authorization": f"Bearer {key}"},
+                              requests, seconds)
+            bare = await load(f"http://127.0.0.1:{bare_port}{path}", {}, requests, seconds)
+        finally:
+            for proc in procs:
+                proc.kill()
+            server.stop()
+    print(f"full stack (API key): {full['rps']:,.0f} req/s  p50 {full['p50_ms']:.1f} ms  "
+          f"p99 {full['p99_ms']:.1f} ms  ({full['n']:.0f} requests)")
+    print(f"bare aiohttp handler: {bare['rps']:,.0f} req/s  p50 {bare['p50_ms']:.1f} ms  "
+          f"p99 {bare['p99_ms']:.1f} ms  ({bare['n']:.0f} requests)")
+    print(f"ratio full/bare: {full['rps'] / bare['rps']:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, args.seconds))

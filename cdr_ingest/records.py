@@ -1,0 +1,205 @@
+"""A finished call -> its rated call record. Pure: the tenant's billing context is passed in.
+
+Seconds are counted the way carriers do: a started second counts (61.02 s -> 62),
+both for duration and answered time; increments and minimums are the rate's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+import msgspec
+
+from cdr_ingest.callflow import CallSummary
+from cdr_ingest.classify import CallClass, Direction, classify, normalize_e164, rating_digits
+from cdr_ingest.pricing import BillingProfile, price_call
+from cdr_ingest.rates import RateDeck
+from cdr_ingest.tiers import Tier
+
+__all__ = ["Disposition", "TenantBilling", "CallRecord", "call_record_id", "disposition", "build_record",
+           "cycle_start", "extension_of", "terminal_event", "progress_event", "CallProgress",
+           "progress_view"]
+
+
+class Disposition(StrEnum):
+    ANSWERED = "ANSWERED"
+    NO_ANSWER = "NO ANSWER"
+    BUSY = "BUSY"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantBilling:
+    """What rating needs to know about a tenant, loaded by the service layer."""
+
+    tenant_id: str
+    partner_id: str
+    tier: Tier
+    profile: BillingProfile | None
+    wholesale_deck: RateDeck | None = None
+
+
+class CallRecord(msgspec.Struct, kw_only=True):
+    """One rated call, as stored, listed, exported and sent in ``call.completed``."""
+
+    id: str
+    linkedid: str
+    tenant_id: str
+    partner_id: str
+    direction: str
+    caller: str
+    callee: str
+    did: str | None
+    extension: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime
+    duration_s: int
+    answered_s: int
+    billable_s: int
+    wholesale_billable_s: int
+    disposition: str
+    hangup_cause: int
+    call_class: str
+    wholesale_micros: int | None
+    retail_micros: int | None
+    wholesale_rate_id: str | None
+    retail_rate_id: str | None
+    notes: list[str] = []
+    late: bool = False
+
+
+def call_record_id(linkedid: str) -> str:
+    """Derived from the linkedid, so progress events and the record agree without a lookup."""
+    return "call_" + hashlib.sha256(linkedid.encode()).hexdigest()[:24]
+
+
+def _seconds(start: datetime, end: datetime) -> int:
+    return max(0, math.ceil((end - start).total_seconds() - 1e-6))
+
+
+_DIAL_STATUS = {"BUSY": Disposition.BUSY, "NOANSWER": Disposition.NO_ANSWER, "CANCEL": Disposition.CANCELLED,
+                "CONGESTION": Disposition.FAILED, "CHANUNAVAIL": Disposition.FAILED}
+_CAUSES = {17: Disposition.BUSY, 18: Disposition.NO_ANSWER, 19: Disposition.NO_ANSWER,
+           16: Disposition.CANCELLED, 0: Disposition.CANCELLED, 127: Disposition.CANCELLED}
+
+
+def disposition(summary: CallSummary) -> Disposition:
+    if summary.answered_at is not None:
+        return Disposition.ANSWERED
+    found = _DIAL_STATUS.get(summary.dial_status)
+    if found is not None:
+        return found
+    return _CAUSES.get(summary.hangup_cause, Disposition.FAILED)
+
+
+def extension_of(channel: str) -> str | None:
+    """``PJSIP/acme_101-0000002a`` -> ``101``; None for a trunk or anything else."""
+    tech, _, rest = channel.partition("/")
+    name = rest.rsplit("-", 1)[0]
+    if tech != "PJSIP" or "_" not in name:
+        return None
+    number = name.rsplit("_", 1)[1]
+    return number if number.isdigit() else None
+
+
+def _route(summary: CallSummary) -> tuple[Direction, CallClass, str | None]:
+    """Direction, class and the DID (inbound) of a call."""
+    if summary.inbound:
+        did = normalize_e164(summary.dialed) or summary.dialed
+        return Direction.INBOUND, classify(did, callee_is_extension=False), did
+    dialed_class = classify(summary.dialed)
+    if summary.trunk_used or dialed_class not in (CallClass.INTERNAL, CallClass.INVALID):
+        return Direction.OUTBOUND, dialed_class, None
+    return Direction.INTERNAL, CallClass.INTERNAL, None
+
+
+def cycle_start(at: datetime) -> date:
+    """Usage cycles are calendar months in UTC."""
+    return date(at.year, at.month, 1)
+
+
+def build_record(summary: CallSummary, billing: TenantBilling) -> CallRecord:
+    direction, call_class, did = _route(summary)
+    answered_s = _seconds(summary.answered_at, summary.ended_at) if summary.answered_at else 0
+    number = did if direction is Direction.INBOUND else summary.dialed
+    digits = rating_digits(number) if number else None
+    notes: list[str] = []
+    if billing.profile is None and call_class not in (CallClass.INTERNAL, CallClass.EMERGENCY):
+        notes.append("no_billing_profile")
+    profile = billing.profile or BillingProfile("none", 0)
+    price = price_call(call_class=call_class, direction=direction, answered_s=answered_s,
+                       start=summary.started_at, tier=billing.tier, profile=profile, number_digits=digits,
+                       wholesale_deck=billing.wholesale_deck)
+    wholesale, retail = price.wholesale, price.retail
+    if billing.profile is None and retail is not None and retail.amount == 0 and answered_s:
+        retail = None
+    notes.extend(n.value for n in price.notes)
+    if direction is Direction.INBOUND:
+        caller, callee = normalize_e164(summary.caller_num) or summary.caller_num, did or summary.dialed
+        extension = extension_of(summary.answered_by)
+    else:
+        caller = summary.caller_num
+        callee = (normalize_e164(summary.dialed) or summary.dialed) if direction is Direction.OUTBOUND \
+            else summary.dialed
+        extension = extension_of(summary.caller_channel)
+    return CallRecord(
+        id=call_record_id(summary.call_id), linkedid=summary.call_id, tenant_id=billing.tenant_id,
+        partner_id=billing.partner_id, direction=direction.value, caller=caller, callee=callee, did=did,
+        extension=extension, started_at=summary.started_at, answered_at=summary.answered_at,
+        ended_at=summary.ended_at, duration_s=_seconds(summary.started_at, summary.ended_at),
+        answered_s=answered_s, billable_s=retail.billable_seconds if retail else 0,
+        wholesale_billable_s=wholesale.billable_seconds if wholesale else 0,
+        disposition=disposition(summary).value, hangup_cause=summary.hangup_cause,
+        call_class=call_class.value, wholesale_micros=wholesale.amount if wholesale else None,
+        retail_micros=retail.amount if retail else None,
+        wholesale_rate_id=wholesale.rate_id if wholesale else None,
+        retail_rate_id=retail.rate_id if retail else None, notes=notes, late=summary.late)
+
+
+def terminal_event(record: CallRecord) -> str:
+    """call.completed / call.failed, inbound_call.completed / inbound_call.abandoned."""
+    answered = record.disposition == Disposition.ANSWERED.value
+    if record.direction == Direction.INBOUND.value:
+        return "inbound_call.completed" if answered else "inbound_call.abandoned"
+    return "call.completed" if answered else "call.failed"
+
+
+def progress_event(inbound: bool, answered: bool) -> str:
+    if inbound:
+        return "inbound_call.answered" if answered else "inbound_call.ringing"
+    return "call.answered" if answered else "call.initiated"
+
+
+class CallProgress(msgspec.Struct, kw_only=True):
+    """The call as known while it is still up (call.initiated, *.answered, ringing)."""
+
+    id: str
+    linkedid: str
+    tenant_id: str
+    direction: str
+    caller: str
+    callee: str
+    did: str | None
+    started_at: datetime
+    answered_at: datetime | None = None
+
+
+def progress_view(call_id: str, tenant_id: str, inbound: bool, dialed: str, caller_num: str,
+                  started_at: datetime, answered_at: datetime | None) -> CallProgress:
+    if inbound:
+        did = normalize_e164(dialed) or dialed
+        return CallProgress(id=call_record_id(call_id), linkedid=call_id, tenant_id=tenant_id,
+                            direction=Direction.INBOUND.value,
+                            caller=normalize_e164(caller_num) or caller_num, callee=did, did=did,
+                            started_at=started_at, answered_at=answered_at)
+    internal = classify(dialed) in (CallClass.INTERNAL, CallClass.INVALID)
+    return CallProgress(id=call_record_id(call_id), linkedid=call_id, tenant_id=tenant_id,
+                        direction=(Direction.INTERNAL if internal else Direction.OUTBOUND).value,
+                        caller=caller_num, callee=dialed if internal else normalize_e164(dialed) or dialed,
+                        did=None, started_at=started_at, answered_at=answered_at)

@@ -1,0 +1,1 @@
+"""Partner API keys: scoped, rate-limited credentials for partners' own integrations."""

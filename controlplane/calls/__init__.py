@@ -1,0 +1,1 @@
+"""Call records: rating, ledger, usage, reconciliation and their RPC."""

@@ -1,0 +1,68 @@
+"""Bodies and views of the calls RPC (msgspec Structs). Money is integer micro-units."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import msgspec
+
+from cdr_ingest.records import CallRecord
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class BillingProfileBody(_Body):
+    """A tenant's retail usage prices; the class rates fall back to ``per_minute_micros``."""
+
+    per_minute_micros: int = msgspec.field(default=0)
+    local_per_minute_micros: int | None = None
+    toll_free_per_minute_micros: int | None = None
+    international_per_minute_micros: int | None = None
+    connect_fee_micros: int = 0
+    min_seconds: int = 6
+    increment_seconds: int = 6
+    rounding: str = "half_up"
+    charge_inbound: bool = True
+
+
+class BillingProfileView(BillingProfileBody, kw_only=True):
+    tenant_id: str
+    updated_at: datetime
+
+
+class CallPage(msgspec.Struct, kw_only=True):
+    items: list[CallRecord]
+    next_cursor: str | None
+
+
+class UsageLine(msgspec.Struct, kw_only=True):
+    call_class: str
+    calls: int
+    answered_s: int
+    billable_s: int
+    minutes: int  # billable minutes, rounded up
+    retail_micros: int
+    wholesale_micros: int
+
+
+class UsageSummary(msgspec.Struct, kw_only=True):
+    tenant_id: str
+    cycle_start: date
+    lines: list[UsageLine]
+    calls: int
+    billable_s: int
+    retail_micros: int
+    wholesale_micros: int
+
+
+class RateDeckView(msgspec.Struct, kw_only=True):
+    partner_id: str
+    rates: int
+    prefixes: int
+
+
+class WalletView(msgspec.Struct, kw_only=True):
+    partner_id: str
+    balance_micros: int

@@ -1,0 +1,234 @@
+"""SQL of the calls capability. Every function takes the caller's connection, so the
+services decide transaction boundaries (record + ledger + usage + event in one)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+from cdr_ingest.cdr_rebuild import CdrRow
+from cdr_ingest.records import CallRecord
+from controlplane.tenants.pagination import PageRequest
+
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+_RECORD_COLUMNS = tuple(CallRecord.__struct_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    partner_id: str
+    tenant_id: str | None = None
+    direction: str | None = None
+    call_class: str | None = None
+    disposition: str | None = None
+    started_from: datetime | None = None
+    started_before: datetime | None = None
+
+
+# ---------------------------------------------------------------- billing context
+
+async def tenant_billing(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT t.id AS tenant_id, t.partner_id, p.tier, b.per_minute, b.local_per_minute,
+                  b.toll_free_per_minute, b.international_per_minute, b.connect_fee, b.min_seconds,
+                  b.increment_seconds, b.rounding, b.charge_inbound, b.updated_at AS profile_at,
+                  d.csv AS deck_csv, d.updated_at AS deck_at
+           FROM tenants t JOIN partners p ON p.id = t.partner_id
+           LEFT JOIN billing_profiles b ON b.tenant_id = t.id
+           LEFT JOIN retail_rate_decks d ON d.partner_id = t.partner_id
+           WHERE t.id = $1""", tenant_id)
+
+
+async def tenant_partner(conn: Conn, tenant_id: str) -> str | None:
+    partner: str | None = await conn.fetchval("SELECT partner_id FROM tenants WHERE id = $1", tenant_id)
+    return partner
+
+
+PROFILE_COLUMNS = ("per_minute", "local_per_minute", "toll_free_per_minute", "international_per_minute",
+                   "connect_fee", "min_seconds", "increment_seconds", "rounding", "charge_inbound")
+
+
+async def put_profile(conn: Conn, tenant_id: str, values: Sequence[object]) -> asyncpg.Record:
+    cols = ", ".join(PROFILE_COLUMNS)
+    params = ", ".join(f"${i + 2}" for i in range(len(PROFILE_COLUMNS)))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in PROFILE_COLUMNS)
+    row: asyncpg.Record = await conn.fetchrow(
+        f"INSERT INTO billing_profiles (tenant_id, {cols}) VALUES ($1, {params})"
+        f" ON CONFLICT (tenant_id) DO UPDATE SET {updates}, updated_at = now() RETURNING *",
+        tenant_id, *values)
+    return row
+
+
+async def get_profile(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM billing_profiles WHERE tenant_id = $1", tenant_id)
+
+
+async def put_retail_deck(conn: Conn, partner_id: str, csv: str, rates: int) -> None:
+    await conn.execute(
+        "INSERT INTO retail_rate_decks (partner_id, csv, rates) VALUES ($1, $2, $3)"
+        " ON CONFLICT (partner_id) DO UPDATE SET csv = $2, rates = $3, updated_at = now()",
+        partner_id, csv, rates)
+
+
+# ---------------------------------------------------------------- calls in progress
+
+async def insert_active(conn: Conn, linkedid: str, call_id: str, tenant_id: str, partner_id: str,
+                        inbound: bool, dialed: str, caller_num: str, started_at: datetime) -> bool:
+    """True when this is the first sighting (the initiated event is ours to send)."""
+    found = await conn.fetchval(
+        """INSERT INTO calls_active (linkedid, call_id, tenant_id, partner_id, inbound, dialed, caller_num,
+                                     started_at)
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8
+           WHERE NOT EXISTS (SELECT 1 FROM call_records WHERE linkedid = $1)
+           ON CONFLICT (linkedid) DO NOTHING RETURNING true""",
+        linkedid, call_id, tenant_id, partner_id, inbound, dialed, caller_num, started_at)
+    return bool(found)
+
+
+async def mark_answered(conn: Conn, linkedid: str, answered_at: datetime) -> bool:
+    found = await conn.fetchval(
+        "UPDATE calls_active SET answered_at = $2, answered_sent = true, updated_at = now()"
+        " WHERE linkedid = $1 AND NOT answered_sent RETURNING true", linkedid, answered_at)
+    return bool(found)
+
+
+async def active_rows(conn: Conn, linkedids: Sequence[str] | None = None) -> list[asyncpg.Record]:
+    if linkedids is None:
+        return await conn.fetch("SELECT * FROM calls_active")
+    return await conn.fetch("SELECT * FROM calls_active WHERE linkedid = ANY($1::text[])", list(linkedids))
+
+
+async def delete_active(conn: Conn, linkedid: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("DELETE FROM calls_active WHERE linkedid = $1 RETURNING *", linkedid)
+
+
+# ---------------------------------------------------------------- records, ledger, usage
+
+async def insert_record(conn: Conn, record: CallRecord) -> bool:
+    """False when the call was already recorded (ingested twice: counted once)."""
+    cols = ", ".join(_RECORD_COLUMNS)
+    params = ", ".join(f"${i + 1}" for i in range(len(_RECORD_COLUMNS)))
+    found = await conn.fetchval(
+        f"INSERT INTO call_records ({cols}) VALUES ({params}) ON CONFLICT (linkedid) DO NOTHING RETURNING true",
+        *(getattr(record, c) for c in _RECORD_COLUMNS))
+    return bool(found)
+
+
+async def debit_wallet(conn: Conn, partner_id: str, amount: int, call_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO wallet_entries (partner_id, kind, amount, call_id) VALUES ($1, 'usage', $2, $3)",
+        partner_id, -amount, call_id)
+    await conn.execute(
+        "INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, $2)"
+        " ON CONFLICT (partner_id) DO UPDATE SET balance = partner_wallets.balance + $2, updated_at = now()",
+        partner_id, -amount)
+
+
+async def add_usage(conn: Conn, tenant_id: str, cycle: date, call_class: str, answered_s: int,
+                    billable_s: int, retail: int, wholesale: int) -> None:
+    await conn.execute(
+        """INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s,
+                                          retail_micros, wholesale_micros)
+           VALUES ($1, $2, $3, 1, $4, $5, $6, $7)
+           ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET
+             calls = u.calls + 1, answered_s = u.answered_s + $4, billable_s = u.billable_s + $5,
+             retail_micros = u.retail_micros + $6, wholesale_micros = u.wholesale_micros + $7""",
+        tenant_id, cycle, call_class, answered_s, billable_s, retail, wholesale)
+
+
+async def wallet_balance(conn: Conn, partner_id: str) -> int:
+    balance: int | None = await conn.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1",
+                                              partner_id)
+    return balance or 0
+
+
+async def usage(conn: Conn, tenant_id: str, cycle: date) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM tenant_usage WHERE tenant_id = $1 AND cycle_start = $2"
+                            " ORDER BY call_class", tenant_id, cycle)
+
+
+# ---------------------------------------------------------------- reads
+
+def _where(f: CallFilter) -> tuple[str, list[object]]:
+    clauses, args = ["partner_id = $1"], [f.partner_id]
+    for column, value in (("tenant_id", f.tenant_id), ("direction", f.direction),
+                          ("call_class", f.call_class), ("disposition", f.disposition)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    if f.started_from is not None:
+        args.append(f.started_from)
+        clauses.append(f"started_at >= ${len(args)}")
+    if f.started_before is not None:
+        args.append(f.started_before)
+        clauses.append(f"started_at < ${len(args)}")
+    return " AND ".join(clauses), args
+
+
+def _record(row: asyncpg.Record) -> CallRecord:
+    return CallRecord(**{c: row[c] for c in _RECORD_COLUMNS})
+
+
+async def list_records(conn: Conn, f: CallFilter, page: PageRequest) -> list[CallRecord]:
+    """Newest first; the cursor is (started_at, id) of the last row seen."""
+    where, args = _where(f)
+    if page.after is not None:
+        args += [page.after.created_at, page.after.id]
+        where += f" AND (started_at, id) < (${len(args) - 1}, ${len(args)})"
+    args.append(page.limit + 1)
+    rows = await conn.fetch(f"SELECT * FROM call_records WHERE {where}"
+                            f" ORDER BY started_at DESC, id DESC LIMIT ${len(args)}", *args)
+    return [_record(r) for r in rows]
+
+
+async def get_record(conn: Conn, partner_id: str, call_id: str) -> CallRecord | None:
+    row = await conn.fetchrow("SELECT * FROM call_records WHERE id = $1 AND partner_id = $2",
+                              call_id, partner_id)
+    return None if row is None else _record(row)
+
+
+async def iter_records(conn: Conn, f: CallFilter, prefetch: int = 500) -> AsyncIterator[CallRecord]:
+    """A server-side cursor (inside the caller's transaction): constant memory at any size."""
+    where, args = _where(f)
+    async for row in conn.cursor(f"SELECT * FROM call_records WHERE {where} ORDER BY started_at, id",
+                                 *args, prefetch=prefetch):
+        yield _record(row)
+
+
+async def record_exists(conn: Conn, linkedid: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM call_records WHERE linkedid = $1", linkedid))
+
+
+# ---------------------------------------------------------------- Asterisk's CDRs
+
+async def unrecorded_cdrs(conn: Conn, settled_seconds: float, limit: int) -> list[CdrRow]:
+    """CDR rows of calls that ended at least ``settled_seconds`` ago and have no record."""
+    rows = await conn.fetch(
+        """WITH calls AS (
+             SELECT c.linkedid FROM asterisk_cdr c
+             WHERE NOT c.handled AND c.received_at < now() - make_interval(secs => $1)
+               AND c.linkedid <> '' AND NOT EXISTS (SELECT 1 FROM call_records r WHERE r.linkedid = c.linkedid)
+             GROUP BY c.linkedid ORDER BY min(c.id) LIMIT $2)
+           SELECT c.* FROM asterisk_cdr c JOIN calls USING (linkedid)""", settled_seconds, limit)
+    return [CdrRow(r["linkedid"], r["uniqueid"], r["start"] or 0.0, r["answer"] or 0.0, r["end"] or 0.0,
+                   r["src"], r["dst"], r["channel"], r["dstchannel"], r["disposition"], r["accountcode"],
+                   r["userfield"]) for r in rows]
+
+
+async def mark_cdrs_handled(conn: Conn, linkedids: Sequence[str]) -> None:
+    """Recorded calls, and calls no tenant is billed for, are not read again."""
+    await conn.execute("UPDATE asterisk_cdr SET handled = true WHERE linkedid = ANY($1::text[]) AND NOT handled",
+                       list(linkedids))
+
+
+async def mark_recorded_cdrs(conn: Conn, settled_seconds: float) -> int:
+    """CDRs of calls the live path already recorded."""
+    result = await conn.execute(
+        """UPDATE asterisk_cdr c SET handled = true
+           WHERE NOT c.handled AND c.received_at < now() - make_interval(secs => $1)
+             AND EXISTS (SELECT 1 FROM call_records r WHERE r.linkedid = c.linkedid)""", settled_seconds)
+    return int(result.split()[-1])

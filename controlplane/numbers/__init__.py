@@ -1,0 +1,1 @@
+"""Phone numbers: inventory, search and purchase, assignment, CNAM, E911, porting."""

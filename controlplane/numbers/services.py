@@ -1,0 +1,291 @@
+"""Search, purchase, inventory, assignment, routing and CNAM: the decisions.
+
+Every change commits with its ``phone_number.*`` event (transactional outbox);
+dialplan consequences go through the tenants applier after the commit, which
+re-renders and reloads Asterisk's dialplan (``dialplan_changed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+
+from controlplane.events import emit
+from controlplane.http.pagination import PageRequest, next_page
+from controlplane.http.problems import Problem
+from controlplane.numbers import cnam as cnam_rules
+from controlplane.numbers import inventory_store, numbers_store, vanity
+from controlplane.numbers.carrier import (BuiltinCarrier, BuiltinCnamProvider, Carrier, CnamProvider, CnamResult,
+                                          InventoryError, parse_inventory)
+from controlplane.numbers.inventory_store import Conn
+from controlplane.numbers.models import (AvailableNumber, CnamStatus, NumberKind, PhoneNumber, PurchaseResult)
+from controlplane.numbers.pricing import price
+from controlplane.tenants.applier import Applier
+from controlplane.tenants.services import new_id
+from e911.address import STATES
+from e911.provider import E911Status
+
+log = structlog.get_logger(__name__)
+MAX_PURCHASE = 100
+MAX_RESULTS = 100
+DID_STATUSES = ("ACTIVE", "PENDING", "RELEASED")
+
+
+def digits(value: str | None, field: str, length: int) -> str | None:
+    if value is None or value == "":
+        return None
+    if not (len(value) == length and value.isdigit()):
+        raise Problem(422, f"{field}: {length} digits", field=field)
+    return value
+
+
+def e164_us(value: object, field: str) -> str:
+    text = value if isinstance(value, str) else ""
+    bare = text.removeprefix("+1") if text.startswith("+1") else text
+    if not (len(bare) == 10 and bare.isdigit() and bare[0] in "23456789"):
+        raise Problem(422, f"{field}: a US number, +1 and ten digits", field=field)
+    return "+1" + bare
+
+
+async def emit_number(conn: Conn, event_type: str, number: PhoneNumber, tenant_id: str | None,
+                      **extra: object) -> None:
+    await emit(conn, event_type, partner_id=number.partner_id, tenant_id=tenant_id,
+               data={"phone_number": number, **extra})
+
+
+@dataclass
+class NumberServices:
+    pool: asyncpg.Pool
+    applier: Applier | None = None
+    carrier: Carrier = field(default_factory=BuiltinCarrier)
+    cnam_provider: CnamProvider = field(default_factory=BuiltinCnamProvider)
+
+    def changed(self) -> None:
+        if self.applier is not None:
+            self.applier.dialplan_changed()
+
+    # ---------------------------------------------------------------- inventory
+
+    async def load_inventory(self, text: str) -> int:
+        """Numbers from an operator's file (carrier.parse_inventory); how many were new."""
+        try:
+            rows = list(parse_inventory(text))
+        except InventoryError as exc:
+            raise Problem(422, f"inventory: {exc}", field="body") from None
+        async with self.pool.acquire() as conn, conn.transaction():
+            added = await inventory_store.load(conn, rows, self.carrier.name)
+        log.info("numbers.inventory_loaded", rows=len(rows), added=added)
+        return added
+
+    # ---------------------------------------------------------------- search and purchase
+
+    async def _tier(self, conn: Conn, partner_id: str, *, lock: bool = False) -> str:
+        tier = await conn.fetchval("SELECT tier FROM partners WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+                                   partner_id)
+        if tier is None:
+            raise Problem(404, f"no partner {partner_id}", code="not_found")
+        return str(tier)
+
+    def _available(self, rows: Sequence[asyncpg.Record], tier: str) -> list[AvailableNumber]:
+        out = []
+        for r in rows:
+            p = price(tier, r["kind"])
+            region = ", ".join(x for x in (r["city"], r["state"]) if x) or None
+            out.append(AvailableNumber(number=r["number"], kind=NumberKind(r["kind"]), region=region,
+                                       rate_center=r["rate_center"], monthly_price=p.monthly, setup_fee=p.setup,
+                                       per_minute=p.per_minute))
+        return out
+
+    async def search_local(self, partner_id: str, state: str | None, area_code: str | None, nxx: str | None,
+                           rate_center: str | None, city: str | None, limit: int = 20) -> list[AvailableNumber]:
+        if not state:
+            raise Problem(422, "state: required for a local search", field="state")
+        if state.upper() not in STATES:
+            raise Problem(422, "state: a two-letter USPS code", field="state")
+        npa, nxx = digits(area_code, "area_code", 3), digits(nxx, "nxx", 3)
+        for name, value in (("rate_center", rate_center), ("city", city)):
+            if value is not None and (len(value) > 40 or not value.replace(" ", "").replace("-", "").isalpha()):
+                raise Problem(422, f"{name}: letters and spaces, at most 40", field=name)
+        if not 1 <= limit <= MAX_RESULTS:
+            raise Problem(422, f"limit: 1-{MAX_RESULTS}", field="limit")
+        async with self.pool.acquire() as conn:
+            tier = await self._tier(conn, partner_id)
+            rows = await inventory_store.search_local(conn, state.upper(), npa, nxx,
+                                                      rate_center.upper() if rate_center else None,
+                                                      city.upper() if city else None, limit)
+        return self._available(rows, tier)
+
+    async def search_toll_free(self, partner_id: str, pattern: str | None, quantity: int = 10
+                               ) -> list[AvailableNumber]:
+        if not 1 <= quantity <= MAX_RESULTS:
+            raise Problem(422, f"quantity: 1-{MAX_RESULTS}", field="quantity")
+        parsed = None
+        if pattern:
+            try:
+                parsed = vanity.parse(pattern)
+            except vanity.BadPattern as exc:
+                raise Problem(422, f"pattern: {exc}", field="pattern") from None
+        async with self.pool.acquire() as conn:
+            tier = await self._tier(conn, partner_id)
+            rows = await inventory_store.search_toll_free(conn, vanity.sql_like(parsed) if parsed else None,
+                                                          quantity)
+        if parsed is not None:  # the SQL LIKE is exact already; the pure matcher is the contract
+            rows = [r for r in rows if vanity.matches(parsed, r["number"])]
+        return self._available(rows, tier)
+
+    async def purchase(self, partner_id: str, numbers: Sequence[str]) -> PurchaseResult:
+        """All or nothing: each number must still be available; the wallet pays the setup fees."""
+        if not numbers or len(numbers) > MAX_PURCHASE:
+            raise Problem(422, f"numbers: 1-{MAX_PURCHASE} numbers", field="numbers")
+        wanted = sorted({e164_us(n, "numbers") for n in numbers})
+        async with self.pool.acquire() as conn, conn.transaction():
+            tier = await self._tier(conn, partner_id, lock=True)
+            claimed = {r["number"]: r for r in await inventory_store.claim(conn, wanted, partner_id)}
+            missing = [n for n in wanted if n not in claimed]
+            if missing:
+                raise Problem(409, f"no longer available: {', '.join(missing)}", code="number_unavailable",
+                              field="numbers", extra={"unavailable": missing})
+            states = await self.carrier.order(wanted)
+            setup_total = monthly_total = 0
+            created: list[PhoneNumber] = []
+            for number in wanted:
+                r, p = claimed[number], price(tier, claimed[number]["kind"])
+                did_id = new_id("did")
+                region = ", ".join(x for x in (r["city"], r["state"]) if x) or None
+                if not await numbers_store.insert_purchased(conn, did_id, partner_id, number, r["kind"],
+                                                            states.get(number, "PENDING"), region,
+                                                            r["rate_center"], p.monthly, p.setup):
+                    raise Problem(409, f"{number} is already in an inventory", code="number_unavailable",
+                                  field="numbers")
+                setup_total += p.setup
+                monthly_total += p.monthly or 0
+                did = await numbers_store.get(conn, partner_id, did_id)
+                assert did is not None
+                created.append(did)
+                await emit_number(conn, "phone_number.purchased", did, None)
+            balance = await numbers_store.charge_wallet(conn, partner_id, setup_total, "did_setup")
+            if balance is None:
+                raise Problem(409, f"the wallet cannot cover the setup fees ({setup_total} micro-units);"
+                              " top it up first", code="insufficient_funds", extra={"required": setup_total})
+        log.info("numbers.purchased", partner_id=partner_id, numbers=len(created), setup_total=setup_total)
+        return PurchaseResult(numbers=created, setup_total=setup_total, monthly_total=monthly_total,
+                              wallet_balance=balance)
+
+    # ---------------------------------------------------------------- inventory view
+
+    async def list_numbers(self, partner_id: str, page: PageRequest, *, tenant_id: str | None,
+                           status: str | None, e911_status: str | None, q: str | None,
+                           tenant_ids: frozenset[str] | None = None) -> tuple[list[PhoneNumber], str | None]:
+        if status is not None and status not in DID_STATUSES:
+            raise Problem(422, f"status: one of {', '.join(DID_STATUSES)}", field="status")
+        if e911_status is not None and e911_status not in E911Status.__members__:
+            raise Problem(422, f"e911_status: one of {', '.join(E911Status)}", field="e911_status")
+        if q is not None and len(q) > 100:
+            raise Problem(422, "q: at most 100 characters", field="q")
+        async with self.pool.acquire() as conn:
+            items = await numbers_store.list_page(conn, partner_id, page, tenant_id=tenant_id, status=status,
+                                                  e911_status=e911_status, q=q, tenant_ids=tenant_ids)
+        return next_page(items, page)
+
+    async def get(self, partner_id: str, did_id: str) -> PhoneNumber:
+        async with self.pool.acquire() as conn:
+            return await self.number(conn, partner_id, did_id)
+
+    async def number(self, conn: Conn, partner_id: str, did_id: str, *, lock: bool = False) -> PhoneNumber:
+        did = await numbers_store.get(conn, partner_id, did_id, lock=lock)
+        if did is None:
+            raise Problem(404, f"no number {did_id} for this partner", code="not_found")
+        return did
+
+    # ---------------------------------------------------------------- assignment and routing
+
+    async def check_assignable(self, conn: Conn, partner_id: str, tenant_id: str, wanted: int = 1) -> None:
+        status = await conn.fetchval("SELECT status FROM tenants WHERE id = $1 AND partner_id = $2",
+                                     tenant_id, partner_id)
+        if status is None:
+            raise Problem(422, f"tenant_id: no tenant {tenant_id} for this partner", field="tenant_id")
+        if status == "CANCELLED":
+            raise Problem(409, "a cancelled tenant cannot receive numbers", field="tenant_id",
+                          code="tenant_cancelled")
+        room = await numbers_store.tenant_room(conn, tenant_id)
+        if room is not None and room < wanted:
+            raise Problem(409, f"the tenant's DID limit leaves room for {room} more", field="tenant_id",
+                          code="did_limit", extra={"room": room})
+
+    async def _extension(self, conn: Conn, tenant_id: str, extension_id: str | None) -> None:
+        if extension_id is not None and not await conn.fetchval(
+                "SELECT 1 FROM extensions WHERE id = $1 AND tenant_id = $2", extension_id, tenant_id):
+            raise Problem(422, f"extension_id: no extension {extension_id} in tenant {tenant_id}",
+                          field="extension_id")
+
+    async def assign(self, partner_id: str, did_id: str, tenant_id: str, extension_id: str | None) -> PhoneNumber:
+        async with self.pool.acquire() as conn, conn.transaction():
+            did = await self.number(conn, partner_id, did_id, lock=True)
+            if did.tenant_id not in (None, tenant_id):
+                raise Problem(409, f"{did.number} is assigned to another tenant; release it first",
+                              code="did_assigned")
+            if did.tenant_id is None:
+                await self.check_assignable(conn, partner_id, tenant_id)
+            await self._extension(conn, tenant_id, extension_id)
+            await numbers_store.assign(conn, did_id, tenant_id, extension_id)
+            after = await self.number(conn, partner_id, did_id)
+            await emit_number(conn, "phone_number.assigned" if did.tenant_id is None else "phone_number.updated",
+                              after, tenant_id)
+        self.changed()
+        return after
+
+    async def release(self, partner_id: str, did_id: str) -> PhoneNumber:
+        async with self.pool.acquire() as conn, conn.transaction():
+            did = await self.number(conn, partner_id, did_id, lock=True)
+            if did.tenant_id is None:
+                raise Problem(409, f"{did.number} is not assigned to a tenant", code="not_assigned")
+            await numbers_store.assign(conn, did_id, None, None)
+            after = await self.number(conn, partner_id, did_id)
+            await emit_number(conn, "phone_number.released", after, did.tenant_id)
+        self.changed()
+        return after
+
+    async def route(self, partner_id: str, did_id: str, extension_id: str | None) -> PhoneNumber:
+        async with self.pool.acquire() as conn, conn.transaction():
+            did = await self.number(conn, partner_id, did_id, lock=True)
+            if did.tenant_id is None:
+                raise Problem(409, "assign the number to a tenant before routing it", code="not_assigned")
+            await self._extension(conn, did.tenant_id, extension_id)
+            await numbers_store.route(conn, did_id, extension_id)
+            after = await self.number(conn, partner_id, did_id)
+            await emit_number(conn, "phone_number.updated", after, did.tenant_id)
+        self.changed()
+        return after
+
+    # ---------------------------------------------------------------- CNAM
+
+    async def set_cnam(self, partner_id: str, did_id: str, value: str | None) -> PhoneNumber:
+        """Pending until the CNAM provider answers; Synced or Failed (with the carrier's reason)."""
+        cnam = None
+        if value is not None:
+            try:
+                cnam = cnam_rules.validate(value)
+            except cnam_rules.CnamInvalid as exc:
+                raise Problem(422, f"cnam: {exc}", field="cnam") from None
+        async with self.pool.acquire() as conn, conn.transaction():
+            did = await self.number(conn, partner_id, did_id, lock=True)
+            await numbers_store.set_cnam(conn, did_id, cnam, CnamStatus.PENDING, None)
+            pending = await self.number(conn, partner_id, did_id)
+            await emit_number(conn, "phone_number.updated", pending, did.tenant_id)
+        self.changed()
+        try:
+            result = await asyncio.wait_for(self.cnam_provider.update(pending.number, pending.effective_cnam), 30)
+        except Exception as exc:  # the provider is down: Failed, retry by saving again
+            log.warning("numbers.cnam_provider_failed", number=pending.number, error=str(exc))
+            result = CnamResult(CnamStatus.FAILED, "the CNAM provider did not answer")
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await numbers_store.set_cnam_status(conn, did_id, cnam, result.status, result.reason):
+                after = await self.number(conn, partner_id, did_id)
+                await emit_number(conn, "phone_number.updated", after, did.tenant_id)
+            else:
+                after = await self.number(conn, partner_id, did_id)
+        return after

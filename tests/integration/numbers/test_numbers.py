@@ -1,0 +1,208 @@
+"""Numbers against a real PostgreSQL: inventory, search, purchase (one buyer), assignment
+limits, bulk with dry-run, CNAM and E911 status, porting with encrypted PIN, events."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import asyncpg
+import pytest
+
+from controlplane.http.pagination import PageRequest
+from controlplane.http.problems import Problem
+from controlplane.numbers.e911_services import E911Services
+from controlplane.numbers.models import BulkRequest, E911Address, PortAction, PortCreate
+from controlplane.numbers.ports import PortServices
+from controlplane.numbers.services import NumberServices
+from controlplane.tenants.applier import Applier
+from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
+from controlplane.tenants.numbering import NumberingServices
+from controlplane.tenants.services import TenantServices
+from controlplane.webhooks.secret_box import SecretBox
+
+INVENTORY = ("npa,nxx,first,last,state,city,rate_center\n501,555,0,99,AR,Little Rock,LTLROCK\n"
+             "479,444,0,9,AR,Fort Smith,FTSMITH\n877,687,3660,3669,,,\n888,555,1000,1000,,,\n")
+ADDRESS = E911Address(street="1234 Main St", unit="Suite 200", city="Little Rock", state="AR", zip="72211")
+
+
+@pytest.fixture(scope="module")
+async def world(pool: asyncpg.Pool) -> dict:
+    applier = Applier(pool)
+    tenants = TenantServices(pool, applier)
+    partner = (await tenants.create_partner(PartnerCreate(name="Numbers Co", tier=PartnerTier.STARTER))).id
+    other = (await tenants.create_partner(PartnerCreate(name="Rival", tier=PartnerTier.BUSINESS))).id
+    t1 = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co", sip_prefix="nacme"))).id
+    t2 = (await tenants.create_tenant(partner, TenantCreate(name="Beta", billing_email="a@b.co", sip_prefix="nbeta"))).id
+    ext = await NumberingServices(pool, applier).create_extension(partner, t1, ExtensionCreate(number="101",
+                                                                                                display_name="A"))
+    for p in (partner, other):
+        await pool.execute("INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, 50000000)", p)
+    numbers = NumberServices(pool, None)
+    assert await numbers.load_inventory(INVENTORY) == 121
+    assert await numbers.load_inventory(INVENTORY) == 0
+    return {"numbers": numbers, "e911": E911Services(numbers), "partner": partner, "other": other, "t1": t1,
+            "t2": t2, "ext": ext.extension.id, "ports": PortServices(numbers, SecretBox("k" * 32))}
+
+
+async def test_local_search_filters_and_prices(world: dict) -> None:
+    n: NumberServices = world["numbers"]
+    found = await n.search_local(world["partner"], "ar", "479", None, None, None, 20)
+    assert [a.number for a in found][:2] == ["+14794440000", "+14794440001"] and len(found) == 10
+    assert found[0].monthly_price == 1_750_000 and found[0].setup_fee == 1_000_000 and found[0].per_minute == 20_000
+    assert found[0].region == "Fort Smith, AR" and found[0].rate_center == "FTSMITH"
+    assert len(await n.search_local(world["partner"], "AR", None, None, None, "little rock", 100)) == 100
+    with pytest.raises(Problem) as err:
+        await n.search_local(world["partner"], None, None, None, None, None)
+    assert err.value.status == 422 and err.value.field == "state"
+
+
+async def test_toll_free_regular_and_vanity(world: dict) -> None:
+    n: NumberServices = world["numbers"]
+    assert len(await n.search_toll_free(world["partner"], None, 10)) == 10
+    food = await n.search_toll_free(world["partner"], "8XX-OUR-FOOD", 10)
+    assert [a.number for a in food] == ["+18776873663"] and food[0].monthly_price == 2_500_000
+    assert [a.number for a in await n.search_toll_free(world["partner"], "888-XXX-1000")] == ["+18885551000"]
+    with pytest.raises(Problem) as err:
+        await n.search_toll_free(world["partner"], "501-555-XXXX")
+    assert err.value.field == "pattern"
+
+
+async def test_a_number_bought_twice_at_once_goes_to_one_buyer(world: dict, pool: asyncpg.Pool) -> None:
+    n: NumberServices = world["numbers"]
+    results = await asyncio.gather(n.purchase(world["partner"], ["+15015550050"]),
+                                   n.purchase(world["other"], ["+15015550050"]), return_exceptions=True)
+    won = [r for r in results if not isinstance(r, Exception)]
+    lost = [r for r in results if isinstance(r, Problem)]
+    assert len(won) == 1 and len(lost) == 1 and lost[0].status == 409
+    assert await pool.fetchval("SELECT count(*) FROM dids WHERE number = '+15015550050'") == 1
+
+
+async def test_purchase_charges_the_setup_fee_and_records_the_monthly_price(world: dict, pool: asyncpg.Pool) -> None:
+    n: NumberServices = world["numbers"]
+    before = await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", world["partner"])
+    result = await n.purchase(world["partner"], ["+15015550001", "5015550002"])
+    assert result.setup_total == 2_000_000 and result.monthly_total == 3_500_000
+    assert result.wallet_balance == before - 2_000_000
+    assert all(d.status == "ACTIVE" and d.monthly_price == 1_750_000 for d in result.numbers)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'phone_number.purchased'"
+                               " AND partner_id = $1", world["partner"]) >= 2
+    assert "+15015550001" not in [a.number for a in await n.search_local(world["partner"], "AR", "501", None,
+                                                                         None, None, 100)]
+
+
+async def test_purchase_refused_when_the_wallet_is_short(world: dict, pool: asyncpg.Pool) -> None:
+    await pool.execute("UPDATE partner_wallets SET balance = 500 WHERE partner_id = $1", world["other"])
+    with pytest.raises(Problem) as err:
+        await world["numbers"].purchase(world["other"], ["+15015550060"])
+    assert err.value.code == "insufficient_funds"
+    assert await pool.fetchval("SELECT sold_to FROM number_inventory WHERE number = '+15015550060'") is None
+
+
+async def _bought(world: dict, *numbers: str) -> list[str]:
+    return [d.id for d in (await world["numbers"].purchase(world["partner"], list(numbers))).numbers]
+
+
+async def test_assign_route_release_and_the_did_limit(world: dict, pool: asyncpg.Pool) -> None:
+    n: NumberServices = world["numbers"]
+    a, b = await _bought(world, "+15015550010", "+15015550011")
+    did = await n.assign(world["partner"], a, world["t1"], world["ext"])
+    assert did.tenant_id == world["t1"] and did.extension_id == world["ext"] and did.tenant_name == "Acme"
+    await pool.execute("UPDATE tenants SET max_dids = (SELECT count(*) FROM dids WHERE tenant_id = $1)"
+                       " WHERE id = $1", world["t1"])
+    with pytest.raises(Problem) as err:
+        await n.assign(world["partner"], b, world["t1"], None)
+    assert err.value.code == "did_limit"
+    await pool.execute("UPDATE tenants SET max_dids = NULL WHERE id = $1", world["t1"])
+    released = await n.release(world["partner"], a)
+    assert released.status == "RELEASED" and released.billing_since is None and released.tenant_id is None
+    types = [r["type"] for r in await pool.fetch("SELECT type FROM events WHERE partner_id = $1 ORDER BY seq",
+                                                 world["partner"])]
+    assert "phone_number.assigned" in types and "phone_number.released" in types
+
+
+async def test_bulk_dry_run_then_apply(world: dict) -> None:
+    e: E911Services = world["e911"]
+    ids = await _bought(world, "+15015550020", "+15015550021", "+15015550022")
+    dry = await e.bulk(world["partner"], BulkRequest(action="assign", ids=ids, tenant_id=world["t2"], dry_run=True))
+    assert dry.dry_run and dry.changed == 3 and not any(i.applied for i in dry.items)
+    assert (await world["numbers"].get(world["partner"], ids[0])).tenant_id is None
+    done = await e.bulk(world["partner"], BulkRequest(action="assign", ids=ids, tenant_id=world["t2"]))
+    assert done.changed == 3 and all(i.applied for i in done.items)
+    again = await e.bulk(world["partner"], BulkRequest(action="assign", ids=ids, tenant_id=world["t2"]))
+    assert again.changed == 0 and again.skipped == 3
+    e911 = await e.bulk(world["partner"], BulkRequest(action="e911", ids=ids, address=ADDRESS))
+    assert e911.changed == 3 and all("REGISTERED" in i.change for i in e911.items)
+    rel = await e.bulk(world["partner"], BulkRequest(action="release", ids=ids[:2]))
+    assert rel.changed == 2
+
+
+async def test_e911_validation_registration_and_compliance(world: dict) -> None:
+    e: E911Services = world["e911"]
+    (a,) = await _bought(world, "+15015550030")
+    await world["numbers"].assign(world["partner"], a, world["t1"], None)
+    with pytest.raises(Problem) as err:
+        await e.register(world["partner"], a, E911Address(street="1 Main St", city="St. Louis", state="MO",
+                                                           zip="63101"))
+    assert err.value.status == 422 and err.value.field == "address.city" and "Saint Louis" in err.value.detail
+    with pytest.raises(Problem) as err:
+        await e.register(world["partner"], a, E911Address(street="PO Box 12", city="Anytown", state="AR",
+                                                           zip="72211"))
+    assert err.value.field == "address.street"
+    report = await e.compliance(world["partner"], "NOT_SET", world["t1"])
+    assert a in [r.id for r in report.items]
+    (done,) = await e.register(world["partner"], a, ADDRESS)
+    assert done.e911_status == "REGISTERED" and done.e911_address and done.e911_address.unit == "Suite 200"
+    everyone = await e.register(world["partner"], a, ADDRESS, apply_to_tenant=True)
+    assert len(everyone) >= 1 and all(d.e911_status == "REGISTERED" for d in everyone)
+    report = await e.compliance(world["partner"], None, world["t1"])
+    assert report.by_status["NOT_SET"] == 0
+    page, _ = await world["numbers"].list_numbers(world["partner"], PageRequest(100, None), tenant_id=None,
+                                                  status=None, e911_status="REGISTERED", q="acme")
+    assert a in [d.id for d in page]
+
+
+async def test_cnam_override_sync_status_and_refusal(world: dict) -> None:
+    (a,) = await _bought(world, "+15015550040")
+    did = await world["numbers"].set_cnam(world["partner"], a, "O'Brien & Co.")
+    assert did.cnam == "O'Brien & Co." and did.cnam_status == "SYNCED" and did.effective_cnam == "O'Brien & Co."
+    with pytest.raises(Problem) as err:
+        await world["numbers"].set_cnam(world["partner"], a, "X" * 16)
+    assert err.value.field == "cnam"
+
+
+async def test_port_lifecycle_completes_into_active_assigned_numbers(world: dict, pool: asyncpg.Pool) -> None:
+    ports: PortServices = world["ports"]
+    port = await ports.create(world["partner"], PortCreate(
+        numbers=["+12025550100", "+12025550101"], losing_carrier="Verizon", account_holder="Acme LLC",
+        account_number="123-456", pin="4321", service_address=ADDRESS, tenant_id=world["t1"],
+        desired_date=date(2026, 6, 1)))
+    assert port.status == "PENDING" and port.has_pin
+    assert b"4321" not in bytes(await pool.fetchval("SELECT pin_sealed FROM port_requests WHERE id = $1", port.id))
+    assert await ports.pin(world["partner"], port.id) == "4321"
+    with pytest.raises(Problem) as err:
+        await ports.act(world["partner"], port.id, "submit", PortAction())
+    assert err.value.code == "documents_missing"
+    with pytest.raises(Problem) as err:
+        await ports.add_document(world["partner"], port.id, "LOA", "loa.pdf", "application/pdf", b"not a pdf")
+    assert err.value.field == "body"
+    await ports.add_document(world["partner"], port.id, "LOA", "loa.pdf", "application/pdf", b"%PDF-1.7 ...")
+    await ports.add_document(world["partner"], port.id, "BILL", "bill.png", "image/png", b"\x89PNG\r\n\x1a\n...")
+    with pytest.raises(Problem) as err:
+        await ports.act(world["partner"], port.id, "complete", PortAction())
+    assert err.value.status == 409 and err.value.code == "illegal_transition"
+    await ports.act(world["partner"], port.id, "submit", PortAction())
+    rejected = await ports.act(world["partner"], port.id, "reject", PortAction(reason="name mismatch"))
+    assert rejected.status == "REJECTED" and rejected.reject_reason == "name mismatch"
+    await ports.act(world["partner"], port.id, "resubmit", PortAction())
+    foc = await ports.act(world["partner"], port.id, "foc", PortAction(foc_date=date(2026, 6, 3)))
+    assert foc.foc_date == date(2026, 6, 3)
+    done = await ports.act(world["partner"], port.id, "complete", PortAction())
+    assert done.status == "COMPLETED"
+    rows = await pool.fetch("SELECT status, tenant_id FROM dids WHERE number = ANY($1::text[])", done.numbers)
+    assert len(rows) == 2 and all(r["status"] == "ACTIVE" and r["tenant_id"] == world["t1"] for r in rows)
+    with pytest.raises(Problem):
+        await ports.act(world["partner"], port.id, "cancel", PortAction())
+    kinds = {r["type"] for r in await pool.fetch("SELECT type FROM events WHERE type LIKE 'port_request.%'")}
+    assert {"port_request.created", "port_request.submitted", "port_request.rejected",
+            "port_request.foc_received", "port_request.completed"} <= kinds

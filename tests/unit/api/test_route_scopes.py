@@ -1,0 +1,47 @@
+"""Every secured route declares the scope an API key needs (access.py fails closed)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from controlplane.http.access import PORTAL, SCOPES, operation_access
+from controlplane.http.app import make_app
+from controlplane.http.openapi import openapi_document
+from controlplane.plugins import Context
+
+
+def _app() -> web.Application:
+    from controlplane.daemon import PLUGINS
+
+    return make_app(service_token_value="t", probes=[], plugins=PLUGINS,
+                    context=Context(config=None, pool=None))  # type: ignore[arg-type]
+
+
+def test_every_secured_operation_has_a_known_scope() -> None:
+    table = operation_access(_app()[openapi_document])
+    missing = sorted(f"{m} {p}" for (m, p), a in table.items() if a.scope is None)
+    assert missing == [], "operations without x-scope (add it to the plugin's openapi.yaml)"
+    unknown = {a.scope for a in table.values()} - set(SCOPES) - {PORTAL}
+    assert unknown == set()
+
+
+def test_secured_operations_document_403_429_and_their_scope() -> None:
+    doc = _app()[openapi_document]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method not in {"get", "put", "post", "patch", "delete"} or op.get("security") == []:
+                continue
+            assert {"401", "403", "429"} <= set(op["responses"]), f"{method} {path}"
+            if op["x-scope"] != PORTAL:
+                assert {"apiKey": [op["x-scope"]]} in op["security"], f"{method} {path}"
+            if method == "post":
+                refs = [p.get("$ref", "") for p in op["parameters"]]
+                assert "#/components/parameters/IdempotencyKey" in refs, f"{method} {path}"
+
+
+def test_key_management_and_audit_are_the_portals_only() -> None:
+    doc = _app()[openapi_document]
+    for path in ("/v1/api-keys", "/v1/api-keys/{key_id}", "/v1/api-keys/{key_id}/revoke", "/v1/audit-events"):
+        for method, op in doc["paths"][path].items():
+            if method != "parameters":
+                assert op["x-scope"] == PORTAL, f"{method} {path}"
