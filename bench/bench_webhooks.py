@@ -42,7 +42,7 @@ from controlplane.webhooks.services import EndpointService  # noqa: E402
 from controlplane.webhooks.settings import Settings  # noqa: E402
 
 KEY = "bench-webhooks-key"
-CONCURRENCY = 64
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
 THROUGHPUT_EVENTS = 20_000
 CRASH_EVENTS = 10_000
 TENANTS = 500

@@ -119,6 +119,20 @@ class EmergencyConfig(_Section):
     relay_port: int = 5060
 
 
+class LimitsConfig(_Section):
+    """Usage caps in the call path (docs/limits.md): the FastAGI admission server."""
+
+    enabled: bool = True
+    # Where Asterisk reaches the daemon's admission server (AGI(agi://host:port/admit)).
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    # Billable outbound calls when the server does not answer: refused with 503 (false,
+    # the default: fail closed) or let through (true). Internal and emergency: always open.
+    fail_open: bool = False
+    # Longest cut-off an admitted call gets (and reserves) when a cap applies.
+    max_call_seconds: int = 14400
+
+
 class LoggingConfig(_Section):
     format: str = "auto"  # auto | json | console; auto = console in development
     level: str = "info"
@@ -134,6 +148,7 @@ class Config(_Section):
     carrier: CarrierConfig = CarrierConfig()
     calls: CallsConfig = CallsConfig()
     emergency: EmergencyConfig = EmergencyConfig()
+    limits: LimitsConfig = LimitsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property
@@ -202,6 +217,7 @@ def _check_values(config: Config) -> None:
         "asterisk.ami_port": config.asterisk.ami_port,
         "emergency.trunk_port": config.emergency.trunk_port,
         "emergency.relay_port": config.emergency.relay_port,
+        "limits.agi_port": config.limits.agi_port,
     }
     for key, port in ports.items():
         if not 1 <= port <= 65535:

@@ -19,6 +19,7 @@ from controlplane.db.database import Database, create_pool, migrate_dsn, open_da
 from controlplane.http.app import make_app
 from controlplane.http.health import Probe, ProbeResult
 from controlplane.keystore import install_secret
+from controlplane.limits.plugin import PLUGIN as LIMITS
 from controlplane.apikeys.plugin import PLUGIN as APIKEYS
 from controlplane.audit.plugin import PLUGIN as AUDIT
 from controlplane.events.plugin import PLUGIN as EVENTS
@@ -32,7 +33,7 @@ from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
 
 log = structlog.get_logger(__name__)
 
-PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, calls_plugin.PLUGIN]
+PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, calls_plugin.PLUGIN, LIMITS]
 
 
 @dataclass

@@ -19,6 +19,7 @@ from controlplane.tenants.pagination import page_request
 
 call_services = web.AppKey("call_services", CallServices)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_AT = re.compile(r"unknown field `([^`]+)`|at `\$\.([A-Za-z_][A-Za-z0-9_.]*)")
 CSV_COLUMNS = tuple(CallRecord.__struct_fields__)
 
 
@@ -81,7 +82,10 @@ async def tenant_usage(request: web.Request) -> web.Response:
 async def put_profile(request: web.Request) -> web.Response:
     try:
         body = msgspec.json.decode(await request.read(), type=BillingProfileBody)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except msgspec.ValidationError as exc:
+        found = _AT.search(str(exc))  # msgspec: "Expected `int`, got `str` - at `$.min_seconds`"
+        raise Problem(422, str(exc), field=(found.group(1) or found.group(2)) if found else "body") from None
+    except msgspec.DecodeError as exc:
         raise Problem(422, str(exc), field="body") from None
     return _json(await request.app[call_services].put_profile(partner_id(request), _tenant_id(request), body))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -45,6 +46,8 @@ class CallRecorder:
         self._billing: dict[str, _Cached] = {}
         self._decks: dict[tuple[str, object], RateDeck] = {}
         self.recorded = 0
+        # Called (sync) after a call's record committed: controlplane/limits re-evaluates caps.
+        self.on_recorded: list[Callable[[CallRecord], None]] = []
 
     # ------------------------------------------------------------ intake (sync, from the tracker)
 
@@ -116,11 +119,18 @@ class CallRecorder:
                 if billing is None:
                     log.warning("calls.unknown_tenant")
                     return
+                record = None
                 async with conn.transaction():
                     if isinstance(action, Finished):
-                        await self.finish(conn, action.summary, billing)
+                        record = await self.finish(conn, action.summary, billing)
                     else:
                         await self._progress(conn, action, billing)
+            if record is not None:
+                for hook in self.on_recorded:
+                    try:
+                        hook(record)
+                    except Exception:
+                        log.exception("calls.hook_failed")
 
     async def _progress(self, conn: store.Conn, p: Progress, billing: TenantBilling) -> None:
         answered = p.kind is ProgressKind.ANSWERED

@@ -94,13 +94,16 @@ class CallServices:
                             wholesale_micros=sum(x.wholesale_micros for x in lines))
 
     async def put_profile(self, partner_id: str, tenant_id: str, body: BillingProfileBody) -> BillingProfileView:
+        if body.rounding not in {r.value for r in Rounding}:
+            raise Problem(422, f"rounding must be one of {', '.join(r.value for r in Rounding)}",
+                          field="rounding")
         try:  # the pure core validates: one set of rules for the RPC and for rating
             BillingProfile(tenant_id, body.per_minute_micros, body.local_per_minute_micros,
                            body.toll_free_per_minute_micros, body.international_per_minute_micros, None,
                            body.connect_fee_micros, body.min_seconds, body.increment_seconds,
                            Rounding(body.rounding), body.charge_inbound)
         except ValueError as exc:
-            raise Problem(422, str(exc), field="body") from None
+            raise Problem(422, str(exc), field=_profile_field(str(exc))) from None
         values = (body.per_minute_micros, body.local_per_minute_micros, body.toll_free_per_minute_micros,
                   body.international_per_minute_micros, body.connect_fee_micros, body.min_seconds,
                   body.increment_seconds, body.rounding, body.charge_inbound)
@@ -133,6 +136,16 @@ class CallServices:
     async def wallet(self, partner_id: str) -> WalletView:
         async with self.pool.acquire() as conn:
             return WalletView(partner_id=partner_id, balance_micros=await store.wallet_balance(conn, partner_id))
+
+
+def _profile_field(message: str) -> str:
+    """The body field a pure-core message names ("connect_fee must be ..." -> connect_fee_micros)."""
+    name = message.split(" ", 1)[0]
+    if name in BillingProfileBody.__struct_fields__:
+        return name
+    if f"{name}_micros" in BillingProfileBody.__struct_fields__:
+        return f"{name}_micros"
+    return "body"
 
 
 def _profile_view(row: asyncpg.Record) -> BillingProfileView:

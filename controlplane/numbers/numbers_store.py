@@ -152,8 +152,11 @@ async def tenant_ids_of(conn: Conn, tenant_id: str) -> list[str]:
 
 
 async def tenant_room(conn: Conn, tenant_id: str) -> int | None:
-    """How many more DIDs the tenant may take (None: no limit). Locks the tenant row."""
-    limit = await conn.fetchval("SELECT max_dids FROM tenants WHERE id = $1 FOR UPDATE", tenant_id)
+    """How many more DIDs the tenant may take (None: no limit, tenant_limits.max_dids NULL or absent).
+
+    Locks the tenant row, so two concurrent assignments cannot both take the last slot."""
+    await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", tenant_id)
+    limit = await conn.fetchval("SELECT max_dids FROM tenant_limits WHERE tenant_id = $1", tenant_id)
     if limit is None:
         return None
     used = await conn.fetchval("SELECT count(*) FROM dids WHERE tenant_id = $1", tenant_id)

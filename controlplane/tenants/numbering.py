@@ -15,6 +15,7 @@ import msgspec
 
 from controlplane import audit
 from controlplane.http.problems import Problem
+from controlplane.limits import caps as limit_caps
 from controlplane.tenants import dids_store, extensions_store, store
 from controlplane.tenants.applier import Applier
 from controlplane.tenants.models import (
@@ -64,6 +65,7 @@ class NumberingServices:
             if tenant.status in (TenantStatus.SUSPENDED, TenantStatus.CANCELLED):
                 raise Problem(409, f"the tenant is {tenant.status.value}: no new extensions",
                               code="tenant_not_active")
+            await limit_caps.check_extension(conn, tenant_id)  # the tenant's own cap (controlplane/limits)
             tier = PartnerTier(partner["tier"])
             cap = max_extensions(tier)
             if cap is not None and partner["extension_count"] >= cap:
@@ -195,6 +197,8 @@ class NumberingServices:
                 if tenant.status is TenantStatus.CANCELLED:
                     raise Problem(409, "a cancelled tenant cannot receive DIDs", field="tenant_id",
                                   code="tenant_cancelled")
+                if tenant_id != did.tenant_id:
+                    await limit_caps.check_did(conn, tenant_id)  # the tenant's own cap (controlplane/limits)
                 if extension_id is not None and await extensions_store.get(conn, tenant_id, extension_id) is None:
                     raise Problem(422, f"no extension {extension_id} in tenant {tenant_id}", field="extension_id")
             cnam = did.cnam if body.cnam is UNSET else (

@@ -211,7 +211,19 @@ class TenantServices:
         self.applier.dialplan_changed()
         return result
 
-    async def _set_status_and_save(self, conn: store.Conn, current: Tenant, updated: Tenant) -> Tenant:
+    async def suspend_for(self, partner_id: str, tenant_id: str, cause: str) -> Tenant:
+        """Auto-suspension (controlplane/limits): a manual suspension whose tenant.suspended names the cause."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await self._tenant(conn, partner_id, tenant_id, lock=True)
+            if current.status not in (TenantStatus.TRIAL, TenantStatus.ACTIVE):
+                return current
+            result = await self._set_status_and_save(
+                conn, current, msgspec_replace(current, status=TenantStatus.SUSPENDED), cause=cause)
+        self.applier.dialplan_changed()
+        return result
+
+    async def _set_status_and_save(self, conn: store.Conn, current: Tenant, updated: Tenant,
+                                   cause: str | None = None) -> Tenant:
         cancelled_at = current.cancelled_at
         if updated.status is TenantStatus.CANCELLED and current.status is not TenantStatus.CANCELLED:
             cancelled_at = datetime.now(UTC)
@@ -224,7 +236,13 @@ class TenantServices:
         await store.update_tenant(conn, updated, cancelled_at)
         await self.applier.sync_tenant(conn, current.id)
         result = await self._tenant(conn, current.partner_id, current.id)
-        await outbox.tenant(conn, result, current.status)
+        if cause is None:
+            await outbox.tenant(conn, result, current.status)
+        else:
+            from controlplane.events import emit
+            await emit(conn, outbox.tenant_event(current.status, result.status), partner_id=result.partner_id,
+                       tenant_id=result.id, data={"tenant": result, "previous_status": current.status.value,
+                                                  "cause": cause})
         await audit.record(conn, action="update", resource="tenant", resource_id=current.id,
                            partner_id=current.partner_id, tenant_id=current.id, before=current, after=result)
         return result

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +34,7 @@ DISPATCH_BATCH = 1000
 RECORD_BATCH = 500
 RECORD_TRIES = 3
 # Claims and records wait this long for company: bigger batches, fewer round trips.
-COALESCE = float(os.environ.get("COALESCE", "0.002"))
+COALESCE = 0.002
 # A claim outlives the attempt's timeout by this much before another worker may retry it.
 LEASE_MARGIN = timedelta(seconds=5)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.asterisk.credentials import credentials_path, resolve_credentials
+from controlplane.asterisk.credentials import resolve_credentials
 from controlplane.asterisk.runner import (
     AsteriskError, AsteriskRunner, LocalRunner, probe_ari, recipe_dir, render_config, runner_for,
     template_values,
@@ -155,7 +155,7 @@ def test_templates_render_without_leftover_placeholders(tmp_path: Path) -> None:
 def test_credentials_generated_once_private_and_config_wins(tmp_path: Path) -> None:
     cfg = _make_config(tmp_path)
     first = resolve_credentials(cfg)
-    path = credentials_path(cfg)
+    path = cfg.data_path / "secrets" / "ari_password"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert resolve_credentials(cfg) == first
     assert first.ari_password != first.ami_password and len(first.ari_password) >= 24
@@ -163,7 +163,7 @@ def test_credentials_generated_once_private_and_config_wins(tmp_path: Path) -> N
     pinned = _make_config(tmp_path, ari_password="pinned-secret")
     both = resolve_credentials(pinned)
     assert both.ari_password == "pinned-secret" and both.ami_password == first.ami_password
-    assert json.loads(path.read_text())["ari_password"] == first.ari_password
+    assert path.read_text().strip() == first.ari_password
 
 
 def test_unsafe_credentials_are_refused(tmp_path: Path) -> None:

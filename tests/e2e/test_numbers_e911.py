@@ -51,7 +51,8 @@ def trunk_uas(expect_from: str | None) -> str:
     scenario = answer_scenario(30000)
     if expect_from:
         check = (f'  <recv request="INVITE" timeout="30000">\n    <action>\n      <ereg regexp="{expect_from}"'
-                 ' search_in="hdr" header="From:" check_it="true" assign_to="1"/>\n    </action>\n  </recv>\n')
+                 ' search_in="hdr" header="From:" check_it="true" assign_to="1"/>\n    </action>\n  </recv>\n'
+                 '  <Reference variables="1"/>\n')
         scenario = scenario.replace('  <recv request="INVITE" timeout="30000"/>\n', check)
     return scenario
 
@@ -93,12 +94,11 @@ async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
             await E911Services(numbers).register(partner, dids["acme"], ADDRESS)
             await applier.apply_dialplan(force=True)
             await AmiControl(ami).command("core set verbose 4")  # the instance's console.log, for debugging
-            await AmiControl(ami).command("pjsip set logger on")
             yield World(asterisk, passwords, em, relay)
         finally:
             await ami.close()
     finally:
-        await asyncio.to_thread(asterisk.stop, False)
+        await asyncio.to_thread(asterisk.stop)
 
 
 def _run(world: World, scenario: str, service: str, user: str | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -1,5 +1,5 @@
 -- Numbers: the carrier inventory (from operator files), purchase pricing, CNAM and
--- E911 state of DIDs, a per-tenant DID limit, and port-in requests.
+-- E911 state of DIDs, and port-in requests. The per-tenant DID limit is tenant_limits.max_dids (0008).
 -- The partner wallet (partner_wallets, wallet_entries) comes from 0005_calls.
 
 -- Numbers a carrier offers; sold_to is NULL while available. Numbers sort as
@@ -46,9 +46,6 @@ ALTER TABLE dids ADD COLUMN e911_error text;
 ALTER TABLE dids ADD COLUMN e911_updated_at timestamptz;
 CREATE INDEX dids_partner_e911 ON dids (partner_id, e911_status, number);
 CREATE INDEX dids_partner_number ON dids (partner_id, number);
-
--- NULL: no limit. Assignments beyond it are refused (409).
-ALTER TABLE tenants ADD COLUMN max_dids integer CHECK (max_dids >= 0);
 
 CREATE TABLE port_requests (
     id              text PRIMARY KEY,

@@ -108,12 +108,13 @@ async def test_assign_route_release_and_the_did_limit(world: dict, pool: asyncpg
     a, b = await _bought(world, "+15015550010", "+15015550011")
     did = await n.assign(world["partner"], a, world["t1"], world["ext"])
     assert did.tenant_id == world["t1"] and did.extension_id == world["ext"] and did.tenant_name == "Acme"
-    await pool.execute("UPDATE tenants SET max_dids = (SELECT count(*) FROM dids WHERE tenant_id = $1)"
-                       " WHERE id = $1", world["t1"])
+    await pool.execute("INSERT INTO tenant_limits (tenant_id, max_dids) VALUES ($1, (SELECT count(*) FROM dids"
+                       " WHERE tenant_id = $1)) ON CONFLICT (tenant_id) DO UPDATE SET max_dids = EXCLUDED.max_dids",
+                       world["t1"])
     with pytest.raises(Problem) as err:
         await n.assign(world["partner"], b, world["t1"], None)
     assert err.value.code == "did_limit"
-    await pool.execute("UPDATE tenants SET max_dids = NULL WHERE id = $1", world["t1"])
+    await pool.execute("UPDATE tenant_limits SET max_dids = NULL WHERE tenant_id = $1", world["t1"])
     released = await n.release(world["partner"], a)
     assert released.status == "RELEASED" and released.billing_since is None and released.tenant_id is None
     types = [r["type"] for r in await pool.fetch("SELECT type FROM events WHERE partner_id = $1 ORDER BY seq",

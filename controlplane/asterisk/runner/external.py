@@ -1,0 +1,45 @@
+"""The external runner: someone else runs Asterisk; status probes ARI, ``cli`` goes through AMI."""
+
+from __future__ import annotations
+
+import time
+
+from controlplane.asterisk.runner.base import RunnerBase
+from controlplane.asterisk.runner.interface import AsteriskError, AsteriskStatus
+from controlplane.asterisk.runner.probes import ami_command
+
+
+class ExternalRunner(RunnerBase):
+    """Someone else runs Asterisk: up() only waits for ARI; cli() goes through AMI."""
+
+    mode = "external"
+
+    def up(self) -> AsteriskStatus:
+        a = self.cfg.asterisk
+        deadline = time.monotonic() + a.boot_timeout
+        while True:
+            code, why = self._probe_ari(timeout=2.0)
+            if code == 200:
+                return self.status()
+            if code == 401:
+                raise AsteriskError(f"external Asterisk at {a.host}:{a.http_port} "
+                                    "refuses our ARI credentials")
+            if time.monotonic() >= deadline:
+                raise AsteriskError(f"external Asterisk: ARI at http://{a.host}:{a.http_port} not answering "
+                                    f"within {a.boot_timeout:.0f} s ({code or why})")
+            time.sleep(0.2)
+
+    def down(self) -> None:
+        """Not ours to stop."""
+
+    def kill(self) -> None:
+        raise AsteriskError("external Asterisk: not ours to kill")
+
+    def status(self) -> AsteriskStatus:
+        code, why = self._probe_ari(timeout=1.0)
+        running = code == 200
+        return self._status(running, None, running, None, "" if running else f" (ARI: {code or why})")
+
+    def cli(self, command: str, timeout: float = 30.0) -> str:
+        a, creds = self.cfg.asterisk, self.credentials()
+        return ami_command(a.host, a.ami_port, creds.ami_user, creds.ami_password, command, timeout=timeout)

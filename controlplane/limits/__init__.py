@@ -1,0 +1,1 @@
+"""Per-tenant usage limits: caps, call admission (FastAGI), cut-off, alerts (docs/limits.md)."""

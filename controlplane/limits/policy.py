@@ -1,0 +1,263 @@
+"""Usage-cap policy: admission, in-flight reservations, cut-off seconds, thresholds.
+
+Pure functions of data (no I/O, no clock: ``now`` is passed in), so every rule is
+unit- and property-tested without Asterisk. Money is integer micro-units; times
+are UTC tz-aware; durations integer seconds.
+
+Reservation rule (Kazoo's): an admitted call reserves its whole cut-off (its
+seconds and their price) until it is recorded, so N parallel calls can never be
+granted more than the allowance: the sum of the reservations of calls in
+progress plus recorded usage never exceeds a cap, and a call is cut by Asterisk
+(``Dial(...,L(ms))``) at its reservation. A released reservation is not handed to
+calls already in progress (their ``L()`` cannot grow); the next call gets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from cdr_ingest.rates import Rate
+from cdr_ingest.rating import affordable_seconds, billable_seconds, price
+
+# Q.850 causes PJSIP turns into SIP responses (chan_pjsip ast_cause2sip):
+CAUSE_FORBIDDEN = 21  # call rejected -> 403 Forbidden: suspended, minutes or spend exhausted
+CAUSE_BUSY = 17  # user busy -> 486 Busy Here: the tenant's trunk channels are all in use
+CAUSE_UNAVAILABLE = 34  # no circuit -> 503: admission unreachable and policy is fail-closed
+
+
+class Pool(StrEnum):
+    """Seed 002 trunk channels: a call takes its direction's pool, overflowing into two-way."""
+
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+    TWO_WAY = "two_way"
+
+
+class Reason(StrEnum):
+    OK = "ok"
+    SUSPENDED = "suspended"
+    MINUTES = "monthly_minutes"
+    SPEND = "monthly_spend"
+    CONCURRENT = "concurrent_calls"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A tenant's caps; None = unlimited."""
+
+    monthly_spend_micros: int | None = None
+    max_extensions: int | None = None
+    max_dids: int | None = None
+    monthly_minutes: int | None = None
+    max_inbound: int | None = None
+    max_outbound: int | None = None
+    max_two_way: int | None = None
+    alert_threshold_pct: int = 80
+    auto_suspend: bool = False
+    billing_anchor_day: int = 1  # the cycle starts on this day of the month, in the tenant's timezone
+
+
+@dataclass(slots=True)
+class Usage:
+    """Recorded usage of the current cycle (billable seconds, retail micros)."""
+
+    billable_s: int = 0
+    spend_micros: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What one call in progress holds: its pool, and the seconds/micros reserved."""
+
+    call_id: str
+    pool: Pool | None
+    seconds: int = 0
+    micros: int = 0
+
+
+@dataclass(slots=True)
+class Ledger:
+    """In-flight state of one tenant: its holds by call id."""
+
+    holds: dict[str, Hold] = field(default_factory=dict)
+
+    def reserved(self) -> tuple[int, int]:
+        return sum(h.seconds for h in self.holds.values()), sum(h.micros for h in self.holds.values())
+
+    def in_pool(self, pool: Pool) -> int:
+        return sum(1 for h in self.holds.values() if h.pool is pool)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    admit: bool
+    reason: Reason
+    cause: int = 0  # Q.850 cause for a refusal
+    limit_s: int | None = None  # absolute cut-off after answer; None = no time limit
+    hold: Hold | None = None
+    detail: str = ""
+
+
+def pool_for(limits: Limits, ledger: Ledger, inbound: bool) -> tuple[bool, Pool | None]:
+    """The pool a new call takes (seed 002: direction first, then two-way).
+
+    No trunk caps at all: unlimited (pool None). Otherwise an unset cap counts
+    as no channels of that kind, so "max_outbound=3" alone means 3 outbound.
+    """
+    own_cap = limits.max_inbound if inbound else limits.max_outbound
+    if own_cap is None and limits.max_two_way is None:
+        return True, None
+    own = Pool.INBOUND if inbound else Pool.OUTBOUND
+    if ledger.in_pool(own) < (own_cap or 0):
+        return True, own
+    if ledger.in_pool(Pool.TWO_WAY) < (limits.max_two_way or 0):
+        return True, Pool.TWO_WAY
+    return False, None
+
+
+def seconds_within(rate: Rate | None, remaining_s: int) -> int:
+    """Longest answered duration whose *billable* seconds fit in remaining_s."""
+    if remaining_s <= 0:
+        return 0
+    inc = rate.increment_seconds if rate else 1
+    low = rate.min_seconds if rate else 0
+    if remaining_s < max(low, inc if low == 0 else 0):
+        return 0
+    best = (remaining_s // inc) * inc
+    return best if billable_seconds(best, low, inc) <= remaining_s else 0
+
+
+def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, call_id: str,
+           rate: Rate | None, max_call_s: int) -> Decision:
+    """Admit or refuse one outbound billable call, and what it reserves if admitted."""
+    if not calls_allowed:
+        return Decision(False, Reason.SUSPENDED, CAUSE_FORBIDDEN, detail="tenant is not active")
+    ok, pool = pool_for(limits, ledger, inbound=False)
+    if not ok:
+        return Decision(False, Reason.CONCURRENT, CAUSE_BUSY,
+                        detail=f"outbound {limits.max_outbound or 0} + two-way {limits.max_two_way or 0} in use")
+    reserved_s, reserved_micros = ledger.reserved()
+    limit: int | None = None
+    if limits.monthly_minutes is not None:
+        left_s = limits.monthly_minutes * 60 - usage.billable_s - reserved_s
+        limit = seconds_within(rate, left_s)
+        if limit == 0:
+            return Decision(False, Reason.MINUTES, CAUSE_FORBIDDEN, detail=f"{max(left_s, 0)} s left")
+    if limits.monthly_spend_micros is not None and rate is not None:
+        budget = limits.monthly_spend_micros - usage.spend_micros - reserved_micros
+        by_spend = affordable_seconds(rate, budget)
+        if by_spend == 0:
+            return Decision(False, Reason.SPEND, CAUSE_FORBIDDEN, detail=f"{max(budget, 0)} micros left")
+        if by_spend is not None:
+            limit = by_spend if limit is None else min(limit, by_spend)
+    if limit is not None:
+        limit = min(limit, max_call_s)
+    seconds = micros = 0
+    if limit is not None:
+        seconds = billable_seconds(limit, rate.min_seconds, rate.increment_seconds) if rate else limit
+        micros = price(rate, seconds) if rate else 0
+    return Decision(True, Reason.OK, limit_s=limit, hold=Hold(call_id, pool, seconds, micros))
+
+
+def admit_inbound(limits: Limits, ledger: Ledger, call_id: str) -> Decision:
+    """Inbound calls only take a trunk channel (minutes are counted when recorded)."""
+    ok, pool = pool_for(limits, ledger, inbound=True)
+    if not ok:
+        return Decision(False, Reason.CONCURRENT, CAUSE_BUSY, detail="inbound + two-way channels in use")
+    return Decision(True, Reason.OK, hold=Hold(call_id, pool))
+
+
+def shortened(limits: Limits, calls_allowed: bool, usage: Usage, holds: list[tuple[Hold, int]]
+              ) -> dict[str, int]:
+    """After the allowance shrank: call id -> seconds it may still run (0 = hang up now).
+
+    ``holds`` are (hold, seconds since admission), oldest first; the oldest calls
+    keep their reservation, younger ones are shortened first. Calls that still
+    fit are not listed.
+    """
+    if not calls_allowed:
+        return {h.call_id: 0 for h, _ in holds if h.pool is not Pool.INBOUND}
+    if limits.monthly_minutes is None:
+        return {}
+    left = limits.monthly_minutes * 60 - usage.billable_s
+    out: dict[str, int] = {}
+    for hold, elapsed in holds:
+        if hold.pool is Pool.INBOUND or hold.seconds == 0:
+            continue
+        grant = min(hold.seconds, max(left, 0))
+        left -= grant
+        if grant < hold.seconds:
+            out[hold.call_id] = max(grant - elapsed, 0)
+    return out
+
+
+# ---------------------------------------------------------------- thresholds and caps
+
+
+class Crossing(StrEnum):
+    THRESHOLD = "threshold"
+    CAP = "cap"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    cap: str  # monthly_minutes | monthly_spend | max_extensions | max_dids
+    kind: Crossing
+    used: int
+    limit: int
+
+
+def alerts(limits: Limits, figures: dict[str, int]) -> list[Alert]:
+    """Every cap at or past its threshold / limit; the caller sends each once per cycle."""
+    caps = {"monthly_minutes": None if limits.monthly_minutes is None else limits.monthly_minutes * 60,
+            "monthly_spend": limits.monthly_spend_micros, "max_extensions": limits.max_extensions,
+            "max_dids": limits.max_dids}
+    out: list[Alert] = []
+    for name, cap in caps.items():
+        used = figures.get(name)
+        if cap is None or used is None:
+            continue
+        if cap > 0 and used * 100 >= cap * limits.alert_threshold_pct:
+            out.append(Alert(name, Crossing.THRESHOLD, used, cap))
+        if used >= cap and name in ("monthly_minutes", "monthly_spend"):
+            out.append(Alert(name, Crossing.CAP, used, cap))
+    return out
+
+
+def count_cap_exceeded(cap: int | None, current: int) -> bool:
+    """Creating one more would exceed the cap (a cap lowered below usage trips the next)."""
+    return cap is not None and current + 1 > cap
+
+
+# ---------------------------------------------------------------- billing cycles
+
+
+def cycle_start(now: datetime, timezone: str, anchor_day: int = 1) -> datetime:
+    """Start (UTC) of the cycle containing ``now``: the anchor day at 00:00 local time.
+
+    An anchor past the month's end (31 in February) falls on its last day.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be tz-aware")
+    tz = ZoneInfo(timezone)
+    local = now.astimezone(tz)
+    year, month = local.year, local.month
+    start = _anchor(year, month, anchor_day, tz)
+    if start > local:
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        start = _anchor(year, month, anchor_day, tz)
+    return start.astimezone(UTC)
+
+
+def next_cycle_start(now: datetime, timezone: str, anchor_day: int = 1) -> datetime:
+    start = cycle_start(now, timezone, anchor_day).astimezone(ZoneInfo(timezone))
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    return _anchor(year, month, anchor_day, ZoneInfo(timezone)).astimezone(UTC)
+
+
+def _anchor(year: int, month: int, day: int, tz: ZoneInfo) -> datetime:
+    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
+    return datetime(year, month, min(day, last), tzinfo=tz)

@@ -1,0 +1,97 @@
+"""Admission against a real PostgreSQL: the FastAGI server, reservations, count caps, defaults."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from agi_client import agi_admit
+
+from controlplane.calls.models import BillingProfileBody
+from controlplane.calls.recorder import CallRecorder
+from controlplane.calls.services import CallServices
+from controlplane.http.problems import Problem
+from controlplane.limits.agi import AgiServer
+from controlplane.limits.engine import Engine
+from controlplane.limits.models import LimitsBody
+from controlplane.limits.services import LimitServices
+from controlplane.tenants.applier import Applier
+from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
+from controlplane.tenants.numbering import NumberingServices
+from controlplane.tenants.services import TenantServices
+
+
+
+async def _world(pool: asyncpg.Pool, prefix: str) -> tuple[str, str, LimitServices, AgiServer, Engine]:
+    tenants = TenantServices(pool, Applier(pool))
+    partner = (await tenants.create_partner(PartnerCreate(name="P", tier=PartnerTier.BUSINESS))).id
+    tenant = (await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="a@b.co",
+                                                                sip_prefix=prefix))).id
+    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+        per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
+    engine = Engine(pool, CallRecorder(pool).billing)
+    server = AgiServer(engine.admit, port=0)
+    await server.start()
+    return partner, tenant, LimitServices(pool, engine), server, engine
+
+
+async def test_twenty_parallel_calls_share_sixty_seconds(pool: asyncpg.Pool) -> None:
+    partner, tenant, services, server, engine = await _world(pool, "race")
+    try:
+        await services.put(partner, tenant, LimitsBody(monthly_minutes=1))
+        answers = await asyncio.gather(*(agi_admit(server.port, tenant, "+18005550199", f"call{i}")
+                                         for i in range(20)))
+        admitted = [a for a in answers if a["CP_ADMIT"] == "ok"]
+        assert len(admitted) == 1 and admitted[0]["CP_DIAL_OPTS"] == "L(59000)"
+        assert {a["CP_ADMIT"] for a in answers if a not in admitted} == {"21"}  # 403
+        assert {a["CP_REASON"] for a in answers if a not in admitted} == {"monthly_minutes"}
+        usage = await services.usage(partner, tenant)
+        assert usage.reserved_seconds == 60
+        # Reservations survive a restart (persisted behind the decisions).
+        await engine.persist()
+        again = Engine(pool, CallRecorder(pool).billing)
+        await again.load_all()
+        assert again.tenants[tenant].ledger.reserved()[0] == 60
+        # Released when the call ends: the next call is admitted.
+        engine.release(engine.tenants[tenant], next(iter(engine.tenants[tenant].ledger.holds)))
+        assert (await agi_admit(server.port, tenant, "+18005550199", "next"))["CP_ADMIT"] == "ok"
+    finally:
+        await server.stop()
+
+
+async def test_concurrent_cap_of_three_and_emergency(pool: asyncpg.Pool) -> None:
+    partner, tenant, services, server, engine = await _world(pool, "conc")
+    try:
+        await services.put(partner, tenant, LimitsBody(max_outbound_calls=3))
+        answers = [await agi_admit(server.port, tenant, "+15015550100", f"c{i}") for i in range(4)]
+        assert [a["CP_ADMIT"] for a in answers] == ["ok", "ok", "ok", "17"]  # 486 Busy Here
+        assert answers[0]["CP_DIAL_OPTS"] == ""  # no minutes/spend cap: no cut-off
+        engine.release(engine.tenants[tenant], "c1")
+        assert (await agi_admit(server.port, tenant, "+15015550100", "c5"))["CP_ADMIT"] == "ok"
+        assert (await services.usage(partner, tenant)).concurrent_outbound.used == 3
+        # Even if asked (the dialplan never does), an emergency number is admitted.
+        assert (await agi_admit(server.port, tenant, "911", "e1"))["CP_ADMIT"] == "ok"
+    finally:
+        await server.stop()
+
+
+async def test_count_caps_defaults_and_reset(pool: asyncpg.Pool) -> None:
+    partner, tenant, services, server, _ = await _world(pool, "caps")
+    await server.stop()
+    numbering = NumberingServices(pool, Applier(pool))
+    await services.put(partner, tenant, LimitsBody(max_extensions=1))
+    await numbering.create_extension(partner, tenant, ExtensionCreate(number="101", display_name="A"))
+    with pytest.raises(Problem) as refused:
+        await numbering.create_extension(partner, tenant, ExtensionCreate(number="102", display_name="B"))
+    assert refused.value.status == 409 and refused.value.extra["limit"] == "max_extensions"
+    await services.put(partner, tenant, LimitsBody(max_extensions=0))  # below usage: allowed
+    assert (await services.get(partner, tenant)).max_extensions == 0
+    # Defaults pre-fill new tenants; reset restores them.
+    await services.put_defaults(partner, LimitsBody(monthly_minutes=5000, max_dids=10, auto_suspend=True))
+    tenants = TenantServices(pool, Applier(pool))
+    fresh = (await tenants.create_tenant(partner, TenantCreate(name="New", billing_email="a@b.co"))).id
+    got = await services.get(partner, fresh)
+    assert (got.monthly_minutes, got.max_dids, got.auto_suspend) == (5000, 10, True)
+    reset = await services.reset(partner, tenant)
+    assert (reset.monthly_minutes, reset.max_extensions) == (5000, None)
