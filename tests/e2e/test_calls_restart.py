@@ -116,6 +116,8 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             # The daemon as operators run it: a config file, `controlplane serve`.
             doc = msgspec.to_builtins(config)
             doc["asterisk"]["run"] = "external"
+            if "limits" in doc:  # admission (FastAGI) on a free port, beside any other run
+                doc["limits"]["agi_port"] = free_port()
             config_path = tmp_path / "controlplane.yaml"
             config_path.write_text(yaml.safe_dump(doc))
             daemon = start_daemon(config_path, log)

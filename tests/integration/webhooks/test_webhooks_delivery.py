@@ -112,7 +112,8 @@ async def test_a_slow_endpoint_is_bounded_and_holds_up_no_other(wpool: asyncpg.P
         slow_done = time.monotonic() - started
         assert rx.peak["/slow"] == 2  # per_endpoint_concurrency
         assert rx.peak["/fast"] <= 2
-        assert fast_done < 1.0 < 2.0 <= slow_done  # 8 requests, 2 at a time, 0.5 s each
+        assert slow_done >= 2.0  # 8 requests, 2 at a time, 0.5 s each
+        assert fast_done < min(1.5, slow_done / 2)  # not queued behind the slow one
 
 
 async def test_each_tenants_events_arrive_in_order(wpool: asyncpg.Pool) -> None:
@@ -159,7 +160,7 @@ async def test_a_crashed_workers_claims_are_retried_after_their_lease(wpool: asy
         ep = await endpoint(wpool, "p_crash", rx.on("/crash", ok))
         event_id = await emit_one(wpool, "p_crash")
         async with running_worker(wpool, settings(timeout=1)) as worker:
-            await eventually(lambda: len(rx.at("/crash")) == 1)
+            await eventually(lambda: _statuses(wpool, ep.id, "DELIVERED", 1))
         await wpool.execute("UPDATE webhook_endpoints SET enabled = true WHERE id = $1", ep.id)
         # A worker that claims the redelivery and dies before recording anything:
         redelivery = await service(wpool, settings()).redeliver("p_crash", ep.id, (await _any_delivery(wpool, ep.id)))

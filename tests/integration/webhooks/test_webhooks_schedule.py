@@ -15,12 +15,12 @@ from webhooks_support import (delivery_row, emit_one, endpoint, error_500, event
 
 async def _walk_to_next_attempt(pool: asyncpg.Pool, worker, rx, path: str, endpoint_id: str, event_id: str,
                                 attempt: int) -> asyncpg.Record:
-    """Stop 1 s short of the due time (nothing happens), then pass it (attempt ``attempt`` happens)."""
+    """Stop 5 s short of the due time (nothing happens), then pass it (attempt ``attempt`` happens)."""
     row = await delivery_row(pool, endpoint_id, event_id)
     delay = schedule.DELAYS[attempt - 1]
     assert row["due_at"] - row["last_attempt_at"] >= timedelta(seconds=delay)
     assert row["due_at"] - row["last_attempt_at"] < timedelta(seconds=delay, milliseconds=500)
-    await set_clock(pool, worker, row["due_at"] - timedelta(seconds=1))
+    await set_clock(pool, worker, row["due_at"] - timedelta(seconds=5))
     await asyncio.sleep(0.3)
     assert len(rx.at(path)) == attempt - 1, f"attempt {attempt} came before its due time"
     await set_clock(pool, worker, row["due_at"] + timedelta(milliseconds=20))
