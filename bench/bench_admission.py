@@ -1,23 +1,38 @@
 """Admission latency: the in-memory decision and the whole FastAGI exchange (as Asterisk does it).
 
-Prints p50/p99 of (a) Engine.admit alone and (b) one AGI(agi://.../admit) round trip
-over loopback TCP, against an embedded PostgreSQL with a tenant that has minutes,
-spend and concurrency caps. Target: p99 <= 2 ms.
-Not measured here yet: the SIPp call-rate ratio with/without admission (needs the
-Asterisk runner; see docs/limits.md "Open items").
+    .venv/bin/python bench/bench_admission.py [--seconds 20] [--no-sipp]
+
+Part 1 (no Asterisk): p50/p99 of (a) Engine.admit alone and (b) one AGI(agi://.../admit)
+round trip over loopback TCP, against an embedded PostgreSQL with a tenant that has
+minutes, spend and concurrency caps.
+
+Part 2 (root, the Asterisk rootfs and sipp, like the e2e tests): one real Asterisk on
+loopback, the daemon in-process (every plugin), a SIPp carrier UAS answering everything
+and a SIPp UAC placing short calls through the tenant's outbound context at an offered
+rate above capacity (``-r 1000 -l 50``), ``--seconds`` each, in the same run:
+  run A without admission (astdb key controlplane/admission deleted: no AGI step),
+  run B with admission (key back; the tenant has minutes, spend and channel caps).
+Printed: calls/s of each and B/A (target >= 0.90), and the decision latency p50/p99
+measured by the AGI server itself per request during run B (target p99 <= 2 ms), plus
+the whole server-side exchange. Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import secrets
+import socket
+import subprocess
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration" / "limits"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration" / "limits"), str(ROOT / "tests" / "e2e")]
 
 import asyncpg  # noqa: E402
 from agi_client import agi_admit  # noqa: E402
@@ -36,6 +51,10 @@ from controlplane.tenants.models import PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.services import TenantServices  # noqa: E402
 
 N = 5000
+TARGET_RATIO = 0.90
+TARGET_P99_MS = 2.0
+NUMBER = "5015550100"
+UAC_IP = "127.0.0.2"  # the load endpoint is identified by this source address
 
 
 def pct(values: list[float], p: float) -> float:
@@ -79,22 +98,185 @@ async def main(dsn: str) -> None:
           f"  p99 {pct(agi_times, .99):.3f} ms  mean {statistics.mean(agi_times) * 1000:.3f} ms  target p99 <= 2 ms")
 
 
-def run() -> None:
+def load_endpoint(tenant_id: str, prefix: str) -> str:
+    """An endpoint identified by IP into the tenant's context, tagged like a provisioned phone."""
+    from provisioning.names import internal_context
+
+    return (f"[bench]\ntype = endpoint\ncontext = {internal_context(prefix)}\ndisallow = all\nallow = ulaw\n"
+            f"accountcode = {tenant_id}\nset_var = __TENANT_ID={tenant_id}\nidentify_by = ip\n"
+            f"[bench]\ntype = identify\nendpoint = bench\nmatch = {UAC_IP}\n")
+
+
+async def uac_run(work: Path, sip_port: int, name: str, seconds: int) -> tuple[int, int, float]:
+    """(successful, failed, wall seconds) of SIPp calls offered above capacity for ``seconds``."""
+    from harness import free_port
+
+    stat = work / f"{name}.csv"
+    args = ["sipp", "-sf", "uac.xml", "-s", NUMBER, "-i", UAC_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
+            "-mp", str(free_port(socket.SOCK_DGRAM)), "-r", "1000", "-l", "50", "-m", "10000000",
+            "-nostdin", "-timeout", f"{seconds}s", "-trace_stat", "-stf", str(stat), "-fd", "1",
+            "-max_recv_loops", "5000", f"127.0.0.1:{sip_port}"]
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(*args, cwd=work, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await asyncio.wait_for(proc.wait(), seconds + 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    wall = time.monotonic() - started
+    lines = stat.read_text().splitlines()
+    head, last = lines[0].split(";"), lines[-1].split(";")
+    return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")]), wall
+
+
+async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
+    import msgspec
+    from harness import free_port, make_config
+    from tenants_e2e import call_scenario
+    from test_limits import carrier_uas
+
+    from controlplane.asterisk.ami import AmiClient
+    from controlplane.asterisk.credentials import resolve_credentials
+    from controlplane.asterisk.runner import LocalRunner, runner_for
+    from controlplane.calls.asterisk_files import cdr_files
+    from controlplane.config import (AsteriskRunMode, CarrierConfig, DatabaseConfig, HttpConfig, LimitsConfig,
+                                     LoggingConfig)
+    from controlplane.daemon import Daemon
+    from controlplane.limits.http import limit_services
+    from controlplane.limits.plugin import agi_key
+    from controlplane.logs import configure_logging
+    from controlplane.tenants.applier import AmiControl
+    from provisioning.realtime_conf import PgTarget, realtime_files
+
+    carrier_port = free_port(socket.SOCK_DGRAM)
+    config = make_config(data, instance=f"benchadmit{os.getpid()}", run="local",
+                         http=HttpConfig(port=free_port(), service_token=secrets.token_hex(8)),
+                         database=DatabaseConfig(dsn=dsn), carrier=CarrierConfig(host="127.0.0.1", port=carrier_port),
+                         limits=LimitsConfig(agi_port=free_port()), logging=LoggingConfig(level="warning"))
+    configure_logging(config)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    tenants = TenantServices(pool, Applier(pool))
+    partner = (await tenants.create_partner(PartnerCreate(name="Bench", tier=PartnerTier.BUSINESS))).id
+    tenant = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co",
+                                                                sip_prefix="acme"))).id
+    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+        per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
+    extra = {**realtime_files(PgTarget.from_dsn(dsn)), **cdr_files(config, dsn),
+             "pjsip_extra.conf": load_endpoint(tenant, "acme")}
+    runner = runner_for(config, extra_files=extra)
+    assert isinstance(runner, LocalRunner)
+    work = Path(tempfile.mkdtemp(prefix="bench-admission-"))
+    (work / "uas.xml").write_text(carrier_uas(60_000))
+    (work / "uac.xml").write_text(call_scenario(auth=False, hold_ms=0).replace("sip:carrier@", "sip:benchload@"))
+    uas: subprocess.Popen[bytes] | None = None
+    daemon: Daemon | None = None
+    ami: AmiClient | None = None
+    try:
+        status = runner.up()
+        assert status.running, status.detail
+        creds = resolve_credentials(config)
+        ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
+        await ami.connect(timeout=10)
+        assert runner.etc_dir is not None
+        await Applier(pool, dialplan_path=Path(runner.etc_dir) / "extensions_tenants.conf",
+                      control=AmiControl(ami)).apply_dialplan(force=True)
+        uas = subprocess.Popen(["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(carrier_port),
+                                "-mp", str(free_port(socket.SOCK_DGRAM)), "-nostdin", "-timeout", "300s",
+                                "-max_recv_loops", "5000"], cwd=work, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        daemon = Daemon(msgspec.structs.replace(config, asterisk=msgspec.structs.replace(
+            config.asterisk, run=AsteriskRunMode.EXTERNAL)))
+        await daemon.start()
+        assert daemon.http is not None
+        app = daemon.http.app
+        await app[limit_services].put(partner, tenant, LimitsBody(
+            monthly_minutes=10**7, monthly_spend_micros=10**13, max_outbound_calls=10**4))
+        server = app[agi_key]
+        deadline = time.monotonic() + 15
+        address = None
+        while time.monotonic() < deadline and not (address or "").startswith("agi://"):
+            got = await ami.action({"Action": "DBGet", "Family": "controlplane", "Key": "admission"},
+                                   as_list=True, check=False)
+            address = next((str(m.get("Val")) for m in (got if isinstance(got, list) else [got])
+                            if m.get("Val") is not None), None)
+            await asyncio.sleep(0.2)
+        assert address, "the daemon did not publish the admission address"
+
+        await ami.action({"Action": "DBDel", "Family": "controlplane", "Key": "admission"})
+        await asyncio.sleep(1.0)
+        ok_a, failed_a, wall_a = await uac_run(work, config.asterisk.sip_port, "without", seconds)
+        await asyncio.sleep(3.0)  # the recorder drains run A
+        await ami.action({"Action": "DBPut", "Family": "controlplane", "Key": "admission", "Val": address})
+        server.latencies.clear()
+        server.exchanges.clear()
+        server.keep_latencies = True
+        ok_b, failed_b, wall_b = await uac_run(work, config.asterisk.sip_port, "with", seconds)
+        server.keep_latencies = False
+        rate_a, rate_b = ok_a / wall_a, ok_b / wall_b
+        ratio = rate_b / rate_a if rate_a else 0.0
+        print(f"SIPp without admission: {ok_a} calls ok ({failed_a} failed) in {wall_a:.1f} s -> {rate_a:.1f} calls/s")
+        print(f"SIPp with admission:    {ok_b} calls ok ({failed_b} failed) in {wall_b:.1f} s -> {rate_b:.1f} calls/s")
+        print(f"call rate with/without admission: {ratio:.3f}  target >= {TARGET_RATIO}")
+        decisions, exchanges = server.latencies, server.exchanges
+        p99 = pct(decisions, .99) if decisions else float("inf")
+        if decisions:
+            print(f"AGI server-side decision: p50 {pct(decisions, .5):.3f} ms  p99 {p99:.3f} ms"
+                  f"  (n={len(decisions)})  target p99 <= {TARGET_P99_MS} ms")
+            print(f"AGI server-side exchange (environment read -> last reply read): p50 {pct(exchanges, .5):.3f} ms"
+                  f"  p99 {pct(exchanges, .99):.3f} ms")
+        good = ratio >= TARGET_RATIO and p99 <= TARGET_P99_MS and ok_b >= 0.99 * (ok_b + failed_b)
+        print("PASS" if good else "FAIL")
+        return good
+    finally:
+        if uas is not None and uas.poll() is None:
+            uas.kill()
+            uas.wait()
+        if daemon is not None:
+            await daemon.stop()
+        if ami is not None:
+            await ami.close()
+        runner.down()
+        import shutil
+        shutil.rmtree(runner.instance_dir, ignore_errors=True)
+        await pool.close()
+
+
+def run() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--no-sipp", action="store_true", help="part 1 only (no Asterisk)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres(Path(tmp))
+        server = EmbeddedPostgres(Path(tmp) / "pg")
         server.start()
         try:
-            name = f"bench_{secrets.token_hex(4)}"
-            asyncio.run(_prepare_and_run(server, name))
+            return asyncio.run(_prepare_and_run(server, Path(tmp), args))
         finally:
             server.stop()
 
 
-async def _prepare_and_run(server: EmbeddedPostgres, name: str) -> None:
+async def _prepare_and_run(server: EmbeddedPostgres, tmp: Path, args: argparse.Namespace) -> int:
+    name = f"bench_{secrets.token_hex(4)}"
     await create_database(server.dsn(), name)
     await migrate_dsn(server.dsn(name))
     await main(server.dsn(name))
+    if args.no_sipp:
+        return 0
+    from tenants_e2e import available
+
+    reason = available()
+    if reason:
+        print(f"SIPp call-rate part skipped: {reason}")
+        return 0
+    name = f"bench_{secrets.token_hex(4)}"
+    await create_database(server.dsn(), name)
+    await migrate_dsn(server.dsn(name))
+    data = tmp / "data"
+    data.mkdir()
+    return 0 if await sipp_ratio(server.dsn(name), data, args.seconds) else 1
 
 
 if __name__ == "__main__":
-    run()
+    sys.exit(run())

@@ -20,6 +20,8 @@ from provisioning import names
 from provisioning.model import DidState, DidStatus, ProvisioningState, TenantState, TenantStatus
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "dialplan_templates"
+# Seconds a call waits for the admission server (FastAGI) before the fail policy applies.
+ADMISSION_TIMEOUT_S = 2
 _NAMES = SimpleNamespace(**{k: v for k, v in vars(names).items() if k.isupper()})
 
 
@@ -148,7 +150,8 @@ def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK) -> str
     env = _environment()
     parts = [env.get_template("shared.conf.j2").render(
         names=_NAMES, dids=sorted(carrier, key=lambda d: d.number), tenant_count=len(tenants),
-        did_count=len(carrier), emergency=names.EMERGENCY_NUMBERS, trunk=trunk)]
+        did_count=len(carrier), emergency=names.EMERGENCY_NUMBERS, trunk=trunk,
+        admission_timeout=ADMISSION_TIMEOUT_S)]
     tenant_template = env.get_template("tenant.conf.j2")
     for tenant in sorted(tenants.values(), key=lambda t: t.sip_prefix):
         view = _tenant_view(tenant, ext_numbers[tenant.id], tenant_dids[tenant.id])

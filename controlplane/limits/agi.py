@@ -45,7 +45,10 @@ class AgiServer:
         self.host = host
         self.port = port
         self.server: asyncio.base_events.Server | None = None
-        self.latencies: list[float] = []  # decision time in seconds (bench, /usage diagnostics)
+        # Server-side, per request, in seconds (bench): the decision (environment read ->
+        # decision made) and the whole exchange (environment read -> last reply read).
+        self.latencies: list[float] = []
+        self.exchanges: list[float] = []
         self.keep_latencies = False
 
     async def start(self) -> None:
@@ -91,6 +94,8 @@ class AgiServer:
                 await _command(reader, writer, f"SET VARIABLE CP_ADMIT {decision.cause}")
                 log.info("limits.refused", tenant_id=tenant, reason=decision.reason.value,
                          detail=decision.detail, cause=decision.cause)
+            if self.keep_latencies:
+                self.exchanges.append(time.perf_counter() - started)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -67,6 +68,19 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeou
                 pass
             await asyncio.sleep(0.2)
     raise AssertionError("daemon not ready: " + log.read_text()[-3000:])
+
+
+async def wait_admission(log: Path, since: datetime, timeout: float = 30.0) -> None:
+    """Until the restarted daemon's admission server listens (it starts after /readyz)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines()[::-1]:
+            if "limits.agi_listening" in line:
+                if datetime.fromisoformat(line.split()[0]) >= since:
+                    return
+                break
+        await asyncio.sleep(0.05)
+    raise AssertionError("admission server not listening again: " + log.read_text()[-3000:])
 
 
 def stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -143,6 +157,7 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             uas, uac = sipps
 
             await asyncio.sleep(KILL_AFTER)
+            killed_at = datetime.now(UTC)
             daemon.send_signal(signal.SIGKILL)  # no goodbye: queues, tracker state, all gone
             daemon.wait(5)
             at_kill = await pool.fetchval("SELECT count(*) FROM call_records")
@@ -150,6 +165,9 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             await asyncio.sleep(DOWN_FOR)
             daemon = start_daemon(config_path, log)
             await wait_ready(http_port, daemon, log)
+            if doc.get("limits", {}).get("enabled"):
+                await wait_admission(log, since=killed_at)
+            back_at = datetime.now(UTC)
 
             # A call SIPp saw fail still is a call (a FAILED record): what counts is one
             # record per call Asterisk had, so the exit status is reported, not asserted.
@@ -184,9 +202,19 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
                                      + "\n".join(lines[-20:]))
             assert len({r["linkedid"] for r in records}) == CALLS
             answered = [r for r in records if r["disposition"] == "ANSWERED"]
-            print(f"answered {len(answered)}; SIPp exit {uac_rc} {uac_err[-300:]!r}",
+            # Admission (limits, fail-closed by default) refuses billable outbound calls with
+            # 503 while the daemon's AGI server is down: those calls are FAILED records, free.
+            slack = timedelta(seconds=0.5)
+            outage = [r for r in records if killed_at - slack <= r["started_at"] <= back_at + slack]
+            refused = [r for r in records if r["disposition"] != "ANSWERED"]
+            print(f"answered {len(answered)}, refused {len(refused)} (daemon down"
+                  f" {(back_at - killed_at).total_seconds():.1f} s, {len(outage)} calls started then);"
+                  f" SIPp exit {uac_rc} {uac_err[-300:]!r}",
                   {(r["disposition"], r["hangup_cause"]) for r in records})
-            assert len(answered) >= CALLS - 2
+            assert all(r["disposition"] == "FAILED" and r["billable_s"] == 0 and not r["retail_micros"]
+                       and not r["wholesale_micros"] for r in refused), {r["disposition"] for r in refused}
+            assert len([r for r in refused if r not in outage]) <= 2, "calls refused outside the outage"
+            assert len(answered) >= CALLS - len(outage) - 2
             assert {(r["direction"], r["call_class"]) for r in records} == {("outbound", "toll_free")}
             assert all(r["billable_s"] == 60 and r["retail_micros"] == 30_000 for r in answered)
             assert all(r["answered_s"] in (3, 4) for r in answered), {r["answered_s"] for r in answered}
@@ -196,7 +224,9 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             assert await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1",
                                        partner) == -wholesale
             entries = await pool.fetch("SELECT call_id, amount FROM wallet_entries WHERE partner_id = $1", partner)
-            assert sorted(e["call_id"] for e in entries) == sorted(r["id"] for r in records)
+            # One debit per charged call (a free, refused call moves no money).
+            assert sorted(e["call_id"] for e in entries) == sorted(r["id"] for r in records
+                                                                   if r["wholesale_micros"])
             usage = await pool.fetch("SELECT * FROM tenant_usage WHERE tenant_id = $1", tenant)
             assert sum(u["calls"] for u in usage) == CALLS
             assert sum(u["billable_s"] for u in usage) == sum(r["billable_s"] for r in records)
@@ -204,8 +234,12 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             assert sum(u["wholesale_micros"] for u in usage) == wholesale
 
             events = await pool.fetch("SELECT type, body FROM events WHERE tenant_id = $1", tenant)
+            others = sorted({e["type"] for e in events if not e["type"].startswith("call.")})
+            print("other events of the tenant:", others)
             per_call: dict[str, list[str]] = {}
             for e in events:
+                if not e["type"].startswith("call."):
+                    continue  # e.g. the limits capability's usage.* events
                 call = msgspec.json.decode(e["body"])["data"]["call"]
                 per_call.setdefault(call["id"], []).append(e["type"])
             assert set(per_call) == {r["id"] for r in records}
