@@ -17,20 +17,10 @@ from cdr_ingest.callflow import (ChannelClosed, ChannelOpened, ChannelUp, DialEn
                                  TenantTagged)
 from controlplane.asterisk.events import AmiEvent, DialBegin, DialEnd, Hangup, Newchannel, Newstate, VarSet
 
-__all__ = ["AMI_FILTERS", "event_time", "to_input", "show_channels"]
+__all__ = ["event_time", "to_input", "show_channels"]
 
 _UP = 6  # AST_STATE_UP
 _TENANT_VAR = "TENANT_ID"
-
-# The AMI events ``to_input`` uses, as AMI ``Filter`` actions (MatchCriteria, Filter):
-# Asterisk then sends the session only these, instead of every Newexten, VarSet,
-# Bridge*, Cdr, RTCP... of every call (about ten times the volume at load). The
-# session's owner adds what else it consumes (FullyBooted, its own subscriptions).
-AMI_FILTERS: tuple[tuple[str, str], ...] = (
-    *((f"action(include),name({name})", "") for name in
-      ("Newchannel", "Hangup", "Newstate", "DialBegin", "DialEnd", "NewAccountCode")),
-    ("action(include),name(VarSet),header(Variable),method(regex)", f"^_{{0,2}}{_TENANT_VAR}$"),
-)
 
 
 def event_time(headers: Mapping[str, Any], now: datetime) -> datetime:

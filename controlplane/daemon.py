@@ -12,7 +12,6 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from cdr_ingest.ami_inputs import AMI_FILTERS
 from cdr_ingest.tracker import CallTracker
 from controlplane.asterisk.link import AsteriskLink
 from controlplane.config import AsteriskRunMode, Config
@@ -69,10 +68,7 @@ class Daemon:
         log.info("database.ready", migrations_applied=applied, embedded=self.database.embedded is not None)
         await self._start_asterisk()
         self.asterisk = AsteriskLink.from_config(config)
-        # Only the AMI events a consumer uses: the call flow's, FullyBooted (readiness),
-        # DialBegin (numbers, already in the flow's).
-        await self.asterisk.start(self.calls.on_ari, self.calls.on_ami,
-                                  ami_filters=(*AMI_FILTERS, ("action(include),name(FullyBooted)", "")))
+        await self.asterisk.start(self.calls.on_ari, self.calls.on_ami)
         self.context = Context(config=config, pool=self.pool, ari=self.asterisk.ari, ami=self.asterisk.ami,
                                resync=self.asterisk.resync_hooks)
         probes: list[Probe] = [DatabaseProbe(self.pool), *self.asterisk.probes()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -30,55 +30,27 @@ class AsteriskLink:
     ami: AmiClient
     resync_hooks: list[Resync] = field(default_factory=list)
     _ari_task: asyncio.Task[None] | None = None
-    _filter_task: asyncio.Task[None] | None = None
-    ami_filters: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> AsteriskLink:
         creds = resolve_credentials(config)
         host = config.asterisk.host
+        # Only our Stasis channels over ARI: every channel's events already come over AMI
+        # (filtered to what we use in manager.conf), and twice the stream costs at load.
         ari = AriClient(f"http://{host}:{config.asterisk.http_port}", creds.ari_user,
-                        creds.ari_password, config.asterisk.app)
+                        creds.ari_password, config.asterisk.app, subscribe_all=False)
         ami = AmiClient(host, config.asterisk.ami_port, creds.ami_user, creds.ami_password)
         link = cls(ari, ami)
         ari.on_reconnect = lambda: link._resync("ari")
-        ami.on_reconnect = link._ami_reconnected
+        ami.on_reconnect = lambda: link._resync("ami")
         return link
 
-    async def start(self, on_ari: AriHandler, on_ami: AmiHandler,
-                    ami_filters: Sequence[tuple[str, str]] = ()) -> None:
-        """``ami_filters``: (MatchCriteria, Filter) of the events the daemon consumes, sent
-        as AMI ``Filter`` actions on every login; none = every event."""
-        self.ami_filters = tuple(ami_filters)
+    async def start(self, on_ari: AriHandler, on_ami: AmiHandler) -> None:
         self.ami.on("*", on_ami)
         await self.ami.start()
-        self._filter_task = asyncio.create_task(self._first_filter(), name="ami-filter")
         self._ari_task = asyncio.create_task(self.ari.run(on_ari), name="ari-events")
 
-    async def _first_filter(self) -> None:
-        await self.ami.wait_connected()
-        await self._filter_ami()
-
-    async def _ami_reconnected(self) -> None:
-        await self._filter_ami()  # filters live per session: a new login has none
-        await self._resync("ami")
-
-    async def _filter_ami(self) -> None:
-        if not self.ami_filters:
-            return
-        try:
-            for criteria, expression in self.ami_filters:
-                await self.ami.action({"Action": "Filter", "Operation": "Add", "MatchCriteria": criteria,
-                                       "Filter": expression}, timeout=5.0)
-        except Exception as exc:  # noqa: BLE001 - unfiltered still works, only costs more
-            log.warning("ami.filter_failed", error=str(exc) or type(exc).__name__)
-            return
-        log.info("ami.filtered", filters=len(self.ami_filters))
-
     async def stop(self) -> None:
-        if self._filter_task is not None:
-            self._filter_task.cancel()
-            await asyncio.gather(self._filter_task, return_exceptions=True)
         await self.ari.close()
         if self._ari_task is not None:
             await asyncio.gather(self._ari_task, return_exceptions=True)

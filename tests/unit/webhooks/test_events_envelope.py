@@ -71,3 +71,11 @@ def test_cursor_round_trip(position: int) -> None:
 def test_bad_cursors(bad: str) -> None:
     with pytest.raises(cursor.BadCursor):
         cursor.decode(bad)
+
+
+def test_the_docs_list_exactly_the_registry() -> None:
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "webhooks.md").read_text()
+    table = doc[doc.index("| Category |"):doc.index("The partner guide spells")]
+    assert set(re.findall(r"[a-z0-9_]+\.[a-z_.]+", table)) == set(registry.EVENT_TYPES)
