@@ -16,6 +16,8 @@ from controlplane.tenants.pagination import PageRequest
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 _RECORD_COLUMNS = tuple(CallRecord.__struct_fields__)
+_COLS = ", ".join(_RECORD_COLUMNS)
+_PARAMS = ", ".join(f"${i + 1}" for i in range(len(_RECORD_COLUMNS)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,43 @@ async def insert_record(conn: Conn, record: CallRecord) -> bool:
         f"INSERT INTO call_records ({cols}) VALUES ({params}) ON CONFLICT (linkedid) DO NOTHING RETURNING true",
         *(getattr(record, c) for c in _RECORD_COLUMNS))
     return bool(found)
+
+
+async def record_call(conn: Conn, record: CallRecord) -> tuple[bool, bool, bool]:
+    """Insert the record and, if it won, drop the call's ``calls_active`` row: one round trip.
+
+    Returns (recorded, was active, answered event sent). Not recorded = ingested twice
+    (or by the reconciler at the same time): counted once. ``ON CONFLICT DO NOTHING``
+    without a target covers the primary key too (the id is derived from the linkedid).
+    """
+    row = await conn.fetchrow(
+        f"""WITH rec AS (INSERT INTO call_records ({_COLS}) VALUES ({_PARAMS})
+                         ON CONFLICT DO NOTHING RETURNING linkedid),
+                 act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid
+                         RETURNING a.answered_sent)
+            SELECT EXISTS (SELECT 1 FROM rec) AS recorded, EXISTS (SELECT 1 FROM act) AS active,
+                   COALESCE((SELECT bool_or(answered_sent) FROM act), false) AS answered_sent""",
+        *(getattr(record, c) for c in _RECORD_COLUMNS))
+    return bool(row["recorded"]), bool(row["active"]), bool(row["answered_sent"])
+
+
+async def settle(conn: Conn, partner_id: str, debit: int, call_id: str, tenant_id: str, cycle: date,
+                 call_class: str, answered_s: int, billable_s: int, retail: int, wholesale: int) -> None:
+    """``debit_wallet`` (when ``debit`` is not 0) and ``add_usage`` in one statement."""
+    await conn.execute(
+        """WITH entry AS (INSERT INTO wallet_entries (partner_id, kind, amount, call_id)
+                          SELECT $1, 'usage', -$2::bigint, $3 WHERE $2::bigint <> 0),
+                wallet AS (INSERT INTO partner_wallets AS w (partner_id, balance)
+                           SELECT $1, -$2::bigint WHERE $2::bigint <> 0
+                           ON CONFLICT (partner_id) DO UPDATE SET balance = w.balance + EXCLUDED.balance,
+                                                                  updated_at = now())
+           INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s,
+                                          retail_micros, wholesale_micros)
+           VALUES ($4, $5, $6, 1, $7, $8, $9, $10)
+           ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET
+             calls = u.calls + 1, answered_s = u.answered_s + $7, billable_s = u.billable_s + $8,
+             retail_micros = u.retail_micros + $9, wholesale_micros = u.wholesale_micros + $10""",
+        partner_id, debit, call_id, tenant_id, cycle, call_class, answered_s, billable_s, retail, wholesale)
 
 
 async def debit_wallet(conn: Conn, partner_id: str, amount: int, call_id: str) -> None:

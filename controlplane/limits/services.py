@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -57,6 +57,8 @@ class LimitServices:
     engine: Engine
     suspend: Suspend | None = None
     cut: CutCall | None = None
+    # (tenant, cycle start, cap, kind) already in limit_alerts: not asked again on every call.
+    alerted: set[tuple[str, datetime, str, str]] = field(default_factory=set)
 
     async def _tenant(self, conn: store.Conn, partner_id: str, tenant_id: str) -> asyncpg.Record:
         row = await store.tenant_of_partner(conn, partner_id, tenant_id)
@@ -145,9 +147,18 @@ class LimitServices:
         """Alerts once per cap per cycle; at a cap, suspend (auto-suspend on) or only say so."""
         figures = {"monthly_minutes": state.usage.billable_s, "monthly_spend": state.usage.spend_micros}
         suspend_cause: str | None = None
+        # In memory first: a call below every threshold (or past ones already announced)
+        # costs no query; only a crossing not yet marked opens a transaction.
+        crossed = [a for a in alerts(state.limits, figures)
+                   if (state.tenant_id, state.cycle_start, a.cap, a.kind.value) not in self.alerted]
+        if not crossed:
+            return
         async with self.pool.acquire() as conn, conn.transaction():
-            for alert in alerts(state.limits, figures):
-                if not await store.mark_alert(conn, state.tenant_id, state.cycle_start, alert.cap, alert.kind.value):
+            for alert in crossed:
+                marked = await store.mark_alert(conn, state.tenant_id, state.cycle_start, alert.cap,
+                                                alert.kind.value)
+                if not marked:
+                    self.alerted.add((state.tenant_id, state.cycle_start, alert.cap, alert.kind.value))
                     continue
                 data = {"tenant_id": state.tenant_id, "cap": alert.cap, "used": alert.used, "limit": alert.limit,
                         "threshold_pct": state.limits.alert_threshold_pct,
@@ -161,6 +172,7 @@ class LimitServices:
                                data={**data, "auto_suspend": state.limits.auto_suspend})
                     if state.limits.auto_suspend and state.calls_allowed:
                         suspend_cause = suspend_cause or alert.cap
+        self.alerted.update((state.tenant_id, state.cycle_start, a.cap, a.kind.value) for a in crossed)
         if suspend_cause and self.suspend is not None:
             await self.suspend(state.partner_id, state.tenant_id, f"usage_cap:{suspend_cause}")
             state.status = "SUSPENDED"

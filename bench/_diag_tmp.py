@@ -1,0 +1,323 @@
+"""Hang-up -> rated record committed (+ its call.completed in the outbox), at ~100 calls/s.
+
+    .venv/bin/python bench/bench_calls.py [--rate 100 --seconds 20 --hold-ms 200]
+
+Needs root, the Asterisk rootfs and sipp (like the e2e tests). One real Asterisk (the
+project's runner and base config, tenants realtime, cdr_pgsql) on free loopback ports,
+one embedded PostgreSQL, SIPp on loopback only:
+
+- a SIPp carrier (UAS) answers every call dialled on the carrier trunk;
+- a SIPp UAC places short toll-free calls at ``--rate`` calls/s for ``--seconds`` from
+  127.0.0.2, an endpoint identified by IP into the tenant's context (the production
+  outbound path: tenant context -> cp-admit -> Dial(PJSIP/...@carrier)).
+
+Run 1 (baseline): the same SIPp scenario against bare Asterisk, daemon not running (no
+admission address published yet, so no admission step). Run 2: the daemon in-process
+(every plugin, limits included). Printed: calls/s of each run and their ratio, and the
+latency from each call's end (Asterisk's own time: the Timestamp of the last AMI Hangup,
+the record's ended_at) to (a) the commit of its record+debit+usage+event transaction
+(the recorder's on_recorded hook, which runs after commit) and (b) the call.completed
+event's created_at. Target: p99 of (a) < 100 ms; exits 1 when missed or when calls or
+records are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+
+import asyncpg  # noqa: E402
+import msgspec  # noqa: E402
+from harness import free_port, make_config  # noqa: E402
+from tenants_e2e import available, call_scenario  # noqa: E402
+
+from controlplane.asterisk.ami import AmiClient  # noqa: E402
+from controlplane.asterisk.credentials import resolve_credentials  # noqa: E402
+from controlplane.asterisk.runner import LocalRunner, runner_for  # noqa: E402
+from controlplane.calls import plugin as calls_plugin  # noqa: E402
+from controlplane.calls.asterisk_files import cdr_files  # noqa: E402
+from controlplane.calls.models import BillingProfileBody  # noqa: E402
+from controlplane.calls.services import CallServices  # noqa: E402
+from controlplane.config import (AsteriskRunMode, CarrierConfig, DatabaseConfig, HttpConfig,  # noqa: E402
+                                 LimitsConfig, LoggingConfig)
+from controlplane.daemon import Daemon  # noqa: E402
+from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
+from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
+from controlplane.logs import configure_logging  # noqa: E402
+from controlplane.tenants.applier import AmiControl, Applier  # noqa: E402
+from controlplane.tenants.models import PartnerCreate, PartnerTier, TenantCreate  # noqa: E402
+from controlplane.tenants.services import TenantServices  # noqa: E402
+from provisioning.names import internal_context  # noqa: E402
+from provisioning.realtime_conf import PgTarget, realtime_files  # noqa: E402
+
+TARGET_P99_MS = 100.0
+TOLL_FREE = "18005550199"
+UAC_IP = "127.0.0.2"  # the load endpoint is identified by this source address
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def uas_loop_scenario() -> str:
+    """The carrier: answer every INVITE, wait for the BYE (SIPp loops over calls)."""
+    return """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="carrier">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=c 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+
+
+def load_endpoint(tenant_id: str, prefix: str) -> str:
+    """An endpoint identified by IP into the tenant's context, tagged like a provisioned phone."""
+    return (f"[bench]\ntype = endpoint\ncontext = {internal_context(prefix)}\ndisallow = all\nallow = ulaw\n"
+            f"accountcode = {tenant_id}\nset_var = __TENANT_ID={tenant_id}\nidentify_by = ip\n"
+            f"[bench]\ntype = identify\nendpoint = bench\nmatch = {UAC_IP}\n")
+
+
+class Sipp:
+    """The carrier UAS (runs throughout) and one rate-limited UAC run at a time."""
+
+    def __init__(self, work: Path, sip_port: int, carrier_port: int) -> None:
+        self.work, self.sip_port, self.carrier_port = work, sip_port, carrier_port
+        (work / "uas.xml").write_text(uas_loop_scenario())
+        # From user "benchload": no endpoint of that name, so identification falls to the IP.
+        (work / "uac.xml").write_text(call_scenario(auth=False, hold_ms=ARGS.hold_ms)
+                                      .replace("sip:carrier@", "sip:benchload@"))
+        self.uas: subprocess.Popen[bytes] | None = None
+
+    def start_uas(self) -> None:
+        self.uas = subprocess.Popen(
+            ["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(self.carrier_port),
+             "-mp", str(free_port(socket.SOCK_DGRAM)), "-nostdin", "-timeout", "300s", "-max_recv_loops", "5000"],
+            cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.uas is not None and self.uas.poll() is None:
+            self.uas.kill()
+            self.uas.wait()
+
+    async def run_uac(self, name: str, rate: int, calls: int) -> tuple[int, int, float]:
+        """(successful, failed, wall seconds) of ``calls`` calls at ``rate`` calls/s."""
+        stat = self.work / f"{name}.csv"
+        args = ["sipp", "-sf", "uac.xml", "-s", TOLL_FREE, "-i", UAC_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
+                "-mp", str(free_port(socket.SOCK_DGRAM)), "-r", str(rate), "-m", str(calls), "-l", "2000",
+                "-nostdin", "-timeout", f"{int(calls / rate) + 60}s", "-trace_stat", "-stf", str(stat),
+                "-fd", "1", "-max_recv_loops", "5000", f"127.0.0.1:{self.sip_port}"]
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(*args, cwd=self.work, stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.DEVNULL)
+        try:
+            await asyncio.wait_for(proc.wait(), calls / rate + 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        wall = time.monotonic() - started
+        lines = stat.read_text().splitlines()
+        head, last = lines[0].split(";"), lines[-1].split(";")
+        ok = int(last[head.index("SuccessfulCall(C)")])
+        failed = int(last[head.index("FailedCall(C)")])
+        return ok, failed, wall
+
+
+async def bench(dsn: str, data: Path) -> int:
+    carrier_port = free_port(socket.SOCK_DGRAM)
+    config = make_config(data, instance=f"benchcalls{os.getpid()}", run="local",
+                         http=HttpConfig(port=free_port(), service_token=secrets.token_hex(8)),
+                         database=DatabaseConfig(dsn=dsn),
+                         carrier=CarrierConfig(host="127.0.0.1", port=carrier_port),
+                         limits=LimitsConfig(agi_port=free_port()),
+                         logging=LoggingConfig(level="warning"))
+    configure_logging(config)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    # The tenant first (its id goes into the load endpoint), then Asterisk.
+    tenants = TenantServices(pool, Applier(pool))
+    partner = (await tenants.create_partner(PartnerCreate(name="Bench", tier=PartnerTier.BUSINESS))).id
+    tenant = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co",
+                                                                sip_prefix="acme"))).id
+    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+        per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60, increment_seconds=6))
+    extra = {**realtime_files(PgTarget.from_dsn(dsn)), **cdr_files(config, dsn),
+             "pjsip_extra.conf": load_endpoint(tenant, "acme")}
+    runner = runner_for(config, extra_files=extra)
+    assert isinstance(runner, LocalRunner)
+    work = Path(tempfile.mkdtemp(prefix="bench-calls-"))
+    sipp = Sipp(work, config.asterisk.sip_port, carrier_port)
+    daemon: Daemon | None = None
+    ami: AmiClient | None = None
+    calls = ARGS.rate * ARGS.seconds
+    try:
+        status = runner.up()
+        assert status.running, status.detail
+        creds = resolve_credentials(config)
+        ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
+        await ami.connect(timeout=10)
+        assert runner.etc_dir is not None
+        applier = Applier(pool, dialplan_path=Path(runner.etc_dir) / "extensions_tenants.conf",
+                          control=AmiControl(ami))
+        await applier.apply_dialplan(force=True)
+        sipp.start_uas()
+        await asyncio.sleep(0.5)
+
+        # Run 1: bare Asterisk, no daemon.
+        base_ok, base_failed, base_wall = await sipp.run_uac("baseline", ARGS.rate, calls)
+        base_rate = base_ok / (base_wall - ARGS.hold_ms / 1000)
+        print(f"bare Asterisk: {base_ok}/{calls} calls ok ({base_failed} failed) in {base_wall:.1f} s"
+              f" -> {base_rate:.1f} calls/s")
+        await asyncio.sleep(1.0)
+        # The baseline's calls are not the daemon's to reconcile during run 2.
+        await pool.execute("UPDATE asterisk_cdr SET handled = true")
+        # The bench's own AMI session (only needed for the dialplan above) would parse every
+        # AMI event of run 2 a second time, on the daemon's event loop: close it first.
+        await ami.close()
+        ami = None
+
+        # Run 2: the daemon in-process, as `controlplane serve` wires it.
+        external = msgspec.structs.replace(config, asterisk=msgspec.structs.replace(
+            config.asterisk, run=AsteriskRunMode.EXTERNAL))
+        daemon = Daemon(external)
+        await daemon.start()
+        assert daemon.http is not None
+        recorder = daemon.http.app[calls_plugin.recorder_key]
+        committed: dict[str, float] = {}
+        ended: dict[str, float] = {}
+
+        def on_recorded(record: object) -> None:  # runs right after the transaction committed
+            now = time.time()
+            committed[record.linkedid] = now  # type: ignore[attr-defined]
+            ended[record.linkedid] = record.ended_at.timestamp()  # type: ignore[attr-defined]
+
+        recorder.on_recorded.append(on_recorded)
+        # Admission is published over AMI right after its FastAGI server listens.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", config.limits.agi_port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        base_records = await pool.fetchval("SELECT count(*) FROM call_records")
+        ok, failed, wall = await sipp.run_uac("daemon", ARGS.rate, calls)
+        rate = ok / (wall - ARGS.hold_ms / 1000)
+        print(f"with daemon:   {ok}/{calls} calls ok ({failed} failed) in {wall:.1f} s -> {rate:.1f} calls/s")
+        deadline = time.monotonic() + 20
+        while len(committed) < ok and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        backlog = recorder.backlog()
+        live_lat = [(committed[k] - ended[k]) * 1000 for k in committed]
+        import json; json.dump(sorted((ended[k], committed[k]) for k in committed), open("/tmp/lat.json", "w"))
+        rows = await pool.fetch(
+            """SELECT r.linkedid, extract(epoch FROM r.ended_at) AS ended,
+                      extract(epoch FROM e.created_at) AS created
+               FROM call_records r JOIN events e
+                 ON e.type IN ('call.completed', 'call.failed')
+                AND convert_from(e.body, 'UTF8') LIKE '%' || r.id || '%'
+               WHERE r.linkedid = ANY($1::text[])""", list(committed)) if len(committed) <= 5000 else []
+        event_lat = [(float(r["created"]) - float(r["ended"])) * 1000 for r in rows]
+        print(f"records committed live: {len(committed)} (records before run 2: {base_records},"
+              f" reconciler late ones not counted), call.completed|failed events found: {len(rows)}, backlog {backlog}")
+        if not live_lat:
+            print("no record committed: FAIL")
+            return 1
+        p50, p99 = pct(live_lat, 50), pct(live_lat, 99)
+        print(f"hang-up -> record committed: p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {max(live_lat):.1f} ms"
+              f"  (n={len(live_lat)})  target p99 < {TARGET_P99_MS:.0f} ms")
+        if event_lat:
+            print(f"hang-up -> call.completed created_at: p50 {pct(event_lat, 50):.1f} ms"
+                  f"  p99 {pct(event_lat, 99):.1f} ms")
+        ratio = rate / base_rate if base_rate else 0.0
+        print(f"call rate with daemon / bare Asterisk: {rate:.1f} / {base_rate:.1f} = {ratio:.3f}")
+        missing = ok - len(committed)
+        good = p99 < TARGET_P99_MS and missing <= 0 and failed == 0 and len(rows) == len(committed)
+        print("PASS" if good else f"FAIL (missing records {max(missing, 0)}, failed calls {failed},"
+                                  f" events {len(rows)}/{len(committed)})")
+        return 0 if good else 1
+    finally:
+        if daemon is not None:
+            await daemon.stop()
+        sipp.stop()
+        if ami is not None:
+            await ami.close()
+        await pool.close()
+        runner.down()
+        shutil.rmtree(runner.instance_dir, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _main(server: EmbeddedPostgres, data: Path) -> int:
+    name = f"bench_{secrets.token_hex(4)}"
+    await create_database(server.dsn(), name)
+    await migrate_dsn(server.dsn(name))
+    return await bench(server.dsn(name), data)
+
+
+def run() -> int:
+    why = available()
+    if why:
+        print(f"bench_calls: cannot run here: {why}")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="bench-calls-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg")
+        server.start()
+        try:
+            return asyncio.run(_main(server, Path(tmp) / "data"))
+        finally:
+            server.stop()
+
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--rate", type=int, default=100, help="calls per second")
+parser.add_argument("--seconds", type=int, default=20, help="seconds of load per run")
+parser.add_argument("--hold-ms", type=int, default=200, help="how long each call stays up")
+ARGS = parser.parse_args([] if __name__ != "__main__" else None)
+
+if __name__ == "__main__":
+    sys.exit(run())
