@@ -5,26 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from cdr_ingest.records import CallRecord
 from controlplane.calls.models import BillingProfileBody, CallPage
 from controlplane.calls.services import CallServices, call_filter
 from controlplane.http.caller import partner_id
+from controlplane.http.body import json_response, read_body
 from controlplane.http.problems import Problem
 from controlplane.tenants.pagination import page_request
 
 call_services = web.AppKey("call_services", CallServices)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_AT = re.compile(r"unknown field `([^`]+)`|at `\$\.([A-Za-z_][A-Za-z0-9_.]*)")
 CSV_COLUMNS = tuple(CallRecord.__struct_fields__)
 
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(data), status=status, content_type="application/json")
 
 
 def _tenant_id(request: web.Request) -> str:
@@ -38,11 +33,11 @@ async def list_calls(request: web.Request) -> web.Response:
     services = request.app[call_services]
     items, cursor = await services.list_calls(call_filter(partner_id(request), request.query),
                                               page_request(request.query))
-    return _json(CallPage(items=items, next_cursor=cursor))
+    return json_response(CallPage(items=items, next_cursor=cursor))
 
 
 async def get_call(request: web.Request) -> web.Response:
-    return _json(await request.app[call_services].get_call(partner_id(request), request.match_info["call_id"]))
+    return json_response(await request.app[call_services].get_call(partner_id(request), request.match_info["call_id"]))
 
 
 def _csv_value(value: object) -> object:
@@ -76,22 +71,16 @@ async def export_calls(request: web.Request) -> web.StreamResponse:
 
 
 async def tenant_usage(request: web.Request) -> web.Response:
-    return _json(await request.app[call_services].usage(partner_id(request), _tenant_id(request)))
+    return json_response(await request.app[call_services].usage(partner_id(request), _tenant_id(request)))
 
 
 async def put_profile(request: web.Request) -> web.Response:
-    try:
-        body = msgspec.json.decode(await request.read(), type=BillingProfileBody)
-    except msgspec.ValidationError as exc:
-        found = _AT.search(str(exc))  # msgspec: "Expected `int`, got `str` - at `$.min_seconds`"
-        raise Problem(422, str(exc), field=(found.group(1) or found.group(2)) if found else "body") from None
-    except msgspec.DecodeError as exc:
-        raise Problem(422, str(exc), field="body") from None
-    return _json(await request.app[call_services].put_profile(partner_id(request), _tenant_id(request), body))
+    body = await read_body(request, BillingProfileBody)
+    return json_response(await request.app[call_services].put_profile(partner_id(request), _tenant_id(request), body))
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    return _json(await request.app[call_services].get_profile(partner_id(request), _tenant_id(request)))
+    return json_response(await request.app[call_services].get_profile(partner_id(request), _tenant_id(request)))
 
 
 async def put_retail_deck(request: web.Request) -> web.Response:
@@ -100,11 +89,11 @@ async def put_retail_deck(request: web.Request) -> web.Response:
         text = (await request.read()).decode("utf-8")
     except UnicodeDecodeError:
         raise Problem(422, "the rate deck must be UTF-8 CSV", field="body") from None
-    return _json(await request.app[call_services].put_retail_deck(partner, text))
+    return json_response(await request.app[call_services].put_retail_deck(partner, text))
 
 
 async def get_wallet(request: web.Request) -> web.Response:
-    return _json(await request.app[call_services].wallet(partner_id(request)))
+    return json_response(await request.app[call_services].wallet(partner_id(request)))
 
 
 def add_routes(app: web.Application) -> None:

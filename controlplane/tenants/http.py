@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from controlplane.http.caller import partner_id, require_tenant, tenant_scope
+from controlplane.http.body import json_response, read_body
 from controlplane.http.problems import Problem
 from controlplane.tenants.models import (
     DidCreate, DidUpdate, ExtensionCreate, ExtensionUpdate, Page, PartnerCreate, PartnerUpdate, TenantCreate,
@@ -17,34 +17,15 @@ from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.pagination import page_request
 from controlplane.tenants.services import TenantServices
 
-B = TypeVar("B")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
 tenant_services = web.AppKey("tenant_services", TenantServices)
 numbering_services = web.AppKey("numbering_services", NumberingServices)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(data), status=status, content_type="application/json")
-
 
 def _page(items: list[Any], cursor: str | None) -> web.Response:
-    return _json(Page(items=items, next_cursor=cursor))
+    return json_response(Page(items=items, next_cursor=cursor))
 
-
-async def _body(request: web.Request, kind: type[B]) -> B:
-    raw = await request.read()
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        match = _AT.match(str(exc))
-        message, field = (match.group(1), match.group(2)) if match else (str(exc), None)
-        unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", message)
-        if unknown:
-            field = ".".join(filter(None, [field, unknown.group(1)]))
-        raise Problem(422, f"{field + ': ' if field else ''}{message}", field=field or "body") from None
-    except msgspec.DecodeError as exc:
-        raise Problem(422, f"the body is not valid JSON: {exc}", field="body") from None
 
 
 def _id(request: web.Request, name: str) -> str:
@@ -66,8 +47,8 @@ def _flag(request: web.Request, name: str) -> bool | None:
 # ---------------------------------------------------------------- partners
 
 async def create_partner(request: web.Request) -> web.Response:
-    body = await _body(request, PartnerCreate)
-    return _json(await request.app[tenant_services].create_partner(body), 201)
+    body = await read_body(request, PartnerCreate)
+    return json_response(await request.app[tenant_services].create_partner(body), 201)
 
 
 async def list_partners(request: web.Request) -> web.Response:
@@ -77,12 +58,12 @@ async def list_partners(request: web.Request) -> web.Response:
 
 
 async def get_partner(request: web.Request) -> web.Response:
-    return _json(await request.app[tenant_services].get_partner(_id(request, "partner_id")))
+    return json_response(await request.app[tenant_services].get_partner(_id(request, "partner_id")))
 
 
 async def update_partner(request: web.Request) -> web.Response:
-    body = await _body(request, PartnerUpdate)
-    return _json(await request.app[tenant_services].update_partner(_id(request, "partner_id"), body))
+    body = await read_body(request, PartnerUpdate)
+    return json_response(await request.app[tenant_services].update_partner(_id(request, "partner_id"), body))
 
 
 async def delete_partner(request: web.Request) -> web.Response:
@@ -93,8 +74,8 @@ async def delete_partner(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- tenants
 
 async def create_tenant(request: web.Request) -> web.Response:
-    body = await _body(request, TenantCreate)
-    return _json(await request.app[tenant_services].create_tenant(partner_id(request), body), 201)
+    body = await read_body(request, TenantCreate)
+    return json_response(await request.app[tenant_services].create_tenant(partner_id(request), body), 201)
 
 
 async def list_tenants(request: web.Request) -> web.Response:
@@ -105,34 +86,34 @@ async def list_tenants(request: web.Request) -> web.Response:
 
 
 async def get_tenant(request: web.Request) -> web.Response:
-    return _json(await request.app[tenant_services].get_tenant(partner_id(request), _id(request, "tenant_id")))
+    return json_response(await request.app[tenant_services].get_tenant(partner_id(request), _id(request, "tenant_id")))
 
 
 async def update_tenant(request: web.Request) -> web.Response:
-    body = await _body(request, TenantUpdate)
-    return _json(await request.app[tenant_services].update_tenant(
+    body = await read_body(request, TenantUpdate)
+    return json_response(await request.app[tenant_services].update_tenant(
         partner_id(request), _id(request, "tenant_id"), body))
 
 
 async def delete_tenant(request: web.Request) -> web.Response:
-    return _json(await request.app[tenant_services].delete_tenant(
+    return json_response(await request.app[tenant_services].delete_tenant(
         partner_id(request), _id(request, "tenant_id"), request.query.get("confirm")))
 
 
 async def get_defaults(request: web.Request) -> web.Response:
-    return _json(await request.app[tenant_services].get_defaults(partner_id(request)))
+    return json_response(await request.app[tenant_services].get_defaults(partner_id(request)))
 
 
 async def put_defaults(request: web.Request) -> web.Response:
-    body = await _body(request, TenantDefaults)
-    return _json(await request.app[tenant_services].put_defaults(partner_id(request), body))
+    body = await read_body(request, TenantDefaults)
+    return json_response(await request.app[tenant_services].put_defaults(partner_id(request), body))
 
 
 # ---------------------------------------------------------------- extensions
 
 async def create_extension(request: web.Request) -> web.Response:
-    body = await _body(request, ExtensionCreate)
-    return _json(await request.app[numbering_services].create_extension(
+    body = await read_body(request, ExtensionCreate)
+    return json_response(await request.app[numbering_services].create_extension(
         partner_id(request), _id(request, "tenant_id"), body), 201)
 
 
@@ -143,18 +124,18 @@ async def list_extensions(request: web.Request) -> web.Response:
 
 
 async def get_extension(request: web.Request) -> web.Response:
-    return _json(await request.app[numbering_services].get_extension(
+    return json_response(await request.app[numbering_services].get_extension(
         partner_id(request), _id(request, "tenant_id"), _id(request, "extension_id")))
 
 
 async def update_extension(request: web.Request) -> web.Response:
-    body = await _body(request, ExtensionUpdate)
-    return _json(await request.app[numbering_services].update_extension(
+    body = await read_body(request, ExtensionUpdate)
+    return json_response(await request.app[numbering_services].update_extension(
         partner_id(request), _id(request, "tenant_id"), _id(request, "extension_id"), body))
 
 
 async def reset_extension_password(request: web.Request) -> web.Response:
-    return _json(await request.app[numbering_services].reset_password(
+    return json_response(await request.app[numbering_services].reset_password(
         partner_id(request), _id(request, "tenant_id"), _id(request, "extension_id")))
 
 
@@ -167,8 +148,8 @@ async def delete_extension(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- DIDs
 
 async def create_did(request: web.Request) -> web.Response:
-    body = await _body(request, DidCreate)
-    return _json(await request.app[numbering_services].create_did(partner_id(request), body), 201)
+    body = await read_body(request, DidCreate)
+    return json_response(await request.app[numbering_services].create_did(partner_id(request), body), 201)
 
 
 async def list_dids(request: web.Request) -> web.Response:
@@ -189,16 +170,16 @@ async def _scoped_did(request: web.Request) -> Any:
 
 
 async def get_did(request: web.Request) -> web.Response:
-    return _json(await _scoped_did(request))
+    return json_response(await _scoped_did(request))
 
 
 async def update_did(request: web.Request) -> web.Response:
-    body = await _body(request, DidUpdate)
+    body = await read_body(request, DidUpdate)
     if tenant_scope(request) is not None:
         await _scoped_did(request)
         if isinstance(body.tenant_id, str):
             require_tenant(request, body.tenant_id)
-    return _json(await request.app[numbering_services].update_did(partner_id(request), _id(request, "did_id"),
+    return json_response(await request.app[numbering_services].update_did(partner_id(request), _id(request, "did_id"),
                                                                   body))
 
 

@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from controlplane.http.caller import partner_id
-from controlplane.http.problems import Problem
+from controlplane.http.body import json_response, read_body
 from controlplane.webhooks.models import EndpointCreate, EndpointUpdate
 from controlplane.webhooks.services import EndpointService
 
 service_key = web.AppKey("webhooks_service", EndpointService)
 
 BASE = "/v1/webhook-endpoints"
-T = TypeVar("T")
-_AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
-_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
 
 
 class _List(msgspec.Struct):
     data: list[Any]
 
 
-def _json(payload: object, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(payload), status=status, content_type="application/json")
-
-
-async def _body(request: web.Request, kind: type[T]) -> T:
-    raw = await request.read()
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        message, path = str(exc), ""
-        match = _AT.match(message)
-        if match:
-            message, path = match[1], match[2]
-        named = _NAMED.match(message)
-        if named:
-            path = f"{path}.{named[1]}" if path else named[1]
-        field = re.sub(r"\[\d+\]$", "", path) or "body"
-        raise Problem(422, f"{path or 'body'}: {message}", field=field) from None
-    except msgspec.DecodeError:
-        raise Problem(422, "the body must be a JSON object", field="body") from None
 
 
 def _ids(request: web.Request) -> tuple[EndpointService, str, str]:
@@ -53,22 +29,22 @@ def _ids(request: web.Request) -> tuple[EndpointService, str, str]:
 
 async def create(request: web.Request) -> web.Response:
     service, partner = request.app[service_key], partner_id(request)
-    return _json(await service.create(partner, await _body(request, EndpointCreate)), 201)
+    return json_response(await service.create(partner, await read_body(request, EndpointCreate)), 201)
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
     service, partner = request.app[service_key], partner_id(request)
-    return _json(_List(await service.list(partner)))
+    return json_response(_List(await service.list(partner)))
 
 
 async def get(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(await service.get(partner, endpoint))
+    return json_response(await service.get(partner, endpoint))
 
 
 async def update(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(await service.update(partner, endpoint, await _body(request, EndpointUpdate)))
+    return json_response(await service.update(partner, endpoint, await read_body(request, EndpointUpdate)))
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -79,32 +55,32 @@ async def delete(request: web.Request) -> web.Response:
 
 async def enable(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(await service.set_enabled(partner, endpoint, True))
+    return json_response(await service.set_enabled(partner, endpoint, True))
 
 
 async def disable(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(await service.set_enabled(partner, endpoint, False))
+    return json_response(await service.set_enabled(partner, endpoint, False))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(await service.rotate_secret(partner, endpoint))
+    return json_response(await service.rotate_secret(partner, endpoint))
 
 
 async def deliveries(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(_List(await service.deliveries(partner, endpoint)))
+    return json_response(_List(await service.deliveries(partner, endpoint)))
 
 
 async def delivery(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(await service.delivery(partner, endpoint, request.match_info["delivery_id"]))
+    return json_response(await service.delivery(partner, endpoint, request.match_info["delivery_id"]))
 
 
 async def redeliver(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return _json(await service.redeliver(partner, endpoint, request.match_info["delivery_id"]), 202)
+    return json_response(await service.redeliver(partner, endpoint, request.match_info["delivery_id"]), 202)
 
 
 def add_routes(app: web.Application) -> None:
