@@ -195,13 +195,11 @@ class CallRecorder:
                                  summary.caller_num, record.started_at, record.answered_at)
             await emit(conn, progress_event(inbound, True), partner_id=record.partner_id,
                        tenant_id=record.tenant_id, data={"call": view, "late": late or not active})
-        await emit(conn, terminal_event(record), partner_id=record.partner_id, tenant_id=record.tenant_id,
-                   data={"call": record, "late": late})
-        # Last: the partner's wallet row (one per partner, every call updates it) stays locked
-        # until commit; taking it last keeps concurrent writers from queueing behind it.
         await store.settle(conn, record.partner_id, record.wholesale_micros or 0, record.id, record.tenant_id,
                            cycle_start(record.started_at), record.call_class, record.answered_s,
                            record.billable_s, record.retail_micros or 0, record.wholesale_micros or 0)
+        await emit(conn, terminal_event(record), partner_id=record.partner_id, tenant_id=record.tenant_id,
+                   data={"call": record, "late": late})
         self.recorded += 1
         log.debug("calls.recorded", disposition=record.disposition, direction=record.direction,
                  call_class=record.call_class, retail=record.retail_micros, late=late)
