@@ -101,8 +101,6 @@ class CallsConfig(_Section):
     # Asterisk's CDRs are reconciled this often; a CDR is "settled" after settle_seconds.
     reconcile_seconds: float = 10.0
     settle_seconds: float = 5.0
-    # Concurrent writers of call records (calls are partitioned by call id).
-    writers: int = 4
 
 
 class EmergencyConfig(_Section):

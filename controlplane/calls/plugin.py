@@ -61,7 +61,7 @@ class CallsPlugin:
         if context.pool is None:  # contract tests only wire the routes
             return
         cfg = context.config.calls
-        recorder = CallRecorder(context.pool, writers=cfg.writers, wholesale_deck=_wholesale_deck(context.config))
+        recorder = CallRecorder(context.pool, wholesale_deck=_wholesale_deck(context.config))
         app[recorder_key] = recorder
         app[flow_key] = flow_config(context.config)
         app[http.call_services] = CallServices(context.pool, recorder)
@@ -83,7 +83,7 @@ class CallsPlugin:
 
         context.background += [recorder.run, reconcile, first_pickup]
         context.resync.append(repickup)
-        log.info("calls.installed", writers=cfg.writers, trunk=context.config.carrier.endpoint)
+        log.info("calls.installed", trunk=context.config.carrier.endpoint)
 
 
 PLUGIN = CallsPlugin()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import asyncpg
+import msgspec
 
 from cdr_ingest.cdr_rebuild import CdrRow
 from cdr_ingest.records import CallRecord
@@ -98,6 +99,31 @@ async def mark_answered(conn: Conn, linkedid: str, answered_at: datetime) -> boo
     return bool(found)
 
 
+async def insert_active_many(conn: Conn, rows: Sequence[tuple[str, str, str, str, bool, str, str, datetime]]
+                             ) -> set[str]:
+    """``insert_active`` for several calls (distinct linkedids): the linkedids seen first."""
+    found = await conn.fetch(
+        """INSERT INTO calls_active (linkedid, call_id, tenant_id, partner_id, inbound, dialed, caller_num,
+                                     started_at)
+           SELECT l, c, t, p, i, d, n, s
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[],
+                       $8::timestamptz[]) AS x(l, c, t, p, i, d, n, s)
+           WHERE NOT EXISTS (SELECT 1 FROM call_records WHERE linkedid = x.l)
+           ON CONFLICT (linkedid) DO NOTHING RETURNING linkedid""",
+        *(list(col) for col in zip(*rows, strict=True)))
+    return {r["linkedid"] for r in found}
+
+
+async def mark_answered_many(conn: Conn, rows: Sequence[tuple[str, datetime]]) -> set[str]:
+    """``mark_answered`` for several calls (distinct linkedids): those whose event is ours to send."""
+    found = await conn.fetch(
+        """UPDATE calls_active a SET answered_at = x.at, answered_sent = true, updated_at = now()
+           FROM unnest($1::text[], $2::timestamptz[]) AS x(l, at)
+           WHERE a.linkedid = x.l AND NOT a.answered_sent RETURNING a.linkedid""",
+        [r[0] for r in rows], [r[1] for r in rows])
+    return {r["linkedid"] for r in found}
+
+
 async def active_rows(conn: Conn, linkedids: Sequence[str] | None = None) -> list[asyncpg.Record]:
     if linkedids is None:
         return await conn.fetch("SELECT * FROM calls_active")
@@ -136,6 +162,69 @@ async def record_call(conn: Conn, record: CallRecord) -> tuple[bool, bool, bool]
                    COALESCE((SELECT bool_or(answered_sent) FROM act), false) AS answered_sent""",
         *(getattr(record, c) for c in _RECORD_COLUMNS))
     return bool(row["recorded"]), bool(row["active"]), bool(row["answered_sent"])
+
+
+async def record_calls(conn: Conn, records: Sequence[CallRecord]) -> dict[str, tuple[bool, bool]]:
+    """``record_call`` for several calls in one statement (distinct linkedids).
+
+    Returns {linkedid: (was active, answered event sent)} of the records that won the
+    insert; the others were already recorded (counted once).
+    """
+    if not records:
+        return {}
+    rows = await conn.fetch(
+        f"""WITH input AS (SELECT * FROM jsonb_populate_recordset(NULL::call_records, $1::jsonb)),
+                 rec AS (INSERT INTO call_records ({_COLS}) SELECT {_COLS} FROM input
+                         ON CONFLICT DO NOTHING RETURNING linkedid),
+                 act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid
+                         RETURNING a.linkedid, a.answered_sent)
+            SELECT rec.linkedid, act.linkedid IS NOT NULL AS active,
+                   COALESCE(act.answered_sent, false) AS answered_sent
+            FROM rec LEFT JOIN act ON act.linkedid = rec.linkedid""",
+        msgspec.json.encode(list(records)).decode())
+    return {r["linkedid"]: (bool(r["active"]), bool(r["answered_sent"])) for r in rows}
+
+
+@dataclass(slots=True)
+class UsageSum:
+    calls: int = 0
+    answered_s: int = 0
+    billable_s: int = 0
+    retail: int = 0
+    wholesale: int = 0
+
+
+async def settle_many(conn: Conn, debits: Sequence[tuple[str, int, str]], wallets: dict[str, int],
+                      usage: dict[tuple[str, date, str], UsageSum]) -> None:
+    """``settle`` for several calls in one statement: a ledger entry per (partner, debit,
+    call id) with a debit, ONE balance update per partner (``wallets``: partner -> total
+    debit) and ONE usage update per (tenant, cycle, class). Rows are locked in key order."""
+    partners = sorted(wallets)
+    keys = sorted(usage)
+    await conn.execute(
+        """WITH entry AS (INSERT INTO wallet_entries (partner_id, kind, amount, call_id)
+                          SELECT p, 'usage', -a, c FROM unnest($1::text[], $2::bigint[], $3::text[]) AS t(p, a, c)),
+                wallet AS (INSERT INTO partner_wallets AS w (partner_id, balance)
+                           SELECT p, -a FROM unnest($4::text[], $5::bigint[]) WITH ORDINALITY AS t(p, a, o)
+                           ORDER BY o
+                           ON CONFLICT (partner_id) DO UPDATE SET balance = w.balance + EXCLUDED.balance,
+                                                                  updated_at = now())
+           INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s,
+                                          retail_micros, wholesale_micros)
+           SELECT t, c, k, n, a, b, r, w
+           FROM unnest($6::text[], $7::date[], $8::text[], $9::int[], $10::bigint[], $11::bigint[],
+                       $12::bigint[], $13::bigint[]) WITH ORDINALITY AS x(t, c, k, n, a, b, r, w, o)
+           ORDER BY o
+           ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET
+             calls = u.calls + EXCLUDED.calls, answered_s = u.answered_s + EXCLUDED.answered_s,
+             billable_s = u.billable_s + EXCLUDED.billable_s,
+             retail_micros = u.retail_micros + EXCLUDED.retail_micros,
+             wholesale_micros = u.wholesale_micros + EXCLUDED.wholesale_micros""",
+        [d[0] for d in debits], [d[1] for d in debits], [d[2] for d in debits],
+        partners, [wallets[p] for p in partners],
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [usage[k].calls for k in keys],
+        [usage[k].answered_s for k in keys], [usage[k].billable_s for k in keys],
+        [usage[k].retail for k in keys], [usage[k].wholesale for k in keys])
 
 
 async def settle(conn: Conn, partner_id: str, debit: int, call_id: str, tenant_id: str, cycle: date,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -31,3 +31,16 @@ async def emit(conn: asyncpg.Connection, event_type: str, *, partner_id: str,
     event = build_event(event_type, partner_id=partner_id, data=data, tenant_id=tenant_id)
     await store.insert_event(conn, event)
     return event
+
+
+async def emit_many(conn: asyncpg.Connection,
+                    events: Sequence[tuple[str, str, str | None, msgspec.Struct | Mapping[str, Any]]]) -> list[Event]:
+    """Several ``emit()`` in one statement: (type, partner id, tenant id, data) each, in that
+    order; the same envelopes and the same rule (inside the transaction of the change)."""
+    for event_type, *_ in events:
+        registry.check(event_type)
+    if events and not conn.is_in_transaction():
+        raise NotInTransaction(f"emit_many({events[0][0]!r}, ...) must run inside the transaction of its change")
+    built = [build_event(t, partner_id=p, data=d, tenant_id=tn) for t, p, tn, d in events]
+    await store.insert_events(conn, built)
+    return built

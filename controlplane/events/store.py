@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +43,20 @@ async def insert_event(conn: asyncpg.Connection, event: Event) -> int:
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
         event.id, event.type, event.partner_id, event.tenant_id, event.created_at, event.body)
     return seq
+
+
+async def insert_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Several events in one statement; ``seq`` follows the order given."""
+    if not events:
+        return
+    await conn.execute(
+        """INSERT INTO events (id, type, partner_id, tenant_id, created_at, body)
+           SELECT id, type, partner_id, tenant_id, created_at, body
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[])
+                WITH ORDINALITY AS t(id, type, partner_id, tenant_id, created_at, body, ord)
+           ORDER BY ord""",
+        [e.id for e in events], [e.type for e in events], [e.partner_id for e in events],
+        [e.tenant_id for e in events], [e.created_at for e in events], [e.body for e in events])
 
 
 async def sequence_pending(conn: asyncpg.Connection, limit: int) -> list[Sequenced]:
