@@ -186,6 +186,11 @@ class Uac:
                     data = sock.recv(65535).decode("utf-8", "replace")
                 except TimeoutError:
                     continue
+                if data.startswith("SIP/2.0 200") and re.search(r"^CSeq:\s*2 INVITE", data, re.M | re.I):
+                    # A retransmitted 200: our ACK was lost (UDP under a burst of calls).
+                    # Without a new one Asterisk ends the dialog after 64*T1 = 32 s.
+                    send("ACK", 2, to_tag=to_tag)
+                    continue
                 if data.startswith("BYE "):
                     result.ended_at, result.ended_by = time.monotonic(), "asterisk"
                     head = "\r\n".join(line for line in data.split("\r\n")
