@@ -150,41 +150,51 @@ Content-Length: 0
 ]]></send>
 """
 
+_ANSWER = """  <recv request="INVITE" timeout="{timeout}"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
 
+]]></send>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
 
-def _reply(status: str, extra: str = "", body: str = "", retrans: bool = False) -> str:
-    """A response to the last request; ``body`` is SDP when given."""
-    length = "[len]" if body else "0"
-    attrs = ' retrans="500"' if retrans else ""
-    return (f"  <send{attrs}><![CDATA[\nSIP/2.0 {status}\n"
-            "[last_Via:]\n[last_From:]\n[last_To:]{tag}\n[last_Call-ID:]\n[last_CSeq:]\n"
-            f"{extra}Content-Length: {length}\n\n{body}]]></send>\n")
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
 
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE" timeout="30000"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
 
-_SDP = ("v=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\n"
-        "c=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n")
-_CONTACT = "Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n"
-
-
-def uas_scenario(*, answer: bool = True, invite_timeout_ms: int | None = None,
-                 bye_timeout_ms: int | None = None, retransmit_ok: bool = False) -> str:
-    """A SIPp UAS (a phone, or the carrier): ring, answer, wait for the BYE; or refuse 486.
-
-    Run with ``-m N`` it serves N calls; without a timeout it waits as long as SIPp does.
-    """
-    def timeout(ms: int | None) -> str:
-        return f' timeout="{ms}"' if ms is not None else ""
-
-    dialog = ";tag=[call_number]"
-    body = _HEAD.format(name="uas") + f'  <recv request="INVITE"{timeout(invite_timeout_ms)}/>\n'
-    if not answer:
-        body += _reply("486 Busy Here", _CONTACT).format(tag=dialog) + '  <recv request="ACK"/>\n'
-        return body + "</scenario>\n"
-    body += _reply("180 Ringing", _CONTACT).format(tag=dialog)
-    answered = _reply("200 OK", _CONTACT + "Content-Type: application/sdp\n", _SDP, retrans=retransmit_ok)
-    body += answered.format(tag=dialog)
-    body += f'  <recv request="ACK"/>\n  <recv request="BYE"{timeout(bye_timeout_ms)}/>\n'
-    return body + _reply("200 OK").format(tag="") + "</scenario>\n"
+]]></send>
+"""
 
 
 def register_scenario() -> str:
@@ -198,8 +208,8 @@ def register_scenario() -> str:
 
 
 def answer_scenario(timeout_ms: int) -> str:
-    """A phone answering one INVITE (run on the port a register_scenario just registered)."""
-    return uas_scenario(invite_timeout_ms=timeout_ms, bye_timeout_ms=30000, retransmit_ok=True)
+    """UAS: answer one INVITE (run on the port a register_scenario just registered)."""
+    return _HEAD.format(name="answer") + _ANSWER.format(timeout=timeout_ms) + "</scenario>\n"
 
 
 def call_scenario(auth: bool, hold_ms: int = 500, expect_bye: bool = False) -> str:
