@@ -16,12 +16,13 @@ import msgspec
 
 from cdr_ingest.callflow import CallSummary
 from cdr_ingest.classify import CallClass, Direction, classify, normalize_e164, rating_digits
+from cdr_ingest.cycles import cycle_date
 from cdr_ingest.pricing import BillingProfile, price_call
 from cdr_ingest.rates import RateDeck
 from cdr_ingest.tiers import Tier
 
 __all__ = ["Disposition", "TenantBilling", "CallRecord", "call_record_id", "disposition", "build_record",
-           "cycle_start", "extension_of", "terminal_event", "progress_event", "CallProgress",
+           "extension_of", "terminal_event", "progress_event", "CallProgress",
            "progress_view"]
 
 
@@ -42,6 +43,11 @@ class TenantBilling:
     tier: Tier
     profile: BillingProfile | None
     wholesale_deck: RateDeck | None = None
+    timezone: str = "UTC"
+    anchor_day: int = 1  # usage counts by the tenant's billing cycle (cdr_ingest.cycles)
+
+    def cycle(self, at: datetime) -> date:
+        return cycle_date(at, self.timezone, self.anchor_day)
 
 
 class CallRecord(msgspec.Struct, kw_only=True):
@@ -117,11 +123,6 @@ def _route(summary: CallSummary) -> tuple[Direction, CallClass, str | None]:
     if summary.trunk_used or dialed_class not in (CallClass.INTERNAL, CallClass.INVALID):
         return Direction.OUTBOUND, dialed_class, None
     return Direction.INTERNAL, CallClass.INTERNAL, None
-
-
-def cycle_start(at: datetime) -> date:
-    """Usage cycles are calendar months in UTC."""
-    return date(at.year, at.month, 1)
 
 
 def build_record(summary: CallSummary, billing: TenantBilling) -> CallRecord:

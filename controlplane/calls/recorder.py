@@ -26,7 +26,7 @@ import structlog
 from cdr_ingest.callflow import Action, CallSummary, Finished, Progress, ProgressKind
 from cdr_ingest.pricing import BillingProfile
 from cdr_ingest.rates import RateDeck, Rounding, load_deck_csv
-from cdr_ingest.records import (CallRecord, TenantBilling, build_record, cycle_start, progress_event,
+from cdr_ingest.records import (CallRecord, TenantBilling, build_record, progress_event,
                                 progress_view, terminal_event)
 from cdr_ingest.tiers import Tier
 from controlplane.calls import store
@@ -162,7 +162,7 @@ class CallRecorder:
         wallets: dict[str, int] = {}
         usage: dict[tuple[str, object, str], store.UsageSum] = {}
         new: list[CallRecord] = []
-        for (summary, _), record in zip(calls, records, strict=True):
+        for (summary, billing), record in zip(calls, records, strict=True):
             found = won.get(record.linkedid)
             if found is None:
                 continue
@@ -186,7 +186,7 @@ class CallRecorder:
             if debit != 0:
                 debits.append((record.partner_id, debit, record.id))
                 wallets[record.partner_id] = wallets.get(record.partner_id, 0) + debit
-            key = (record.tenant_id, cycle_start(record.started_at), record.call_class)
+            key = (record.tenant_id, billing.cycle(record.started_at), record.call_class)
             sums = usage.get(key)
             if sums is None:
                 sums = usage[key] = store.UsageSum()
@@ -255,7 +255,7 @@ class CallRecorder:
                 increment_seconds=row["increment_seconds"], rounding=Rounding(row["rounding"]),
                 charge_inbound=row["charge_inbound"])
         return TenantBilling(row["tenant_id"], row["partner_id"], Tier(row["tier"].lower()), profile,
-                             self.wholesale_deck)
+                             self.wholesale_deck, row["timezone"], row["anchor_day"])
 
     async def handle(self, action: Action) -> None:
         """Write one action in its own transaction."""
@@ -315,7 +315,7 @@ class CallRecorder:
             await emit(conn, progress_event(inbound, True), partner_id=record.partner_id,
                        tenant_id=record.tenant_id, data={"call": view, "late": late or not active})
         await store.settle(conn, record.partner_id, record.wholesale_micros or 0, record.id, record.tenant_id,
-                           cycle_start(record.started_at), record.call_class, record.answered_s,
+                           billing.cycle(record.started_at), record.call_class, record.answered_s,
                            record.billable_s, record.retail_micros or 0, record.wholesale_micros or 0)
         await emit(conn, terminal_event(record), partner_id=record.partner_id, tenant_id=record.tenant_id,
                    data={"call": record, "late": late})

@@ -10,7 +10,8 @@ import asyncpg
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.pricing import BillingProfile
 from cdr_ingest.rates import Rounding, load_deck_csv
-from cdr_ingest.records import CallRecord, Disposition, cycle_start
+from cdr_ingest.cycles import cycle_date
+from cdr_ingest.records import CallRecord, Disposition
 from controlplane.calls import store
 from controlplane.calls.models import (BillingProfileBody, BillingProfileView, RateDeckView, UsageLine,
                                        UsageSummary, WalletView)
@@ -80,9 +81,11 @@ class CallServices:
             raise Problem(404, "no such tenant", code="not_found")
 
     async def usage(self, partner_id: str, tenant_id: str, at: datetime | None = None) -> UsageSummary:
-        cycle = cycle_start(at or datetime.now(UTC))
         async with self.pool.acquire() as conn:
-            await self._tenant(conn, partner_id, tenant_id)
+            tenant = await store.tenant_cycle(conn, tenant_id)
+            if tenant is None or tenant["partner_id"] != partner_id:
+                raise Problem(404, "no such tenant", code="not_found")
+            cycle = cycle_date(at or datetime.now(UTC), tenant["timezone"], tenant["anchor_day"])
             rows = await store.usage(conn, tenant_id, cycle)
         lines = [UsageLine(call_class=r["call_class"], calls=r["calls"], answered_s=r["answered_s"],
                            billable_s=r["billable_s"], minutes=-(-r["billable_s"] // 60),

@@ -39,11 +39,20 @@ async def tenant_billing(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
         """SELECT t.id AS tenant_id, t.partner_id, p.tier, b.per_minute, b.local_per_minute,
                   b.toll_free_per_minute, b.international_per_minute, b.connect_fee, b.min_seconds,
                   b.increment_seconds, b.rounding, b.charge_inbound, b.updated_at AS profile_at,
-                  d.csv AS deck_csv, d.updated_at AS deck_at
+                  d.csv AS deck_csv, d.updated_at AS deck_at, t.timezone,
+                  COALESCE(l.billing_anchor_day, 1) AS anchor_day
            FROM tenants t JOIN partners p ON p.id = t.partner_id
            LEFT JOIN billing_profiles b ON b.tenant_id = t.id
            LEFT JOIN retail_rate_decks d ON d.partner_id = t.partner_id
+           LEFT JOIN tenant_limits l ON l.tenant_id = t.id
            WHERE t.id = $1""", tenant_id)
+
+
+async def tenant_cycle(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
+    """The tenant's partner, timezone and billing anchor day."""
+    return await conn.fetchrow(
+        """SELECT t.partner_id, t.timezone, COALESCE(l.billing_anchor_day, 1) AS anchor_day
+           FROM tenants t LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = $1""", tenant_id)
 
 
 async def tenant_partner(conn: Conn, tenant_id: str) -> str | None:

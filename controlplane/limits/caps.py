@@ -2,14 +2,20 @@
 
 The tenant's limits row is locked first, so two concurrent creations cannot
 both take the last slot. A cap lowered below the current count is allowed and
-trips the next creation (seed 003: no retroactive suspension).
+trips the next creation (seed 003: no retroactive suspension). The creation
+that brings the count to the alert threshold announces it, once per cycle, in
+the same transaction; reaching a count cap never suspends the tenant.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from cdr_ingest.cycles import cycle_start
+from controlplane.events import emit
 from controlplane.http.problems import Problem
 from controlplane.limits import store
-from controlplane.limits.policy import count_cap_exceeded
+from controlplane.limits.policy import alert_event, alerts, count_cap_exceeded
 
 
 async def check_extension(conn: store.Conn, tenant_id: str) -> None:
@@ -30,3 +36,14 @@ async def _check(conn: store.Conn, tenant_id: str, cap_name: str, what: str) -> 
     if count_cap_exceeded(cap, current):
         raise Problem(409, f"the tenant's usage limit {cap_name} allows at most {cap} {what}; it has {current}",
                       code="usage_limit", field=cap_name, extra={"limit": cap_name, "cap": cap, "current": current})
+    limits = store.limits_from(row)
+    crossed = alerts(limits, {cap_name: current + 1})
+    if not crossed:
+        return
+    tenant = await store.tenant_row(conn, tenant_id)
+    assert tenant is not None  # the caller holds the tenant
+    cycle = cycle_start(datetime.now(UTC), tenant["timezone"], limits.billing_anchor_day)
+    for alert in crossed:
+        if await store.mark_alert(conn, tenant_id, cycle, alert.cap, alert.kind.value):
+            kind, data = alert_event(tenant_id, alert, limits, cycle)
+            await emit(conn, kind, partner_id=tenant["partner_id"], tenant_id=tenant_id, data=data)

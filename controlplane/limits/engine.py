@@ -23,8 +23,8 @@ from cdr_ingest.pricing import retail_rate
 from cdr_ingest.rates import Rate
 from cdr_ingest.records import CallRecord, TenantBilling
 from controlplane.limits import store
-from controlplane.limits.policy import (Decision, Hold, Ledger, Limits, Reason, Usage, admit_inbound, cycle_start,
-                                        decide, next_cycle_start)
+from cdr_ingest.cycles import cycle_start, next_cycle_start
+from controlplane.limits.policy import Decision, Hold, Ledger, Limits, Reason, Usage, admit_inbound, decide
 
 log = structlog.get_logger(__name__)
 BillingLoader = Callable[[store.Conn, str], Awaitable[TenantBilling | None]]

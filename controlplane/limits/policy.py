@@ -15,9 +15,8 @@ calls already in progress (their ``L()`` cannot grow); the next call gets it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from cdr_ingest.rates import Rate
 from cdr_ingest.rating import affordable_seconds, billable_seconds, price
@@ -227,37 +226,17 @@ def alerts(limits: Limits, figures: dict[str, int]) -> list[Alert]:
     return out
 
 
+def alert_event(tenant_id: str, alert: Alert, limits: Limits, cycle_start: datetime) -> tuple[str, dict[str, object]]:
+    """The event type and data announcing one crossing."""
+    data: dict[str, object] = {
+        "tenant_id": tenant_id, "cap": alert.cap, "used": alert.used, "limit": alert.limit,
+        "threshold_pct": limits.alert_threshold_pct, "cycle_start": cycle_start.isoformat(),
+        "unit": {"monthly_spend": "micros", "monthly_minutes": "seconds"}.get(alert.cap, "count")}
+    if alert.kind is Crossing.THRESHOLD:
+        return "usage.threshold_reached", data
+    return "usage.cap_reached", {**data, "auto_suspend": limits.auto_suspend}
+
+
 def count_cap_exceeded(cap: int | None, current: int) -> bool:
     """Creating one more would exceed the cap (a cap lowered below usage trips the next)."""
     return cap is not None and current + 1 > cap
-
-
-# ---------------------------------------------------------------- billing cycles
-
-
-def cycle_start(now: datetime, timezone: str, anchor_day: int = 1) -> datetime:
-    """Start (UTC) of the cycle containing ``now``: the anchor day at 00:00 local time.
-
-    An anchor past the month's end (31 in February) falls on its last day.
-    """
-    if now.tzinfo is None:
-        raise ValueError("now must be tz-aware")
-    tz = ZoneInfo(timezone)
-    local = now.astimezone(tz)
-    year, month = local.year, local.month
-    start = _anchor(year, month, anchor_day, tz)
-    if start > local:
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-        start = _anchor(year, month, anchor_day, tz)
-    return start.astimezone(UTC)
-
-
-def next_cycle_start(now: datetime, timezone: str, anchor_day: int = 1) -> datetime:
-    start = cycle_start(now, timezone, anchor_day).astimezone(ZoneInfo(timezone))
-    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-    return _anchor(year, month, anchor_day, ZoneInfo(timezone)).astimezone(UTC)
-
-
-def _anchor(year: int, month: int, day: int, tz: ZoneInfo) -> datetime:
-    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
-    return datetime(year, month, min(day, last), tzinfo=tz)

@@ -21,7 +21,7 @@ from controlplane.http.problems import Problem
 from controlplane.limits import store
 from controlplane.limits.engine import Engine, TenantState
 from controlplane.limits.models import Figure, LimitsBody, TenantLimits, UsageView
-from controlplane.limits.policy import Crossing, Limits, Pool, alerts, shortened
+from controlplane.limits.policy import Crossing, Limits, Pool, alert_event, alerts, shortened
 
 log = structlog.get_logger(__name__)
 # (partner id, tenant id, cause) -> suspends through the tenants services (Asterisk follows).
@@ -160,18 +160,10 @@ class LimitServices:
                 if not marked:
                     self.alerted.add((state.tenant_id, state.cycle_start, alert.cap, alert.kind.value))
                     continue
-                data = {"tenant_id": state.tenant_id, "cap": alert.cap, "used": alert.used, "limit": alert.limit,
-                        "threshold_pct": state.limits.alert_threshold_pct,
-                        "cycle_start": state.cycle_start.isoformat(),
-                        "unit": "micros" if alert.cap == "monthly_spend" else "seconds"}
-                if alert.kind is Crossing.THRESHOLD:
-                    await emit(conn, "usage.threshold_reached", partner_id=state.partner_id,
-                               tenant_id=state.tenant_id, data=data)
-                else:
-                    await emit(conn, "usage.cap_reached", partner_id=state.partner_id, tenant_id=state.tenant_id,
-                               data={**data, "auto_suspend": state.limits.auto_suspend})
-                    if state.limits.auto_suspend and state.calls_allowed:
-                        suspend_cause = suspend_cause or alert.cap
+                kind, data = alert_event(state.tenant_id, alert, state.limits, state.cycle_start)
+                await emit(conn, kind, partner_id=state.partner_id, tenant_id=state.tenant_id, data=data)
+                if alert.kind is Crossing.CAP and state.limits.auto_suspend and state.calls_allowed:
+                    suspend_cause = suspend_cause or alert.cap
         self.alerted.update((state.tenant_id, state.cycle_start, a.cap, a.kind.value) for a in crossed)
         if suspend_cause and self.suspend is not None:
             await self.suspend(state.partner_id, state.tenant_id, f"usage_cap:{suspend_cause}")

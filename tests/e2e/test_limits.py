@@ -47,7 +47,8 @@ from controlplane.numbers.http import number_services
 from controlplane.numbers.models import E911Address
 from controlplane.numbers.plugin import asterisk_files as numbers_asterisk_files
 from controlplane.tenants.http import numbering_services, tenant_services
-from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
+from controlplane.tenants.models import (ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate,
+                                         TenantStatus, TenantUpdate)
 from controlplane.tenants.plugin import DIALPLAN_FILE
 from provisioning.names import REALM
 from provisioning.realtime_conf import PgTarget, realtime_files
@@ -111,6 +112,7 @@ class CallResult:
     answered_at: float | None = None
     ended_at: float | None = None
     ended_by: str = ""  # "asterisk" (BYE received) or "us"
+    requests: list[str] = field(default_factory=list)  # in-dialog requests from Asterisk
 
     @property
     def duration(self) -> float:
@@ -149,17 +151,17 @@ class Uac:
                    + f"Content-Length: {len(body.encode())}\r\n\r\n" + body)
             sock.sendto(msg.encode(), ("127.0.0.1", self.sip_port))
 
-        def final(deadline: float) -> str:
+        def final(cseq: int, deadline: float) -> str:
             while True:
                 sock.settimeout(max(deadline - time.monotonic(), 0.01))
                 data = sock.recv(65535).decode("utf-8", "replace")
                 if data.startswith("SIP/2.0") and int(data.split(" ", 2)[1]) >= 200 and \
-                        re.search(r"^CSeq:\s*\d+ INVITE", data, re.M | re.I):
+                        re.search(rf"^CSeq:\s*{cseq} INVITE", data, re.M | re.I):
                     return data
 
         try:
             send("INVITE", 1, body=sdp)
-            reply = final(time.monotonic() + 10)
+            reply = final(1, time.monotonic() + 10)
             send("ACK", 1)
             if reply.split(" ", 2)[1] not in ("401", "407"):
                 return CallResult(int(reply.split(" ", 2)[1]))
@@ -170,7 +172,7 @@ class Uac:
             auth = (f'Authorization: Digest username="{self.user}", realm="{REALM}", nonce="{nonce}",'
                     f' uri="{uri}", response="{response}", algorithm=MD5\r\n')
             send("INVITE", 2, auth, sdp)
-            reply = final(time.monotonic() + 30)
+            reply = final(2, time.monotonic() + 30)
             code = int(reply.split(" ", 2)[1])
             match = re.search(r"^To:.*;tag=([^;\r\n>]+)", reply, re.M | re.I)
             to_tag = f";tag={match.group(1)}" if match else ""
@@ -191,12 +193,21 @@ class Uac:
                     # Without a new one Asterisk ends the dialog after 64*T1 = 32 s.
                     send("ACK", 2, to_tag=to_tag)
                     continue
-                if data.startswith("BYE "):
+                method = data.split(" ", 1)[0]
+                if data.startswith("SIP/2.0") or method == "ACK":
+                    continue
+                # Asterisk may re-INVITE (a connected-line update after the answer): a phone
+                # that ignored it would see the call ended after Timer B (64*T1 = 32 s).
+                result.requests.append(method)
+                head = "\r\n".join(line for line in data.split("\r\n")
+                                   if re.match(r"(Via|From|To|Call-ID|CSeq):", line, re.I))
+                offer = sdp if method == "INVITE" else ""
+                sock.sendto((f"SIP/2.0 200 OK\r\n{head}\r\nContact: <sip:{self.user}@127.0.0.1:{port}>\r\n"
+                             + ("Content-Type: application/sdp\r\n" if offer else "")
+                             + f"Content-Length: {len(offer)}\r\n\r\n{offer}").encode(),
+                            ("127.0.0.1", self.sip_port))
+                if method == "BYE":
                     result.ended_at, result.ended_by = time.monotonic(), "asterisk"
-                    head = "\r\n".join(line for line in data.split("\r\n")
-                                       if re.match(r"(Via|From|To|Call-ID|CSeq):", line, re.I))
-                    sock.sendto(f"SIP/2.0 200 OK\r\n{head}\r\nContent-Length: 0\r\n\r\n".encode(),
-                                ("127.0.0.1", self.sip_port))
                     return result
             result.ended_at, result.ended_by = time.monotonic(), "us"
             send("BYE", 3, to_tag=to_tag)
@@ -279,7 +290,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                                          "501,555,100,199,AR,Little Rock,LTLROCK\n")
             ids, passwords = {}, {}
             calls = CallServices(pool)
-            for prefix in ("cap", "race", "conc", "fail"):
+            for prefix in ("cap", "race", "conc", "fail", "low", "susp"):
                 t = await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="x@y.co",
                                                                       sip_prefix=prefix))
                 ids[prefix] = t.id
@@ -347,6 +358,29 @@ async def test_1_a_call_with_two_minutes_left_starts(world: World) -> None:
             "SELECT count(*) FROM calls_active WHERE tenant_id = $1 AND answered_at IS NOT NULL",
             world.tenants["cap"]))
     await wait_for(answered, 15, "the 2-minute call to be answered")
+
+
+async def test_2_a_lowered_cap_shortens_a_call_in_progress(world: World) -> None:
+    """Checked by test_y: the daemon re-times the call in Asterisk (AMI Setvar TIMEOUT)."""
+    await world.limits("low", LimitsBody(monthly_minutes=10))
+    uac = world.uac("low", NUMBER, hold_s=180)
+    task = asyncio.create_task(asyncio.to_thread(uac.run))
+    assert await asyncio.to_thread(uac.answered.wait, 15), "the call was not answered"
+    await world.limits("low", LimitsBody(monthly_minutes=1))
+    world.running["low"] = (task, time.monotonic())
+
+
+async def test_suspending_a_tenant_ends_its_calls_in_progress(world: World) -> None:
+    await world.limits("susp", LimitsBody(monthly_minutes=100))
+    uac = world.uac("susp", NUMBER, hold_s=60)
+    task = asyncio.create_task(asyncio.to_thread(uac.run))
+    assert await asyncio.to_thread(uac.answered.wait, 15), "the call was not answered"
+    suspended_at = time.monotonic()
+    await world.app[tenant_services].update_tenant(world.partner, world.tenants["susp"],
+                                                   TenantUpdate(status=TenantStatus.SUSPENDED))
+    result = await asyncio.wait_for(task, 30)
+    assert result.ended_by == "asterisk", result
+    assert result.ended_at is not None and result.ended_at - suspended_at < 10, result
 
 
 async def test_twenty_simultaneous_calls_with_sixty_seconds_left(world: World) -> None:
@@ -428,6 +462,16 @@ async def _register_answering(world: World, user: str) -> subprocess.Popen[bytes
     assert isinstance(proc, subprocess.Popen)
     world.procs.append(proc)
     return proc
+
+
+async def test_y_the_lowered_cap_cut_the_call_in_progress(world: World) -> None:
+    task, lowered_at = world.running["low"]
+    result = await asyncio.wait_for(task, 120)
+    # 10 minutes were granted at admission; the cap fell to 1 minute a moment after the answer.
+    assert result.ended_by == "asterisk" and 50 <= result.duration <= 62, result
+    assert result.ended_at is not None and result.ended_at - lowered_at > 40, "ended, not re-timed"
+    (row,) = await wait_for(lambda: _answered_records(world, "low", 1), 15, "the shortened call's record")
+    assert row["billable_s"] <= 60 + INCREMENT, row["billable_s"]
 
 
 async def test_z_the_two_minute_call_was_cut_the_next_refused_911_admitted(world: World) -> None:

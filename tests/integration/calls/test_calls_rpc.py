@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
@@ -30,7 +31,7 @@ from cdr_ingest.tracker import CallTracker
 
 TOKEN = "calls-token"
 NOW = datetime.now(UTC).replace(microsecond=0)
-# Stay inside the current usage cycle (calendar month, UTC) whatever the day.
+# Stay inside the current usage cycle (calendar month, UTC, for a tenant with no anchor) whatever the day.
 BASE = max(NOW - timedelta(hours=6), NOW.replace(day=1, hour=0, minute=0, second=0))
 
 
@@ -348,3 +349,25 @@ async def test_the_same_call_recorded_twice_counts_once(api: Api, pool: asyncpg.
     assert usage["calls"] == 2 and usage["billable_s"] == 132
     assert await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", pid) == -37_400
     assert not await pool.fetchval("SELECT bool_or(NOT handled) FROM asterisk_cdr WHERE linkedid = $1", s.call_id)
+
+
+async def test_usage_counts_by_the_tenant_billing_cycle(api: Api, pool: asyncpg.Pool) -> None:
+    """The cycle starts on the tenant's anchor day at local midnight, as its caps do."""
+    pid = await api.partner()
+    tz = ZoneInfo("America/Los_Angeles")
+    status, body = await api.call("POST", "/v1/tenants", partner=pid, json={
+        "name": "Anchored", "billing_email": "b@x.co", "timezone": "America/Los_Angeles"})
+    assert status == 201, body
+    tid = body["id"]
+    midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    await pool.execute("INSERT INTO tenant_limits (tenant_id, billing_anchor_day) VALUES ($1, $2)",
+                       tid, midnight.day)  # today, locally: the cycle began at local midnight
+    assert (await put_profile(api, pid, tid))[0] == 200
+    for at in (midnight - timedelta(seconds=70), midnight + timedelta(seconds=1)):
+        await record(api, summary(tenant=tid, at=at.astimezone(UTC)))
+    status, usage = await api.call("GET", f"/v1/tenants/{tid}/usage", partner=pid)
+    assert status == 200, usage
+    assert usage["cycle_start"] == midnight.date().isoformat()
+    assert usage["calls"] == 1, usage  # the call before local midnight is in the previous cycle
+    cycles = await pool.fetch("SELECT cycle_start FROM tenant_usage WHERE tenant_id = $1 ORDER BY 1", tid)
+    assert [r["cycle_start"] for r in cycles][-1] == midnight.date() and len(cycles) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import msgspec
 import pytest
 from agi_client import agi_admit
 
@@ -17,7 +18,8 @@ from controlplane.limits.engine import Engine
 from controlplane.limits.models import LimitsBody
 from controlplane.limits.services import LimitServices
 from controlplane.tenants.applier import Applier
-from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
+from controlplane.tenants.models import (DidCreate, DidUpdate, ExtensionCreate, PartnerCreate, PartnerTier,
+                                         TenantCreate)
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
 
@@ -95,3 +97,28 @@ async def test_count_caps_defaults_and_reset(pool: asyncpg.Pool) -> None:
     assert (got.monthly_minutes, got.max_dids, got.auto_suspend) == (5000, 10, True)
     reset = await services.reset(partner, tenant)
     assert (reset.monthly_minutes, reset.max_extensions) == (5000, None)
+
+
+async def test_count_caps_announce_their_threshold_once(pool: asyncpg.Pool) -> None:
+    partner, tenant, services, server, _ = await _world(pool, "thr")
+    await server.stop()
+    numbering = NumberingServices(pool, Applier(pool))
+    await services.put(partner, tenant, LimitsBody(max_extensions=5, max_dids=2, alert_threshold_pct=80))
+
+    async def announced(cap: str) -> list[dict[str, object]]:
+        rows = await pool.fetch("SELECT body FROM events WHERE type = 'usage.threshold_reached'"
+                                " AND tenant_id = $1 ORDER BY seq", tenant)
+        return [d for d in (msgspec.json.decode(r["body"])["data"] for r in rows) if d["cap"] == cap]
+
+    for n in range(1, 6):  # 80 % of 5 is reached by the 4th
+        await numbering.create_extension(partner, tenant, ExtensionCreate(number=f"10{n}", display_name="U"))
+        assert len(await announced("max_extensions")) == (n >= 4), n
+    (event,) = await announced("max_extensions")
+    assert (event["used"], event["limit"], event["unit"]) == (4, 5, "count")
+    # DIDs: the first of two is 50 %, the second 100 %; one announcement.
+    for number in ("+15015550101", "+15015550102"):
+        did = await numbering.create_did(partner, DidCreate(number=number))
+        await numbering.update_did(partner, did.id, DidUpdate(tenant_id=tenant))
+    (event,) = await announced("max_dids")
+    assert (event["used"], event["limit"]) == (2, 2)
+    assert await pool.fetchval("SELECT status FROM tenants WHERE id = $1", tenant) == "TRIAL"  # never suspends

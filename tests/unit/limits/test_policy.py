@@ -1,4 +1,4 @@
-"""Pure limits policy: admission, reservations, cut-off, overflow, thresholds, cycles."""
+"""Pure limits policy: admission, reservations, cut-off, overflow, thresholds."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from cdr_ingest.rates import Rate, Rounding
 from cdr_ingest.rating import billable_seconds
 from controlplane.limits.agi import dial_options
 from controlplane.limits.policy import (CAUSE_BUSY, CAUSE_FORBIDDEN, Crossing, Ledger, Limits, Pool, Reason, Usage,
-                                        admit_inbound, alerts, count_cap_exceeded, cycle_start, decide,
-                                        next_cycle_start, seconds_within, shortened)
+                                        admit_inbound, alerts, count_cap_exceeded, decide,
+                                        seconds_within, shortened)
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -121,11 +121,3 @@ def test_alerts_and_count_caps() -> None:
     assert alerts(limits, {"monthly_minutes": 479}) == []
     assert count_cap_exceeded(2, 2) and not count_cap_exceeded(2, 1) and not count_cap_exceeded(None, 10**6)
     assert count_cap_exceeded(1, 3)  # lowered below usage: the next creation trips
-
-
-def test_cycles_follow_the_anchor_day_in_the_tenant_timezone() -> None:
-    now = datetime(2024, 3, 10, 3, 0, tzinfo=UTC)  # 2024-03-09 22:00 in New York
-    assert cycle_start(now, "UTC") == datetime(2024, 3, 1, tzinfo=UTC)
-    assert cycle_start(now, "America/New_York", 10) == datetime(2024, 2, 10, 5, 0, tzinfo=UTC)
-    assert next_cycle_start(now, "America/New_York", 10) == datetime(2024, 3, 10, 5, 0, tzinfo=UTC)  # 00:00 EST (DST starts at 02:00)
-    assert cycle_start(datetime(2024, 3, 5, tzinfo=UTC), "UTC", 31) == datetime(2024, 2, 29, tzinfo=UTC)
