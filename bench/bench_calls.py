@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -148,7 +150,8 @@ class Sipp:
         args = ["sipp", "-sf", "uac.xml", "-s", TOLL_FREE, "-i", UAC_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
                 "-mp", str(free_port(socket.SOCK_DGRAM)), "-r", str(rate), "-m", str(calls), "-l", "2000",
                 "-nostdin", "-timeout", f"{int(calls / rate) + 60}s", "-trace_stat", "-stf", str(stat),
-                "-fd", "1", "-max_recv_loops", "5000", f"127.0.0.1:{self.sip_port}"]
+                "-fd", "1", "-max_recv_loops", "5000", "-trace_err", "-error_file", f"{name}.errors",
+                f"127.0.0.1:{self.sip_port}"]
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(*args, cwd=self.work, stdout=asyncio.subprocess.DEVNULL,
                                                     stderr=asyncio.subprocess.DEVNULL)
@@ -163,6 +166,10 @@ class Sipp:
         head, last = lines[0].split(";"), lines[-1].split(";")
         ok = int(last[head.index("SuccessfulCall(C)")])
         failed = int(last[head.index("FailedCall(C)")])
+        errors = self.work / f"{name}.errors"
+        if failed and errors.exists():  # what SIPp saw go wrong, for whoever reads the figures
+            aborted = re.findall(r"\(aborted at index \d+\), received 'SIP/2.0 (\d+ [^\n]*)", errors.read_text())
+            print(f"{name}: calls aborted on {dict(collections.Counter(aborted))}")
         return ok, failed, wall
 
 

@@ -1,4 +1,4 @@
-"""AMI client: panoramisk for the wire protocol, our own supervisor for the connection.
+"""AMI client: panoramisk for login and actions, our own event reader and supervisor.
 
 Why not panoramisk's reconnect: it retries on a fixed integer delay, keeps retrying
 after ``close()`` if Asterisk was down at that moment, says nothing when a re-login
@@ -22,6 +22,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from controlplane.asterisk.ami_frames import Framer, headers, is_plain_event
 from controlplane.asterisk.ari import backoff_delay
 from controlplane.asterisk.events import AmiEvent, FullyBooted, parse_ami_event
 
@@ -41,6 +42,26 @@ class AmiActionError(AmiError):
     def __init__(self, response: Message) -> None:
         self.response = response
         super().__init__(f"AMI {response.get('Response')}: {response.get('Message')}")
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk has no type hints
+    """panoramisk's protocol with a fast path: plain events skip its ``Message``
+    and its pattern dispatch, and go straight to ``on_event`` as dicts."""
+
+    on_event: Callable[[dict[str, Any]], None]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.framer = Framer()
+
+    def data_received(self, data: bytes) -> None:
+        for block in self.framer.feed(data):
+            if is_plain_event(block) and not block.startswith("Event: Shutdown"):
+                self.on_event(headers(block))
+                continue
+            message = Message.from_line(block)
+            if message is not None:
+                self.handle_message(message)
 
 
 class _Manager(Manager):  # type: ignore[misc]  # panoramisk has no type hints
@@ -190,7 +211,8 @@ class AmiClient:
         assert self._manager is not None
         loop = asyncio.get_running_loop()
         transport, protocol = await asyncio.wait_for(
-            loop.create_connection(AMIProtocol, self.host, self.port), self.connect_timeout)
+            loop.create_connection(_Protocol, self.host, self.port), self.connect_timeout)
+        protocol.on_event = self._on_event
         self._lost = asyncio.Event()
         self._booted.clear()
         made: asyncio.Future[Any] = loop.create_future()
@@ -240,8 +262,11 @@ class AmiClient:
         self._lost.set()
 
     def _on_message(self, _manager: Manager, message: Message) -> None:
-        # Runs inside panoramisk's data_received: must not raise (an exception there
-        # makes asyncio drop the connection) and must not block.
+        self._on_event(message)
+
+    def _on_event(self, message: Mapping[str, Any]) -> None:
+        # Runs inside data_received: must not raise (an exception there makes
+        # asyncio drop the connection) and must not block.
         try:
             event = parse_ami_event(message)
             if isinstance(event, FullyBooted):

@@ -7,6 +7,7 @@ Asterisk version or a malformed frame can never stop the event loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -319,6 +320,11 @@ AMI_EVENT_TYPES: dict[str, type[AmiEvent]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
+def _fold_header(key: str) -> str:
+    return key.lower().replace("-", "").replace("_", "")
+
+
 def parse_ami_event(message: Mapping[str, Any]) -> AmiEvent:
     """Typed view of an AMI event (a panoramisk ``Message`` or any mapping); never raises."""
     headers = {str(k): v for k, v in message.items() if k != "content"}
@@ -326,8 +332,7 @@ def parse_ami_event(message: Mapping[str, Any]) -> AmiEvent:
         (v for k, v in headers.items() if k.lower() == "event"), ""))
     cls = AMI_EVENT_TYPES.get(name.lower())
     if cls is not None:
-        folded: dict[str, Any] = {k.lower().replace("-", "").replace("_", ""): v
-                                  for k, v in headers.items()}
+        folded: dict[str, Any] = {_fold_header(k): v for k, v in headers.items()}
         folded["event"], folded["headers"] = name, headers
         try:
             return msgspec.convert(folded, cls, strict=False)
