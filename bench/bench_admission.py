@@ -135,7 +135,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
     import msgspec
     from harness import free_port, make_config
     from tenants_e2e import call_scenario
-    from test_limits import carrier_uas
+    from tenants_e2e import uas_scenario
 
     from controlplane.asterisk.ami import AmiClient
     from controlplane.asterisk.credentials import resolve_credentials
@@ -168,7 +168,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
     runner = runner_for(config, extra_files=extra)
     assert isinstance(runner, LocalRunner)
     work = Path(tempfile.mkdtemp(prefix="bench-admission-"))
-    (work / "uas.xml").write_text(carrier_uas(60_000))
+    (work / "uas.xml").write_text(uas_scenario(bye_timeout_ms=60_000))
     (work / "uac.xml").write_text(call_scenario(auth=False, hold_ms=0).replace("sip:carrier@", "sip:benchload@"))
     uas: subprocess.Popen[bytes] | None = None
     daemon: Daemon | None = None

@@ -43,7 +43,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 import asyncpg  # noqa: E402
 import msgspec  # noqa: E402
 from harness import free_port, make_config  # noqa: E402
-from tenants_e2e import available, call_scenario  # noqa: E402
+from tenants_e2e import available, call_scenario, uas_scenario  # noqa: E402
 
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.asterisk.credentials import resolve_credentials  # noqa: E402
@@ -74,47 +74,6 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def uas_loop_scenario() -> str:
-    """The carrier: answer every INVITE, wait for the BYE (SIPp loops over calls)."""
-    return """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="carrier">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=c 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-
-]]></send>
-  <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
-
-
 def load_endpoint(tenant_id: str, prefix: str) -> str:
     """An endpoint identified by IP into the tenant's context, tagged like a provisioned phone."""
     return (f"[bench]\ntype = endpoint\ncontext = {internal_context(prefix)}\ndisallow = all\nallow = ulaw\n"
@@ -127,7 +86,7 @@ class Sipp:
 
     def __init__(self, work: Path, sip_port: int, carrier_port: int) -> None:
         self.work, self.sip_port, self.carrier_port = work, sip_port, carrier_port
-        (work / "uas.xml").write_text(uas_loop_scenario())
+        (work / "uas.xml").write_text(uas_scenario())
         # From user "benchload": no endpoint of that name, so identification falls to the IP.
         (work / "uac.xml").write_text(call_scenario(auth=False, hold_ms=ARGS.hold_ms)
                                       .replace("sip:carrier@", "sip:benchload@"))

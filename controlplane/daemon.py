@@ -32,6 +32,7 @@ from controlplane.calls import plugin as calls_plugin
 from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
 
 log = structlog.get_logger(__name__)
+POOL_CLOSE_SECONDS = 10.0
 
 PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, calls_plugin.PLUGIN, LIMITS]
 
@@ -91,7 +92,11 @@ class Daemon:
         if self.asterisk is not None:
             await self.asterisk.stop()
         if self.pool is not None:
-            await self.pool.close()
+            try:  # close() waits for every connection to come back: a leaked one must not hang a stop
+                await asyncio.wait_for(self.pool.close(), POOL_CLOSE_SECONDS)
+            except TimeoutError:
+                log.error("database.pool_close_timeout", seconds=POOL_CLOSE_SECONDS)
+                self.pool.terminate()
         if self.runner_started:
             from controlplane.asterisk.runner import runner_for
 

@@ -16,6 +16,7 @@ tries: Asterisk's CDR (reconciler) still has it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from controlplane.events.emit import emit_many
 log = structlog.get_logger(__name__)
 _ATTEMPTS = 3
 _BATCH = 256  # at most this many queued actions share one transaction
+# A call's start and answer wait up to this long for company (fewer, larger
+# transactions under load); an end is written at once, with whatever waits.
+PROGRESS_LINGER = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class CallRecorder:
         self.wholesale_deck = wholesale_deck
         self.billing_ttl = billing_ttl
         self._queue: asyncio.Queue[Action] = asyncio.Queue()
+        self._ended = asyncio.Event()  # a Finished is queued: no lingering
         self._billing: dict[str, _Cached] = {}
         self._decks: dict[tuple[str, object], RateDeck] = {}
         self.recorded = 0
@@ -64,6 +69,8 @@ class CallRecorder:
     def submit(self, actions: list[Action]) -> None:
         for action in actions:
             self._queue.put_nowait(action)
+            if isinstance(action, Finished):
+                self._ended.set()
 
     def backlog(self) -> int:
         return self._queue.qsize()
@@ -71,8 +78,15 @@ class CallRecorder:
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if not self._ended.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(PROGRESS_LINGER):  # wait_for (3.11) can lose a cancel
+                        await self._ended.wait()
+            self._ended.clear()
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            if not self._queue.empty():  # more than a batch waits: no lingering for the rest
+                self._ended.set()
             await self.write_batch(batch)
 
     async def write_batch(self, batch: list[Action]) -> None:

@@ -4,7 +4,9 @@ The tenant's limits row is locked first, so two concurrent creations cannot
 both take the last slot. A cap lowered below the current count is allowed and
 trips the next creation (seed 003: no retroactive suspension). The creation
 that brings the count to the alert threshold announces it, once per cycle, in
-the same transaction; reaching a count cap never suspends the tenant.
+the same transaction. A refused creation raises ``CapTripped``: its transaction
+rolls back, so the caller hands it to the limits capability afterwards
+(``usage.cap_reached``, and auto-suspension when the tenant has it on).
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from controlplane.events import emit
 from controlplane.http.problems import Problem
 from controlplane.limits import store
 from controlplane.limits.policy import alert_event, alerts, count_cap_exceeded
+
+
+class CapTripped(Problem):
+    """409: one more extension or DID than the tenant's cap allows."""
+
+    def __init__(self, tenant_id: str, cap_name: str, cap: int, current: int, what: str) -> None:
+        super().__init__(409, f"the tenant's usage limit {cap_name} allows at most {cap} {what}; it has {current}",
+                         code="usage_limit", field=cap_name,
+                         extra={"limit": cap_name, "cap": cap, "current": current})
+        self.tenant_id, self.cap_name, self.cap, self.current = tenant_id, cap_name, cap, current
 
 
 async def check_extension(conn: store.Conn, tenant_id: str) -> None:
@@ -34,8 +46,7 @@ async def _check(conn: store.Conn, tenant_id: str, cap_name: str, what: str) -> 
     extensions, dids = await store.counts(conn, tenant_id)
     current = extensions if cap_name == "max_extensions" else dids
     if count_cap_exceeded(cap, current):
-        raise Problem(409, f"the tenant's usage limit {cap_name} allows at most {cap} {what}; it has {current}",
-                      code="usage_limit", field=cap_name, extra={"limit": cap_name, "cap": cap, "current": current})
+        raise CapTripped(tenant_id, cap_name, cap, current, what)
     limits = store.limits_from(row)
     crossed = alerts(limits, {cap_name: current + 1})
     if not crossed:

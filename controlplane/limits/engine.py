@@ -166,8 +166,9 @@ class Engine:
         state.ledger.holds[hold.call_id] = hold
         expires = now + timedelta(seconds=decision.limit_s or self.max_call_s) + RING_SLACK
         state.calls[hold.call_id] = (now, channel, expires)
-        self._pending.append((hold.call_id, state.tenant_id, hold, channel, now, expires))
-        self._flush.set()
+        if _worth_keeping(hold):
+            self._pending.append((hold.call_id, state.tenant_id, hold, channel, now, expires))
+            self._flush.set()
 
     # ------------------------------------------------------------ calls ending
 
@@ -184,10 +185,12 @@ class Engine:
         return state
 
     def release(self, state: TenantState, call_id: str) -> None:
-        if state.ledger.holds.pop(call_id, None) is not None:
+        hold = state.ledger.holds.pop(call_id, None)
+        if hold is not None:
             state.calls.pop(call_id, None)
-            self._released.append(call_id)
-            self._flush.set()
+            if _worth_keeping(hold):
+                self._released.append(call_id)
+                self._flush.set()
 
     def expire(self, now: datetime) -> int:
         """Holds whose call we never saw end (daemon down, lost event) lapse."""
@@ -229,3 +232,9 @@ class Engine:
             expired = self.expire(datetime.now(UTC))
             if expired:
                 log.warning("limits.holds_expired", holds=expired)
+
+
+def _worth_keeping(hold: Hold) -> bool:
+    """Only holds that reserve something are persisted for a restart: a call of a tenant
+    without time, money or channel caps holds nothing (two writes per call saved)."""
+    return hold.pool is not None or hold.seconds > 0 or hold.micros > 0

@@ -21,7 +21,7 @@ from controlplane.limits.agi import AgiServer
 from controlplane.limits.engine import Engine
 from controlplane.limits.services import LimitServices
 from controlplane.plugins import Context
-from controlplane.tenants.http import tenant_services
+from controlplane.tenants.http import numbering_services, tenant_services
 
 log = structlog.get_logger(__name__)
 agi_key = web.AppKey("limits_agi", AgiServer)
@@ -46,6 +46,9 @@ class LimitsPlugin:
         server = AgiServer(engine.admit, cfg.agi_host, cfg.agi_port)
         app[agi_key] = server
         recorder.on_recorded.append(services.after_record)
+        numbering = app.get(numbering_services)
+        if numbering is not None:
+            numbering.on_cap_tripped = services.count_cap_tripped
         tenants = app.get(tenant_services)
         if tenants is not None:
             async def suspend(partner_id: str, tenant_id: str, cause: str) -> None:

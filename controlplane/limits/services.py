@@ -21,7 +21,8 @@ from controlplane.http.problems import Problem
 from controlplane.limits import store
 from controlplane.limits.engine import Engine, TenantState
 from controlplane.limits.models import Figure, LimitsBody, TenantLimits, UsageView
-from controlplane.limits.policy import Crossing, Limits, Pool, alert_event, alerts, shortened
+from controlplane.limits.caps import CapTripped
+from controlplane.limits.policy import Alert, Crossing, Limits, Pool, alert_event, alerts, shortened
 
 log = structlog.get_logger(__name__)
 # (partner id, tenant id, cause) -> suspends through the tenants services (Asterisk follows).
@@ -183,6 +184,22 @@ class LimitServices:
             if channel:
                 log.info("limits.cut", tenant_id=state.tenant_id, call_id=call_id, seconds_left=left)
                 await self.cut(channel, left)
+
+    async def count_cap_tripped(self, partner_id: str, tripped: CapTripped) -> None:
+        """One extension or DID too many was refused: ``usage.cap_reached`` once per cycle,
+        and with auto-suspend the tenant is suspended (seed 003: "when *any* cap is hit")."""
+        state = await self.engine.tenant(tripped.tenant_id)
+        if state is None or state.partner_id != partner_id:
+            return
+        alert = Alert(tripped.cap_name, Crossing.CAP, tripped.current, tripped.cap)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await store.mark_alert(conn, state.tenant_id, state.cycle_start, alert.cap, alert.kind.value):
+                kind, data = alert_event(state.tenant_id, alert, state.limits, state.cycle_start)
+                await emit(conn, kind, partner_id=state.partner_id, tenant_id=state.tenant_id, data=data)
+        if state.limits.auto_suspend and state.calls_allowed and self.suspend is not None:
+            await self.suspend(state.partner_id, state.tenant_id, f"usage_cap:{alert.cap}")
+            log.warning("limits.tenant_suspended", tenant_id=state.tenant_id, cause=alert.cap)
+            await self.suspended(state.tenant_id)
 
     async def suspended(self, tenant_id: str) -> None:
         """The tenant was suspended elsewhere: its calls in progress end."""

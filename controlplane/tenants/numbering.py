@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -46,15 +48,34 @@ def cap_message(tier: PartnerTier, cap: int) -> str:
             f" upgrade to {upgrade.value.title()} for {room} extensions")
 
 
+T = TypeVar("T")
+# (partner id, the refusal) -> the limits capability reacts (event, auto-suspension).
+CapHook = Callable[[str, limit_caps.CapTripped], Awaitable[None]]
+
+
 @dataclass
 class NumberingServices:
     pool: asyncpg.Pool
     applier: Applier
+    on_cap_tripped: CapHook | None = None
+
+    async def _tripping(self, partner_id: str, work: Awaitable[T]) -> T:
+        """``work``; a tenant cap it tripped is reported after its transaction rolled back."""
+        try:
+            return await work
+        except limit_caps.CapTripped as tripped:
+            if self.on_cap_tripped is not None:
+                await self.on_cap_tripped(partner_id, tripped)
+            raise
 
     # ---------------------------------------------------------------- extensions
 
     async def create_extension(self, partner_id: str, tenant_id: str,
                                body: ExtensionCreate) -> ExtensionCredentials:
+        return await self._tripping(partner_id, self._create_extension(partner_id, tenant_id, body))
+
+    async def _create_extension(self, partner_id: str, tenant_id: str,
+                                body: ExtensionCreate) -> ExtensionCredentials:
         number = checked(validate.extension_number, body.number, "number")
         display = checked(validate.display_name, body.display_name, "display_name")
         async with self.pool.acquire() as conn, conn.transaction():
@@ -181,6 +202,9 @@ class NumberingServices:
 
     async def update_did(self, partner_id: str, did_id: str, body: DidUpdate) -> Did:
         """Assign to a tenant (and route to one of its extensions), unassign, or set the CNAM."""
+        return await self._tripping(partner_id, self._update_did(partner_id, did_id, body))
+
+    async def _update_did(self, partner_id: str, did_id: str, body: DidUpdate) -> Did:
         async with self.pool.acquire() as conn, conn.transaction():
             did = await self._did(conn, partner_id, did_id, lock=True)
             tenant_id = did.tenant_id if body.tenant_id is UNSET else body.tenant_id

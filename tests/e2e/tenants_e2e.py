@@ -150,51 +150,41 @@ Content-Length: 0
 ]]></send>
 """
 
-_ANSWER = """  <recv request="INVITE" timeout="{timeout}"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
 
-]]></send>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
 
-v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
+def _reply(status: str, extra: str = "", body: str = "", retrans: bool = False) -> str:
+    """A response to the last request; ``body`` is SDP when given."""
+    length = "[len]" if body else "0"
+    attrs = ' retrans="500"' if retrans else ""
+    return (f"  <send{attrs}><![CDATA[\nSIP/2.0 {status}\n"
+            "[last_Via:]\n[last_From:]\n[last_To:]{tag}\n[last_Call-ID:]\n[last_CSeq:]\n"
+            f"{extra}Content-Length: {length}\n\n{body}]]></send>\n")
 
-]]></send>
-  <recv request="ACK"/>
-  <recv request="BYE" timeout="30000"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
 
-]]></send>
-"""
+_SDP = ("v=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\n"
+        "c=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n\n")
+_CONTACT = "Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n"
+
+
+def uas_scenario(*, answer: bool = True, invite_timeout_ms: int | None = None,
+                 bye_timeout_ms: int | None = None, retransmit_ok: bool = False) -> str:
+    """A SIPp UAS (a phone, or the carrier): ring, answer, wait for the BYE; or refuse 486.
+
+    Run with ``-m N`` it serves N calls; without a timeout it waits as long as SIPp does.
+    """
+    def timeout(ms: int | None) -> str:
+        return f' timeout="{ms}"' if ms is not None else ""
+
+    dialog = ";tag=[call_number]"
+    body = _HEAD.format(name="uas") + f'  <recv request="INVITE"{timeout(invite_timeout_ms)}/>\n'
+    if not answer:
+        body += _reply("486 Busy Here", _CONTACT).format(tag=dialog) + '  <recv request="ACK"/>\n'
+        return body + "</scenario>\n"
+    body += _reply("180 Ringing", _CONTACT).format(tag=dialog)
+    answered = _reply("200 OK", _CONTACT + "Content-Type: application/sdp\n", _SDP, retrans=retransmit_ok)
+    body += answered.format(tag=dialog)
+    body += f'  <recv request="ACK"/>\n  <recv request="BYE"{timeout(bye_timeout_ms)}/>\n'
+    return body + _reply("200 OK").format(tag="") + "</scenario>\n"
 
 
 def register_scenario() -> str:
@@ -208,8 +198,8 @@ def register_scenario() -> str:
 
 
 def answer_scenario(timeout_ms: int) -> str:
-    """UAS: answer one INVITE (run on the port a register_scenario just registered)."""
-    return _HEAD.format(name="answer") + _ANSWER.format(timeout=timeout_ms) + "</scenario>\n"
+    """A phone answering one INVITE (run on the port a register_scenario just registered)."""
+    return uas_scenario(invite_timeout_ms=timeout_ms, bye_timeout_ms=30000, retransmit_ok=True)
 
 
 def call_scenario(auth: bool, hold_ms: int = 500, expect_bye: bool = False) -> str:
@@ -262,21 +252,18 @@ Content-Length: 0
     body += ('  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
              '  <recv response="183" optional="true"/>\n  <recv response="200" rrs="true" timeout="10000"/>\n')
     body += ack.format(caller=caller, cseq=cseq)
+    # Asterisk may re-INVITE the caller once answered (a connected-line update that lost
+    # the race with the 200 OK): a phone answers it, and so do we, then keep waiting.
+    reinvite = ('  <label id="2"/>\n'
+                + _reply("200 OK", _CONTACT + "Content-Type: application/sdp\n", _SDP).format(tag="")
+                + '  <recv request="ACK" next="1"/>\n')
     if expect_bye:
-        body += """  <recv request="BYE" timeout="15000"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-"""
+        body += ('  <label id="1"/>\n  <recv request="INVITE" optional="true" next="2"/>\n'
+                 '  <recv request="BYE" timeout="15000"/>\n'
+                 + _reply("200 OK").format(tag="").replace("<send>", '<send next="9">', 1))
     else:
-        body += f'  <pause milliseconds="{hold_ms}"/>\n'
+        body += (f'  <label id="1"/>\n  <recv request="INVITE" timeout="{hold_ms}" ontimeout="3"/>\n'
+                 '  <nop next="2"/>\n  <label id="3"/>\n')
         body += """  <send retrans="500"><![CDATA[
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -288,8 +275,9 @@ Max-Forwards: 70
 Content-Length: 0
 
 ]]></send>
-  <recv response="200"/>
+  <recv response="200" next="9"/>
 """.format(caller=caller, cseq=cseq + 1)
+    body += reinvite + '  <label id="9"/>\n'
     return body + "</scenario>\n"
 
 
@@ -308,8 +296,17 @@ def sipp(asterisk: TenantAsterisk, scenario: str, service: str, *, user: str | N
         csv.write_text(f"SEQUENTIAL\n{user};\n")
         args += ["-inf", str(csv), "-au", user, "-ap", password or ""]
     if background:
-        return subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc.workdir = workdir  # type: ignore[attr-defined]  # for sipp_failure
+        return proc
     return subprocess.run(args, cwd=workdir, capture_output=True, timeout=120)
+
+
+def sipp_failure(proc: subprocess.Popen[bytes]) -> str:
+    """What a background SIPp run saw go wrong (its error trace), for an assertion message."""
+    workdir = getattr(proc, "workdir", None)
+    traces = sorted(Path(workdir).glob("*errors.log")) if workdir else []
+    return "\n".join(t.read_text(errors="replace")[-2000:] for t in traces) or "no SIPp error trace"
 
 
 # ---------------------------------------------------------------- a tiny UAC for odd dial strings

@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 import pytest
 from harness import asterisk_instance, credentials, free_port, make_config
-from tenants_e2e import call_scenario, register_scenario, sipp
+from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
 from controlplane.asterisk.ami import AmiClient
 from controlplane.calls.asterisk_files import cdr_files
@@ -33,44 +33,6 @@ from provisioning.realtime_conf import PgTarget, realtime_files
 
 pytestmark = [pytest.mark.e2e]
 TOLL_FREE = "18005550199"
-
-
-def uas_scenario(answer: bool, bye_timeout_ms: int = 90000) -> str:
-    """The carrier: answer (and wait for the BYE) or refuse with 486 Busy Here."""
-    head = ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="carrier">\n'
-            '  <recv request="INVITE" timeout="60000"/>\n')
-    reply = """  <send><![CDATA[
-SIP/2.0 {status}
-[last_Via:]
-[last_From:]
-[last_To:];tag=[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-{extra}Content-Length: [len]
-{body}
-]]></send>
-"""
-    sdp = ("\nv=0\no=c 1 1 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\n"
-           "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n")
-    if not answer:
-        return head + reply.format(status="486 Busy Here", extra="", body="") + \
-            '  <recv request="ACK"/>\n</scenario>\n'
-    ok = """  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-"""
-    return (head + reply.format(status="180 Ringing", extra="", body="")
-            + reply.format(status="200 OK", extra="Content-Type: application/sdp\n", body=sdp)
-            + f'  <recv request="ACK"/>\n  <recv request="BYE" timeout="{bye_timeout_ms}"/>\n' + ok
-            + "</scenario>\n")
 
 
 @dataclass
@@ -93,7 +55,8 @@ class World:
         return proc
 
     def carrier(self, answer: bool) -> subprocess.Popen[bytes]:
-        return self.phone(uas_scenario(answer), "carrier", port=self.config.carrier.port)  # type: ignore[attr-defined]
+        scenario = uas_scenario(answer=answer, invite_timeout_ms=60000, bye_timeout_ms=90000)
+        return self.phone(scenario, "carrier", port=self.config.carrier.port)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +136,7 @@ async def test_calls_are_rated_in_real_time(world: World) -> None:
     busy = world.carrier(answer=False)
     await asyncio.sleep(0.3)
     failed = world.phone(call_scenario(auth=True), TOLL_FREE, "acme_102")
-    assert await wait_proc(busy, 30) == 0
+    assert await wait_proc(busy, 30) == 0, sipp_failure(busy)
     await wait_proc(failed, 30)  # fails on 486: expected
     # 2. The 61 s toll-free call, and meanwhile an internal and an inbound call.
     carrier = world.carrier(answer=True)
@@ -181,14 +144,14 @@ async def test_calls_are_rated_in_real_time(world: World) -> None:
     long_call = world.phone(call_scenario(auth=True, hold_ms=61_000), TOLL_FREE, "acme_102")
     port101 = await register(world, "acme_101")
     port103 = await register(world, "acme_103")
-    answer101 = world.phone(_answer(), "acme_101", port=port101)
-    answer103 = world.phone(_answer(), "acme_103", port=port103)
+    answer101 = world.phone(answer_scenario(30000), "acme_101", port=port101)
+    answer103 = world.phone(answer_scenario(30000), "acme_103", port=port103)
     internal = world.phone(call_scenario(auth=True, hold_ms=1000), "101", "acme_102")
     inbound = world.phone(call_scenario(auth=False, hold_ms=1000), "+15015550101")
     for proc in (internal, inbound, answer101, answer103):
-        assert await wait_proc(proc, 40) == 0
-    assert await wait_proc(long_call, 90) == 0
-    assert await wait_proc(carrier, 30) == 0
+        assert await wait_proc(proc, 40) == 0, sipp_failure(proc)
+    assert await wait_proc(long_call, 90) == 0, sipp_failure(long_call)
+    assert await wait_proc(carrier, 30) == 0, sipp_failure(carrier)
     rows = await wait_records(world.pool, 4, timeout=10)
     by = {(r["direction"], r["disposition"]): r for r in rows}
 
@@ -228,12 +191,6 @@ async def test_calls_are_rated_in_real_time(world: World) -> None:
     usage = await world.services.usage(world.partner, world.tenant, tf["started_at"])
     assert usage.calls == 4 and usage.retail_micros == 83_000
     assert {line.call_class: line.billable_s for line in usage.lines}["toll_free"] == 66
-
-
-def _answer() -> str:
-    from tenants_e2e import answer_scenario
-
-    return answer_scenario(30000)
 
 
 async def test_asterisk_cdrs_land_in_our_database_and_rebuild_the_same_calls(world: World) -> None:

@@ -24,7 +24,8 @@ import msgspec
 import pytest
 import yaml
 from harness import asterisk_instance, credentials, free_port, make_config
-from test_calls import TOLL_FREE, uas_scenario
+from tenants_e2e import uas_scenario
+from test_calls import TOLL_FREE
 from tenants_e2e import call_scenario
 
 from controlplane.asterisk.ami import AmiClient
@@ -138,7 +139,7 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             await wait_ready(http_port, daemon, log)
 
             work = Path(tempfile.mkdtemp(prefix="sipp-restart-"))
-            (work / "uas.xml").write_text(uas_scenario(answer=True, bye_timeout_ms=30_000))
+            (work / "uas.xml").write_text(uas_scenario(invite_timeout_ms=60000, bye_timeout_ms=30_000))
             (work / "uac.xml").write_text(call_scenario(auth=True, hold_ms=HOLD_MS))
             (work / "users.csv").write_text(f"SEQUENTIAL\n{phone.sip_username};\n")
             common = ["-i", "127.0.0.1", "-nostdin", "-timeout", "60s", "-trace_err", "-trace_msg", "-bg"][:-1]

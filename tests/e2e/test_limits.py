@@ -30,7 +30,7 @@ import asyncpg
 import msgspec
 import pytest
 from harness import asterisk_instance, credentials, free_port, make_config
-from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp
+from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, uas_scenario
 
 from controlplane.asterisk.ami import AmiClient
 from controlplane.calls.asterisk_files import cdr_files
@@ -60,41 +60,6 @@ INCREMENT = 6
 
 
 # ---------------------------------------------------------------- SIP: carrier UAS, small UAC
-
-def carrier_uas(bye_timeout_ms: int = 300_000) -> str:
-    """Answer every INVITE and keep the call up until the BYE (one SIPp for all calls)."""
-    reply = """  <send><![CDATA[
-SIP/2.0 {status}
-[last_Via:]
-[last_From:]
-[last_To:];tag=[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-{extra}Content-Length: [len]
-{body}
-]]></send>
-"""
-    sdp = ("\nv=0\no=c 1 1 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\n"
-           "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n")
-    return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="carrier">\n'
-            '  <recv request="INVITE"/>\n'
-            + reply.format(status="180 Ringing", extra="", body="")
-            + reply.format(status="200 OK", extra="Content-Type: application/sdp\n", body=sdp)
-            + f'  <recv request="ACK"/>\n  <recv request="BYE" timeout="{bye_timeout_ms}"/>\n'
-            + """  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-""")
-
 
 def uas(port: int, scenario: str) -> subprocess.Popen[bytes]:
     """A SIPp UAS on ``port`` answering any number of calls (killed at teardown)."""
@@ -305,8 +270,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 await calls.put_profile(partner, t.id, BillingProfileBody(
                     per_minute_micros=50_000, min_seconds=60, increment_seconds=INCREMENT))
             await tenants.applier.apply_dialplan(force=True)
-            procs += [uas(config.carrier.port, carrier_uas()), uas(em, carrier_uas(60_000)),
-                      uas(relay, carrier_uas(60_000))]
+            procs += [uas(config.carrier.port, uas_scenario(bye_timeout_ms=300_000)),
+                      uas(em, uas_scenario(bye_timeout_ms=60_000)), uas(relay, uas_scenario(bye_timeout_ms=60_000))]
             address = f"agi://127.0.0.1:{app[agi_key].port}"
             w = World(pool, ami, app, config.asterisk.sip_port, address, partner, ids, passwords, procs)
             yield w

@@ -122,3 +122,28 @@ async def test_count_caps_announce_their_threshold_once(pool: asyncpg.Pool) -> N
     (event,) = await announced("max_dids")
     assert (event["used"], event["limit"]) == (2, 2)
     assert await pool.fetchval("SELECT status FROM tenants WHERE id = $1", tenant) == "TRIAL"  # never suspends
+
+
+async def test_a_tripped_count_cap_is_announced_and_suspends_with_auto_suspend(pool: asyncpg.Pool) -> None:
+    partner, tenant, services, server, _ = await _world(pool, "trip")
+    await server.stop()
+    tenants = TenantServices(pool, Applier(pool))
+
+    async def suspend(partner_id: str, tenant_id: str, cause: str) -> None:
+        await tenants.suspend_for(partner_id, tenant_id, cause)
+    services.suspend = suspend
+    numbering = NumberingServices(pool, Applier(pool), on_cap_tripped=services.count_cap_tripped)
+    await services.put(partner, tenant, LimitsBody(max_extensions=1, auto_suspend=True))
+    await numbering.create_extension(partner, tenant, ExtensionCreate(number="101", display_name="A"))
+    assert await pool.fetchval("SELECT status FROM tenants WHERE id = $1", tenant) == "TRIAL"
+    with pytest.raises(Problem) as refused:
+        await numbering.create_extension(partner, tenant, ExtensionCreate(number="102", display_name="B"))
+    assert refused.value.status == 409 and refused.value.field == "max_extensions"
+    assert await pool.fetchval("SELECT count(*) FROM extensions WHERE tenant_id = $1", tenant) == 1
+    rows = await pool.fetch("SELECT type, body FROM events WHERE tenant_id = $1 AND type IN"
+                            " ('usage.cap_reached', 'tenant.suspended') ORDER BY seq", tenant)
+    assert [r["type"] for r in rows] == ["usage.cap_reached", "tenant.suspended"]
+    cap = msgspec.json.decode(rows[0]["body"])["data"]
+    assert (cap["cap"], cap["used"], cap["limit"], cap["auto_suspend"]) == ("max_extensions", 1, 1, True)
+    assert msgspec.json.decode(rows[1]["body"])["data"]["cause"] == "usage_cap:max_extensions"
+    assert await pool.fetchval("SELECT status FROM tenants WHERE id = $1", tenant) == "SUSPENDED"
