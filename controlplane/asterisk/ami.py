@@ -160,16 +160,20 @@ class AmiClient:
     async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
                      as_list: bool | None = None, check: bool = True) -> Message | list[Message]:
         """Send one action; a list comes back for event-list actions (first item is
-        the response). Raises ``AmiNotConnected`` rather than queueing, and
-        ``AmiActionError`` on an error response when ``check``."""
+        the response), and always with ``as_list``. Raises ``AmiNotConnected`` rather
+        than queueing, and ``AmiActionError`` on an error response when ``check``."""
         if not self.connected or self._manager is None:
             raise AmiNotConnected(f"AMI {self.host}:{self.port} is not connected")
-        future = self._manager.send_action(dict(action), as_list=as_list)
+        # panoramisk never resolves a forced list whose reply is a lone error (a DBGet of
+        # a missing key): it detects the list itself ("EventList: start"), we wrap after.
+        future = self._manager.send_action(dict(action), as_list=None if as_list else as_list)
         self._inflight.add(future)
         try:
             result = await asyncio.wait_for(future, timeout or self.action_timeout)
         finally:
             self._inflight.discard(future)
+        if as_list and not isinstance(result, list):
+            result = [result]
         first = result[0] if isinstance(result, list) else result
         if check and first.get("Response") in ("Error", "Fail", "Failure"):
             raise AmiActionError(first)

@@ -262,7 +262,8 @@ Content-Length: 0
                  '  <recv request="BYE" timeout="15000"/>\n'
                  + _reply("200 OK").format(tag="").replace("<send>", '<send next="9">', 1))
     else:
-        body += (f'  <label id="1"/>\n  <recv request="INVITE" timeout="{hold_ms}" ontimeout="3"/>\n'
+        # The hold is a wait for that re-INVITE (SIPp reads timeout="0" as "forever": 1 ms at least).
+        body += (f'  <label id="1"/>\n  <recv request="INVITE" timeout="{max(hold_ms, 1)}" ontimeout="3"/>\n'
                  '  <nop next="2"/>\n  <label id="3"/>\n')
         body += """  <send retrans="500"><![CDATA[
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0

@@ -207,6 +207,10 @@ async def test_rest_helpers(asterisk: Instance) -> None:
         assert await ami.ping() and ami.fully_booted
         listing = await ami.action({"Action": "CoreShowChannels"})
         assert isinstance(listing, list) and listing[-1]["Event"] == "CoreShowChannelsComplete"
+        # A list asked for, and a lone error as the reply (no such key): still a list, at once.
+        missing = await ami.action({"Action": "DBGet", "Family": "cp-e2e", "Key": "none"}, as_list=True,
+                                   check=False, timeout=3.0)
+        assert isinstance(missing, list) and [m.get("Response") for m in missing] == ["Error"]
         with pytest.raises(AmiActionError):
             await ami.action({"Action": "NoSuchAction"})
 
