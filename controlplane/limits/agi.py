@@ -86,12 +86,14 @@ class AgiServer:
                                         env.get("agi_channel", ""), inbound)
             if self.keep_latencies:
                 self.latencies.append(time.perf_counter() - started)
+            # One MSet, not two SET VARIABLEs: a round trip less per call on both sides. CP_ADMIT
+            # comes last: a channel that sees it has every other variable.
             if decision.admit:
-                await _command(reader, writer, f"SET VARIABLE CP_DIAL_OPTS {_quote(dial_options(decision))}")
-                await _command(reader, writer, "SET VARIABLE CP_ADMIT ok")
+                answer = f"CP_DIAL_OPTS={dial_options(decision)},CP_ADMIT=ok"
             else:
-                await _command(reader, writer, f"SET VARIABLE CP_REASON {decision.reason.value}")
-                await _command(reader, writer, f"SET VARIABLE CP_ADMIT {decision.cause}")
+                answer = f"CP_REASON={decision.reason.value},CP_ADMIT={decision.cause}"
+            await _command(reader, writer, f"EXEC MSet {_quote(answer)}")
+            if not decision.admit:
                 log.info("limits.refused", tenant_id=tenant, reason=decision.reason.value,
                          detail=decision.detail, cause=decision.cause)
             if self.keep_latencies:

@@ -22,6 +22,10 @@ async def agi_admit(port: int, tenant: str, number: str, call_id: str, direction
         if line.startswith("SET VARIABLE "):
             _, _, name, value = line.rstrip("\n").split(" ", 3)
             variables[name] = value.strip('"')
+        elif line.startswith("EXEC MSet "):  # name=value,name=value (no commas in our values)
+            for pair in line.rstrip("\n")[len("EXEC MSet "):].strip('"').split(","):
+                name, _, value = pair.partition("=")
+                variables[name] = value
         writer.write(b"200 result=1\n")
         await writer.drain()
     writer.close()
