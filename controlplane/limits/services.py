@@ -19,9 +19,9 @@ from cdr_ingest.records import CallRecord
 from controlplane.events import emit
 from controlplane.http.problems import Problem
 from controlplane.limits import store
+from controlplane.limits.caps import CapTripped
 from controlplane.limits.engine import Engine, TenantState
 from controlplane.limits.models import Figure, LimitsBody, TenantLimits, UsageView
-from controlplane.limits.caps import CapTripped
 from controlplane.limits.policy import Alert, Crossing, Limits, Pool, alert_event, alerts, shortened
 
 log = structlog.get_logger(__name__)
