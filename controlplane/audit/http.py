@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncpg
 import msgspec
 from aiohttp import web
 
 from controlplane.audit import store
 from controlplane.audit.models import AuditPage, event_from
+from controlplane.http.body import parse_instant
 from controlplane.http.caller import partner_id
 from controlplane.http.pagination import CREATED_SORTS, next_page, page_request
 from controlplane.http.problems import Problem
@@ -18,27 +17,14 @@ pool_key = web.AppKey("audit_pool", asyncpg.Pool)
 _TEXT_FILTERS = ("resource", "resource_id", "tenant_id", "api_key_id", "user_id", "action")
 
 
-def _time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise Problem(422, f"{name} must be an RFC 3339 timestamp", field=name) from None
-    if value.tzinfo is None:
-        raise Problem(422, f"{name} needs a time zone (e.g. Z)", field=name)
-    return value
-
-
 async def list_audit_events(request: web.Request) -> web.Response:
     q = request.query
     for name in _TEXT_FILTERS:
         if name in q and not 0 < len(q[name]) <= 100:
             raise Problem(422, f"{name}: 1 to 100 characters", field=name)
     filters = store.Filters(partner_id(request), **{n: q.get(n) for n in _TEXT_FILTERS},
-                            created_from=_time(request, "created_from"),
-                            created_before=_time(request, "created_before"))
+                            created_from=parse_instant(request.query.get("created_from"), "created_from"),
+                            created_before=parse_instant(request.query.get("created_before"), "created_before"))
     page = page_request(q, CREATED_SORTS)
     rows = await store.list_page(request.app[pool_key], filters, page)
     items, cursor = next_page([event_from(r) for r in rows], page)

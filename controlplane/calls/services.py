@@ -16,22 +16,11 @@ from controlplane.calls import store
 from controlplane.calls.models import (BillingProfileBody, BillingProfileView, RateDeckView, UsageLine,
                                        UsageSummary, WalletView)
 from controlplane.calls.recorder import CallRecorder
+from controlplane.http.body import parse_instant
 from controlplane.http.problems import Problem
 from controlplane.tenants.pagination import PageRequest, encode_cursor
 
 _MAX_DECK_BYTES = 20 * 1024 * 1024
-
-
-def parse_instant(value: str | None, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise Problem(422, f"{field} must be an RFC 3339 instant", field=field) from None
-    if moment.tzinfo is None:
-        raise Problem(422, f"{field} needs a time zone (e.g. Z)", field=field)
-    return moment.astimezone(UTC)
 
 
 def _choice(value: str | None, allowed: set[str], field: str) -> str | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 
 import asyncpg
 import msgspec
 from aiohttp import web
 
 from controlplane.events import cursor, registry, store
+from controlplane.http.body import parse_instant
 from controlplane.http.caller import partner_id
 from controlplane.http.problems import Problem
 
@@ -38,19 +38,6 @@ def _json(payload: msgspec.Struct) -> web.Response:
     return web.Response(body=msgspec.json.encode(payload), content_type="application/json")
 
 
-def _time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise Problem(422, f"{name} must be an RFC 3339 timestamp", field=name) from None
-    if value.tzinfo is None:
-        raise Problem(422, f"{name} needs a time zone (e.g. Z)", field=name)
-    return value
-
-
 def _query(request: web.Request) -> store.FeedQuery:
     types = tuple(t for raw in request.query.getall("type", []) for t in raw.split(",") if t)
     for event_type in types:
@@ -69,8 +56,8 @@ def _query(request: web.Request) -> store.FeedQuery:
     if not 1 <= limit <= MAX_LIMIT:
         raise Problem(422, f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     return store.FeedQuery(partner_id=partner_id(request), after_position=after, limit=limit, types=types,
-                           tenant_id=request.query.get("tenant_id"), created_from=_time(request, "created_from"),
-                           created_before=_time(request, "created_before"))
+                           tenant_id=request.query.get("tenant_id"), created_from=parse_instant(request.query.get("created_from"), "created_from"),
+                           created_before=parse_instant(request.query.get("created_before"), "created_before"))
 
 
 async def list_events(request: web.Request) -> web.Response:

@@ -1,8 +1,9 @@
-"""Request bodies and JSON responses shared by the plugins' handlers."""
+"""Request bodies, query instants and JSON responses shared by the plugins' handlers."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +14,19 @@ from controlplane.http.problems import Problem
 B = TypeVar("B")
 _AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
 _NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
+
+
+def parse_instant(value: str | None, field: str) -> datetime | None:
+    """An RFC 3339 instant from a query parameter (UTC), None when absent; a 422 naming it otherwise."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Problem(422, f"{field} must be an RFC 3339 instant", field=field) from None
+    if moment.tzinfo is None:
+        raise Problem(422, f"{field} needs a time zone (e.g. Z)", field=field)
+    return moment.astimezone(UTC)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
