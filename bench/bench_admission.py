@@ -55,7 +55,6 @@ N = 5000
 TARGET_RATIO = 0.90
 TARGET_P99_MS = 2.0
 NUMBER = "5015550100"
-UAC_IP = "127.0.0.2"  # the load endpoint is identified by this source address
 ROUNDS = 2  # each side runs ROUNDS times, alternating
 
 
@@ -100,50 +99,27 @@ async def main(dsn: str) -> None:
           f"  p99 {pct(agi_times, .99):.3f} ms  mean {statistics.mean(agi_times) * 1000:.3f} ms  target p99 <= 2 ms")
 
 
-def load_endpoint(tenant_id: str, prefix: str) -> str:
-    """An endpoint identified by IP into the tenant's context, tagged like a provisioned phone."""
-    from provisioning.names import internal_context
-
-    return (f"[bench]\ntype = endpoint\ncontext = {internal_context(prefix)}\ndisallow = all\nallow = ulaw\n"
-            f"accountcode = {tenant_id}\nset_var = __TENANT_ID={tenant_id}\nidentify_by = ip\n"
-            f"[bench]\ntype = identify\nendpoint = bench\nmatch = {UAC_IP}\n")
-
-
 async def uac_run(work: Path, sip_port: int, name: str, seconds: int) -> tuple[int, int, float]:
     """(successful, failed, wall seconds) of SIPp calls offered above capacity for ``seconds``."""
     from harness import free_port
+    from tenants_e2e import LOAD_IP, sipp_load
 
     stat = work / f"{name}.csv"
-    args = ["sipp", "-sf", "uac.xml", "-s", NUMBER, "-i", UAC_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
+    args = ["sipp", "-sf", "uac.xml", "-s", NUMBER, "-i", LOAD_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
             "-mp", str(free_port(socket.SOCK_DGRAM)), "-r", "1000", "-l", "50", "-m", "10000000",
             "-nostdin", "-timeout", f"{seconds}s", "-trace_stat", "-stf", str(stat), "-fd", "1",
             "-max_recv_loops", "5000", f"127.0.0.1:{sip_port}"]
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(*args, cwd=work, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
-    try:
-        await asyncio.wait_for(proc.wait(), seconds + 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    wall = time.monotonic() - started
-    lines = stat.read_text().splitlines()
-    head, last = lines[0].split(";"), lines[-1].split(";")
-    return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")]), wall
+    return await sipp_load(args, work, stat, seconds + 30)
 
 
 async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
-    import msgspec
-    from harness import free_port, make_config
-    from tenants_e2e import call_scenario
-    from tenants_e2e import uas_scenario
+    from harness import ami_client, external, free_port, make_config
+    from tenants_e2e import call_scenario, load_endpoint, uas_scenario
 
     from controlplane.asterisk.ami import AmiClient
-    from controlplane.asterisk.credentials import resolve_credentials
     from controlplane.asterisk.runner import LocalRunner, runner_for
     from controlplane.calls.asterisk_files import cdr_files
-    from controlplane.config import (AsteriskRunMode, CarrierConfig, DatabaseConfig, HttpConfig, LimitsConfig,
+    from controlplane.config import (CarrierConfig, DatabaseConfig, HttpConfig, LimitsConfig,
                                      LoggingConfig)
     from controlplane.daemon import Daemon
     from controlplane.limits.http import limit_services
@@ -178,9 +154,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
     try:
         status = runner.up()
         assert status.running, status.detail
-        creds = resolve_credentials(config)
-        ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
-        await ami.connect(timeout=10)
+        ami = await ami_client(config)
         assert runner.etc_dir is not None
         await Applier(pool, dialplan_path=Path(runner.etc_dir) / "extensions_tenants.conf",
                       control=AmiControl(ami)).apply_dialplan(force=True)
@@ -188,8 +162,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
                                 "-mp", str(free_port(socket.SOCK_DGRAM)), "-nostdin", "-timeout", "300s",
                                 "-max_recv_loops", "5000"], cwd=work, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-        daemon = Daemon(msgspec.structs.replace(config, asterisk=msgspec.structs.replace(
-            config.asterisk, run=AsteriskRunMode.EXTERNAL)))
+        daemon = Daemon(external(config))
         await daemon.start()
         assert daemon.http is not None
         app = daemon.http.app

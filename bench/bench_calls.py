@@ -41,18 +41,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 import asyncpg  # noqa: E402
-import msgspec  # noqa: E402
-from harness import free_port, make_config  # noqa: E402
-from tenants_e2e import available, call_scenario, uas_scenario  # noqa: E402
+from harness import ami_client, external, free_port, make_config  # noqa: E402
+from tenants_e2e import LOAD_IP, available, call_scenario, load_endpoint, sipp_load, uas_scenario  # noqa: E402
 
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
-from controlplane.asterisk.credentials import resolve_credentials  # noqa: E402
 from controlplane.asterisk.runner import LocalRunner, runner_for  # noqa: E402
 from controlplane.calls import plugin as calls_plugin  # noqa: E402
 from controlplane.calls.asterisk_files import cdr_files  # noqa: E402
 from controlplane.calls.models import BillingProfileBody  # noqa: E402
 from controlplane.calls.services import CallServices  # noqa: E402
-from controlplane.config import (AsteriskRunMode, CarrierConfig, DatabaseConfig, HttpConfig,  # noqa: E402
+from controlplane.config import (CarrierConfig, DatabaseConfig, HttpConfig,  # noqa: E402
                                  LimitsConfig, LoggingConfig)
 from controlplane.daemon import Daemon  # noqa: E402
 from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
@@ -61,24 +59,15 @@ from controlplane.logs import configure_logging  # noqa: E402
 from controlplane.tenants.applier import AmiControl, Applier  # noqa: E402
 from controlplane.tenants.models import PartnerCreate, PartnerTier, TenantCreate  # noqa: E402
 from controlplane.tenants.services import TenantServices  # noqa: E402
-from provisioning.names import internal_context  # noqa: E402
 from provisioning.realtime_conf import PgTarget, realtime_files  # noqa: E402
 
 TARGET_P99_MS = 100.0
 TOLL_FREE = "18005550199"
-UAC_IP = "127.0.0.2"  # the load endpoint is identified by this source address
 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def load_endpoint(tenant_id: str, prefix: str) -> str:
-    """An endpoint identified by IP into the tenant's context, tagged like a provisioned phone."""
-    return (f"[bench]\ntype = endpoint\ncontext = {internal_context(prefix)}\ndisallow = all\nallow = ulaw\n"
-            f"accountcode = {tenant_id}\nset_var = __TENANT_ID={tenant_id}\nidentify_by = ip\n"
-            f"[bench]\ntype = identify\nendpoint = bench\nmatch = {UAC_IP}\n")
 
 
 class Sipp:
@@ -106,25 +95,12 @@ class Sipp:
     async def run_uac(self, name: str, rate: int, calls: int) -> tuple[int, int, float]:
         """(successful, failed, wall seconds) of ``calls`` calls at ``rate`` calls/s."""
         stat = self.work / f"{name}.csv"
-        args = ["sipp", "-sf", "uac.xml", "-s", TOLL_FREE, "-i", UAC_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
+        args = ["sipp", "-sf", "uac.xml", "-s", TOLL_FREE, "-i", LOAD_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
                 "-mp", str(free_port(socket.SOCK_DGRAM)), "-r", str(rate), "-m", str(calls), "-l", "2000",
                 "-nostdin", "-timeout", f"{int(calls / rate) + 60}s", "-trace_stat", "-stf", str(stat),
                 "-fd", "1", "-max_recv_loops", "5000", "-trace_err", "-error_file", f"{name}.errors",
                 f"127.0.0.1:{self.sip_port}"]
-        started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(*args, cwd=self.work, stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.DEVNULL)
-        try:
-            await asyncio.wait_for(proc.wait(), calls / rate + 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        wall = time.monotonic() - started
-        lines = stat.read_text().splitlines()
-        head, last = lines[0].split(";"), lines[-1].split(";")
-        ok = int(last[head.index("SuccessfulCall(C)")])
-        failed = int(last[head.index("FailedCall(C)")])
+        ok, failed, wall = await sipp_load(args, self.work, stat, calls / rate + 60)
         errors = self.work / f"{name}.errors"
         if failed and errors.exists():  # what SIPp saw go wrong, for whoever reads the figures
             aborted = re.findall(r"\(aborted at index \d+\), received 'SIP/2.0 (\d+ [^\n]*)", errors.read_text())
@@ -161,9 +137,7 @@ async def bench(dsn: str, data: Path) -> int:
     try:
         status = runner.up()
         assert status.running, status.detail
-        creds = resolve_credentials(config)
-        ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
-        await ami.connect(timeout=10)
+        ami = await ami_client(config)
         assert runner.etc_dir is not None
         applier = Applier(pool, dialplan_path=Path(runner.etc_dir) / "extensions_tenants.conf",
                           control=AmiControl(ami))
@@ -185,9 +159,7 @@ async def bench(dsn: str, data: Path) -> int:
         ami = None
 
         # Run 2: the daemon in-process, as `controlplane serve` wires it.
-        external = msgspec.structs.replace(config, asterisk=msgspec.structs.replace(
-            config.asterisk, run=AsteriskRunMode.EXTERNAL))
-        daemon = Daemon(external)
+        daemon = Daemon(external(config))
         await daemon.start()
         assert daemon.http is not None
         recorder = daemon.http.app[calls_plugin.recorder_key]

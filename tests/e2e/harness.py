@@ -12,8 +12,10 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from controlplane.asterisk.ami import AmiClient
 from controlplane.asterisk.credentials import AsteriskCredentials, resolve_credentials
 from controlplane.asterisk.runner import AsteriskRunner, LocalRunner, runner_for
 from controlplane.config import AsteriskConfig, AsteriskRunMode, Config
@@ -78,6 +80,20 @@ def asterisk_instance(config: Config, extra_files: Mapping[str, str] | None = No
 
 def credentials(config: Config) -> AsteriskCredentials:
     return resolve_credentials(config)
+
+
+async def ami_client(config: Config) -> AmiClient:
+    """A logged-in AMI session on the instance: the test's own, beside the daemon's."""
+    creds = credentials(config)
+    ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
+    await ami.connect(timeout=10)
+    return ami
+
+
+def external(config: Config) -> Config:
+    """``config`` for an in-process daemon driving the instance someone else runs."""
+    return msgspec.structs.replace(config, asterisk=msgspec.structs.replace(
+        config.asterisk, run=AsteriskRunMode.EXTERNAL))
 
 
 async def sipp_call(config: Config, cwd: Path, exten: str, *, hold_ms: int = 1000,

@@ -12,6 +12,7 @@ bench/bench_provisioning.py.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -28,6 +29,7 @@ import msgspec
 from controlplane.asterisk.credentials import resolve_credentials
 from controlplane.asterisk.runner import LocalRunner, default_rootfs, runner_for
 from controlplane.tenants.plugin import DIALPLAN_FILE, asterisk_extra_files
+from provisioning.names import internal_context
 from harness import make_config
 
 ROOTFS = default_rootfs()
@@ -301,6 +303,35 @@ def sipp(asterisk: TenantAsterisk, scenario: str, service: str, *, user: str | N
         proc.workdir = workdir  # type: ignore[attr-defined]  # for sipp_failure
         return proc
     return subprocess.run(args, cwd=workdir, capture_output=True, timeout=120)
+
+
+LOAD_IP = "127.0.0.2"  # the benches' load endpoint is identified by this source address
+
+
+def load_endpoint(tenant_id: str, prefix: str) -> str:
+    """An endpoint identified by IP (``LOAD_IP``) into the tenant's context, tagged like a
+    provisioned phone: SIPp loads it without digest auth."""
+    return (f"[bench]\ntype = endpoint\ncontext = {internal_context(prefix)}\ndisallow = all\nallow = ulaw\n"
+            f"accountcode = {tenant_id}\nset_var = __TENANT_ID={tenant_id}\nidentify_by = ip\n"
+            f"[bench]\ntype = identify\nendpoint = bench\nmatch = {LOAD_IP}\n")
+
+
+async def sipp_load(args: list[str], cwd: Path, stat: Path, limit_s: float) -> tuple[int, int, float]:
+    """One SIPp load run (``args`` write ``-trace_stat`` to ``stat``), killed after ``limit_s``:
+    (successful calls, failed calls, wall seconds)."""
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(*args, cwd=cwd, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await asyncio.wait_for(proc.wait(), limit_s)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    wall = time.monotonic() - started
+    lines = stat.read_text().splitlines()
+    head, last = lines[0].split(";"), lines[-1].split(";")
+    return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")]), wall
 
 
 def sipp_failure(proc: subprocess.Popen[bytes]) -> str:

@@ -16,14 +16,13 @@ from types import SimpleNamespace
 import asyncpg
 import msgspec
 import pytest
-from harness import asterisk_instance, credentials, free_port, make_config
+from harness import ami_client, asterisk_instance, external, free_port, make_config
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
-from controlplane.asterisk.ami import AmiClient
 from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
-from controlplane.config import AsteriskRunMode, CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig
+from controlplane.config import CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig
 from controlplane.daemon import Daemon
 from controlplane.tenants.applier import AmiControl, Applier
 from controlplane.tenants.models import DidCreate, DidUpdate, ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
@@ -69,12 +68,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                          calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0))
     extra = {**realtime_files(PgTarget.from_dsn(database_dsn)), **cdr_files(config, database_dsn)}
     with asterisk_instance(config, extra) as runner:
-        creds = credentials(config)
-        ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
-        await ami.connect(timeout=10)
-        external = msgspec.structs.replace(config, asterisk=msgspec.structs.replace(
-            config.asterisk, run=AsteriskRunMode.EXTERNAL))
-        daemon = Daemon(external)
+        ami = await ami_client(config)
+        daemon = Daemon(external(config))
         await daemon.start()
         procs: list[subprocess.Popen[bytes]] = []
         try:
@@ -100,7 +95,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60,
                 increment_seconds=6))
             sip = SimpleNamespace(sip_port=config.asterisk.sip_port)
-            yield World(external, pool, sip, partner, tenant, passwords, services, procs)
+            yield World(external(config), pool, sip, partner, tenant, passwords, services, procs)
         finally:
             for proc in procs:
                 if proc.poll() is None:

@@ -23,12 +23,11 @@ import asyncpg
 import msgspec
 import pytest
 import yaml
-from harness import asterisk_instance, credentials, free_port, make_config
+from harness import ami_client, asterisk_instance, free_port, make_config
 from tenants_e2e import uas_scenario
 from test_calls import TOLL_FREE
 from tenants_e2e import call_scenario
 
-from controlplane.asterisk.ami import AmiClient
 from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
@@ -109,9 +108,7 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
     sipps: list[subprocess.Popen[bytes]] = []
     log = tmp_path / "daemon.log"
     with asterisk_instance(config, extra) as runner:
-        creds = credentials(config)
-        ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
-        await ami.connect(timeout=10)
+        ami = await ami_client(config)
         try:
             # Provision one tenant with one phone and a retail profile.
             assert runner.etc_dir is not None

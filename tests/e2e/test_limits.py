@@ -27,16 +27,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
-from harness import asterisk_instance, credentials, free_port, make_config
+from harness import ami_client, asterisk_instance, external, free_port, make_config
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, uas_scenario
 
 from controlplane.asterisk.ami import AmiClient
 from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
-from controlplane.config import (AsteriskRunMode, CallsConfig, CarrierConfig, DatabaseConfig, EmergencyConfig,
+from controlplane.config import (CallsConfig, CarrierConfig, DatabaseConfig, EmergencyConfig,
                                  HttpConfig, LimitsConfig)
 from controlplane.daemon import Daemon
 from controlplane.limits.http import limit_services
@@ -233,12 +232,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
     extra = {**realtime_files(PgTarget.from_dsn(database_dsn)), **cdr_files(config, database_dsn),
              **numbers_asterisk_files(config)}
     with asterisk_instance(config, extra) as runner:
-        creds = credentials(config)
-        ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
-        await ami.connect(timeout=10)
-        external = msgspec.structs.replace(config, asterisk=msgspec.structs.replace(
-            config.asterisk, run=AsteriskRunMode.EXTERNAL))
-        daemon = Daemon(external)
+        ami = await ami_client(config)
+        daemon = Daemon(external(config))
         await daemon.start()
         procs: list[subprocess.Popen[bytes]] = []
         try:
