@@ -1,9 +1,15 @@
 #!/bin/sh
-# Container entrypoint: renders the project's Asterisk templates (baked into the
-# image at /opt/controlplane/asterisk-etc) into the instance directory, with the
-# same {{placeholders}} the local runner fills, taken from the control plane's
-# own configuration variables (CONTROLPLANE_ASTERISK__*), then runs Asterisk in
-# the foreground (PID 1's child under `--init`; logs to `docker logs`).
+# Container entrypoint: waits for the configuration the control plane writes into
+# the shared instance directory (/srv/controlplane/<instance>/etc/asterisk.conf),
+# then runs Asterisk on it in the foreground (logs to `podman logs`).
+#
+# The image renders nothing itself: one function in the daemon produces the
+# whole configuration (base, realtime, cdr_pgsql, trunks, dialplan) for every way
+# Asterisk is started.
+#
+# A configuration kept from an earlier run (a kept volume) is used at once: the
+# daemon rewrites what changed at its start and reloads it over AMI
+# (docs/deployment.md), asterisk.conf being written last on a first start.
 set -eu
 
 instance="${CONTROLPLANE_ASTERISK__INSTANCE:-default}"
@@ -11,45 +17,25 @@ case "$instance" in
   "" | *[!A-Za-z0-9_]*) echo "CONTROLPLANE_ASTERISK__INSTANCE: letters, digits and _ only" >&2; exit 64 ;;
 esac
 dir="/srv/controlplane/$instance"
-moddir=$(ls -d /usr/lib/*/asterisk/modules | head -n 1)
+conf="$dir/etc/asterisk.conf"
+wait_seconds="${ASTERISK_CONFIG_WAIT:-300}"
 
-export CP_instance="$instance" CP_instance_dir="$dir" CP_moddir="$moddir"
-export CP_sip_port="${CONTROLPLANE_ASTERISK__SIP_PORT:-5060}"
-export CP_http_port="${CONTROLPLANE_ASTERISK__HTTP_PORT:-8088}"
-export CP_ami_port="${CONTROLPLANE_ASTERISK__AMI_PORT:-5038}"
-export CP_ari_user="${CONTROLPLANE_ASTERISK__ARI_USER:-controlplane}"
-export CP_ami_user="${CONTROLPLANE_ASTERISK__AMI_USER:-controlplane}"
-export CP_ari_password="${CONTROLPLANE_ASTERISK__ARI_PASSWORD:?set CONTROLPLANE_ASTERISK__ARI_PASSWORD}"
-export CP_ami_password="${CONTROLPLANE_ASTERISK__AMI_PASSWORD:?set CONTROLPLANE_ASTERISK__AMI_PASSWORD}"
-export CP_app="${CONTROLPLANE_ASTERISK__APP:-controlplane}"
-
-# Values go into Asterisk config lines: ';' starts a comment, brackets a section.
-for name in instance_dir moddir sip_port http_port ami_port ari_user ami_user ari_password ami_password app; do
-  value=$(printenv "CP_$name")
-  case "$value" in
-    "" | *[\;\[\]\ \	\"\'\\]*) echo "asterisk.$name: empty, or contains whitespace, quotes, ';', '[', ']' or '\\'" >&2; exit 64 ;;
-  esac
+waited=0
+until [ -f "$conf" ]; do
+  if [ "$waited" -ge "$wait_seconds" ]; then
+    echo "controlplane-asterisk: no $conf after ${wait_seconds} s; is the control plane running" \
+         "(asterisk.run: external, asterisk.config_dir on this volume)?" >&2
+    exit 1
+  fi
+  [ $((waited % 10)) -eq 0 ] && echo "controlplane-asterisk: waiting for the control plane to write $conf" >&2
+  sleep 1
+  waited=$((waited + 1))
 done
 
-mkdir -p "$dir/etc" "$dir/run" "$dir/log" "$dir/spool/cache" "$dir/db"
-chmod 0700 "$dir"
-for template in /opt/controlplane/asterisk-etc/*.conf; do
-  name=$(basename "$template")
-  target="$dir/etc/$name"
-  # Owned by the daemon after the first start (same list as runner.SEED_ONLY).
-  case "$name" in
-    extensions_tenants.conf | res_pgsql.conf) [ -e "$target" ] && continue ;;
-  esac
-  # perl-base is Essential in Debian: safe substitution of any value.
-  perl -pe 's/\{\{\s*([a-z_]+)\s*\}\}/exists $ENV{"CP_$1"} ? $ENV{"CP_$1"} : die "$ARGV: unknown placeholder {{$1}}\n"/ge' \
-    "$template" >"$target.tmp"
-  chmod 0600 "$target.tmp"
-  mv "$target.tmp" "$target"
-done
-
+mkdir -p "$dir/run" "$dir/log" "$dir/spool/cache" "$dir/db"
 # A container killed earlier leaves its control socket and pid file behind.
 rm -f "$dir/run/asterisk.ctl" "$dir/run/asterisk.pid"
-# Plain `asterisk -rx ...` (healthcheck, docker exec) finds this instance.
-ln -sf "$dir/etc/asterisk.conf" /etc/asterisk/asterisk.conf
+# Plain `asterisk -rx ...` (healthcheck, exec) finds this instance.
+ln -sf "$conf" /etc/asterisk/asterisk.conf
 
-exec /usr/sbin/asterisk -C "$dir/etc/asterisk.conf" -f -n "$@"
+exec /usr/sbin/asterisk -C "$conf" -f -n "$@"

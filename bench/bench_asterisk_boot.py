@@ -87,7 +87,7 @@ def main() -> int:
         try:
             times = [boot_once(ours) for _ in range(max(1, args.runs))]
             results["ours"] = statistics.median(times)
-            modules = ours.template_dir / "modules.conf"
+            modules = (ours.template_dir or recipe_dir() / "etc") / "modules.conf"
             count = sum(1 for line in modules.read_text().splitlines() if line.startswith("load"))
             print(f"our module set ({count} modules): boots {', '.join(f'{t:.2f}' for t in times)} s;"
                   f" median {results['ours']:.2f} s")

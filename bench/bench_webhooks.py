@@ -40,7 +40,7 @@ from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
 from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.events import emit  # noqa: E402
 from controlplane.webhooks.models import EndpointCreate  # noqa: E402
-from controlplane.webhooks.secret_box import SecretBox  # noqa: E402
+from controlplane.secret_box import SecretBox  # noqa: E402
 from controlplane.webhooks.services import EndpointService  # noqa: E402
 from controlplane.webhooks.settings import Settings  # noqa: E402
 
@@ -114,7 +114,7 @@ async def wait_total(http: aiohttp.ClientSession, base: str, name: str, total: i
 
 
 async def make_endpoint(pool: asyncpg.Pool, partner: str, url: str) -> None:
-    settings = Settings.from_config(Config(webhooks=WebhooksConfig(secret_key=KEY)))
+    settings = Settings.from_config(Config(webhooks=WebhooksConfig(secret_key=KEY, allow_loopback=True)))
     await EndpointService(pool, settings, SecretBox(KEY)).create(partner, EndpointCreate(url=url, event_types=["*"]))
 
 

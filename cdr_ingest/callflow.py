@@ -3,7 +3,7 @@
 Pure and deterministic (no clock, no I/O): every input carries its own time, so
 replaying the same events gives the same actions. One call is one Asterisk
 ``linkedid``; it ends when its last channel is gone. The adapter that turns AMI
-events into these inputs is ``cdr_ingest.ami_inputs``.
+events into these inputs is ``controlplane.calls.ami_inputs``.
 """
 
 from __future__ import annotations

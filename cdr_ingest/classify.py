@@ -5,15 +5,18 @@ non-strings) yields a class; nothing here raises on what a caller dialed.
 The class decides which price column applies (seed 003: local and
 toll-free are metered and rated separately), and INVALID is never rated.
 
-Dialing plan is North American (default country 1): 10-digit and 1+10
-national dialing, 011 international prefix, and E.164 with a leading +.
-Seven-digit local dialing is INVALID here: without an area code we cannot
-tell which number was meant, so the dialplan must expand it first.
+Which strings are PSTN numbers at all, and which E.164 number each one is, is
+the dialled-number rule of ``cdr_ingest.dialing`` (the dialplan renders the same
+rule): 10-digit and 1+10 national dialling, 011 international prefix, and E.164
+with a leading +. Seven-digit local dialling is INVALID: without an area code we
+cannot tell which number was meant.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from cdr_ingest.dialing import destination
 
 __all__ = [
     "CallClass",
@@ -53,93 +56,38 @@ PREMIUM_EXCHANGE = "976"
 # must still reach emergency services (Kari's Law, seed 003 Appendix C).
 EMERGENCY_CODES: frozenset[str] = frozenset({"911", "933", "9911", "9933"})
 
-_N = frozenset("23456789")
-# Formatting people paste from contact cards; stripped before anything else.
-_SEPARATORS = str.maketrans("", "", " \t-.()")
-_MAX_RAW_LEN = 64  # longer than any real dial string with formatting
-_E164_MAX_DIGITS = 15
-_INTL_MIN_DIGITS = 7  # e.g. +290 XXXX (Saint Helena) is 7 digits with its country code
+_MAX_RAW_LEN = 64  # longer than any real dial string
 _EXT_MIN, _EXT_MAX = 2, 6
 
 
 def _clean(dialed: object) -> str | None:
-    """Strip formatting; None unless the rest is '+'? followed by ASCII digits."""
+    """The string itself when it is '+'? followed by ASCII digits, else None.
+
+    Nothing is stripped: the dialplan never strips either (cdr_ingest.dialing), so a
+    string with separators, letters or '*' is not a number here any more than there.
+    """
     if not isinstance(dialed, str) or len(dialed) > _MAX_RAW_LEN:
         return None
-    s = dialed.strip().translate(_SEPARATORS)
-    body = s[1:] if s.startswith("+") else s
+    body = dialed[1:] if dialed.startswith("+") else dialed
     # str.isdigit() accepts non-ASCII digits (e.g. Arabic-Indic); we must not.
     if not body or not body.isascii() or not body.isdigit():
         return None
-    return s
+    return dialed
 
 
-def _valid_nanp(ten: str) -> bool:
-    """NPA and NXX both start 2-9 and neither is an N11 service code."""
-    return (
-        len(ten) == 10
-        and ten[0] in _N
-        and ten[3] in _N
-        and ten[1:3] != "11"
-        and ten[4:6] != "11"
-    )
+def normalize_e164(dialed: object) -> str | None:
+    """E.164 form ('+14155550123') of a dialled PSTN number, or None.
 
-
-def _check_country(default_country: str) -> None:
-    if not (
-        isinstance(default_country, str)
-        and 1 <= len(default_country) <= 3
-        and default_country.isascii()
-        and default_country.isdigit()
-        and default_country[0] != "0"
-    ):
-        raise ValueError(f"default_country must be a 1-3 digit country code, got {default_country!r}")
-
-
-def _validate_e164_digits(digits: str) -> str | None:
-    if not digits or digits[0] == "0":
-        return None
-    if digits[0] == "1":
-        return "+" + digits if len(digits) == 11 and _valid_nanp(digits[1:]) else None
-    if not _INTL_MIN_DIGITS <= len(digits) <= _E164_MAX_DIGITS:
-        return None
-    return "+" + digits
-
-
-def normalize_e164(dialed: str, default_country: str = "1") -> str | None:
-    """E.164 form ('+14155550123') of a dialed PSTN number, or None.
-
-    None for anything that is not a routable PSTN number: extensions,
-    emergency short codes, feature codes, malformed input. For
-    default_country "1" national forms are 10 digits or 1+10 digits and
-    011 is the international prefix; for other countries only the ITU
-    forms 00<cc>... and 0<national> (trunk prefix) are understood.
-    A bad default_country is a programming error and raises ValueError.
+    Exactly the number the carrier trunk would receive (``cdr_ingest.dialing``, the
+    one owner of that rule): None for extensions, emergency short codes, feature
+    codes and anything the dialplan refuses.
     """
-    _check_country(default_country)
-    s = _clean(dialed)
-    if s is None:
-        return None
-    if s.startswith("+"):
-        return _validate_e164_digits(s[1:])
-    if default_country == "1":
-        if s.startswith("011"):
-            return _validate_e164_digits(s[3:])
-        if len(s) == 10:
-            return _validate_e164_digits("1" + s)
-        if len(s) == 11 and s[0] == "1":
-            return _validate_e164_digits(s)
-        return None
-    if s.startswith("00"):
-        return _validate_e164_digits(s[2:])
-    if s.startswith("0") and len(s) > 1:
-        return _validate_e164_digits(default_country + s[1:])
-    return None
+    return destination(dialed)
 
 
-def rating_digits(dialed: str, default_country: str = "1") -> str | None:
+def rating_digits(dialed: str) -> str | None:
     """Digits a rate deck is keyed on (E.164 without '+'), or None."""
-    e164 = normalize_e164(dialed, default_country)
+    e164 = normalize_e164(dialed)
     return None if e164 is None else e164[1:]
 
 

@@ -35,7 +35,7 @@ from cdr_ingest.rates import Rate, RateDeck, Rounding
 from cdr_ingest.rating import Charge, free_charge, rate_call
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier, TierSchedule, wholesale_rate
 
-__all__ = ["BillingProfile", "PriceNote", "CallPrice", "retail_rate", "price_call"]
+__all__ = ["BillingProfile", "PriceNote", "CallPrice", "retail_rate", "partner_rate", "price_call"]
 
 _PROFILE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BILLABLE = frozenset({CallClass.LOCAL, CallClass.TOLL_FREE, CallClass.INTERNATIONAL, CallClass.PREMIUM})
@@ -159,6 +159,23 @@ def retail_rate(
     return _synthetic(profile, call_class, direction, pm, profile.connect_fee), False
 
 
+def partner_rate(
+    tier: Tier,
+    call_class: CallClass,
+    direction: Direction,
+    number_digits: str | None,
+    at: datetime,
+    schedule: TierSchedule = DEFAULT_SCHEDULE,
+    deck: RateDeck | None = None,
+) -> Rate | None:
+    """The partner's (wholesale) Rate of a call: the tier table, else the platform's
+    deck for the destinations the table does not price; None when neither has one."""
+    rate = wholesale_rate(tier, call_class, direction, at, schedule)
+    if rate is None and deck is not None and number_digits:
+        rate = deck.find(number_digits, at)
+    return rate
+
+
 def price_call(
     *,
     call_class: CallClass,
@@ -201,9 +218,7 @@ def price_call(
     if call_class is CallClass.PREMIUM:
         notes.append(PriceNote.PREMIUM)
 
-    w_rate = wholesale_rate(tier, call_class, direction, start, schedule)
-    if w_rate is None and wholesale_deck is not None and number_digits:
-        w_rate = wholesale_deck.find(number_digits, start)
+    w_rate = partner_rate(tier, call_class, direction, number_digits, start, schedule, wholesale_deck)
     if w_rate is None:
         notes.append(PriceNote.NO_WHOLESALE_RATE)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -22,7 +23,7 @@ from cdr_ingest.rates import RateDeck
 from cdr_ingest.tiers import Tier
 
 __all__ = ["Disposition", "TenantBilling", "CallRecord", "call_record_id", "disposition", "build_record",
-           "extension_of", "terminal_event", "progress_event", "CallProgress",
+           "ExtensionOf", "terminal_event", "progress_event", "CallProgress",
            "progress_view"]
 
 
@@ -104,14 +105,10 @@ def disposition(summary: CallSummary) -> Disposition:
     return _CAUSES.get(summary.hangup_cause, Disposition.FAILED)
 
 
-def extension_of(channel: str) -> str | None:
-    """``PJSIP/acme_101-0000002a`` -> ``101``; None for a trunk or anything else."""
-    tech, _, rest = channel.partition("/")
-    name = rest.rsplit("-", 1)[0]
-    if tech != "PJSIP" or "_" not in name:
-        return None
-    number = name.rsplit("_", 1)[1]
-    return number if number.isdigit() else None
+# A channel name -> the tenant extension it belongs to, None for a trunk's or anything else.
+# Given by the caller: the names are provisioning's (provisioning.names.channel_extension),
+# a layer this core does not import.
+ExtensionOf = Callable[[str], str | None]
 
 
 def _route(summary: CallSummary) -> tuple[Direction, CallClass, str | None]:
@@ -125,7 +122,7 @@ def _route(summary: CallSummary) -> tuple[Direction, CallClass, str | None]:
     return Direction.INTERNAL, CallClass.INTERNAL, None
 
 
-def build_record(summary: CallSummary, billing: TenantBilling) -> CallRecord:
+def build_record(summary: CallSummary, billing: TenantBilling, extension_of: ExtensionOf) -> CallRecord:
     direction, call_class, did = _route(summary)
     answered_s = _seconds(summary.answered_at, summary.ended_at) if summary.answered_at else 0
     number = did if direction is Direction.INBOUND else summary.dialed

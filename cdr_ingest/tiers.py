@@ -62,10 +62,18 @@ SCHEDULE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Tier(StrEnum):
-    STARTER = "starter"
-    PROFESSIONAL = "professional"
-    BUSINESS = "business"
-    ENTERPRISE = "enterprise"
+    """The platform tiers: the one enum, spelled as partners store it and the RPC shows it."""
+
+    STARTER = "STARTER"
+    PROFESSIONAL = "PROFESSIONAL"
+    BUSINESS = "BUSINESS"
+    ENTERPRISE = "ENTERPRISE"
+
+    @property
+    def rate_key(self) -> str:
+        """The tier's part of a tier rate id (``tier:starter:local:outbound``). Rated calls
+        store that id, so it keeps the lowercase it has always had."""
+        return self.value.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +211,7 @@ def wholesale_rate(
     if per_minute is None:
         return None
     return Rate(
-        rate_id=f"tier:{prices.tier.value}:{CallClass(call_class).value}:{Direction(direction).value}",
+        rate_id=f"tier:{prices.tier.rate_key}:{CallClass(call_class).value}:{Direction(direction).value}",
         prefix="1",  # the NANP; tier prices only cover +1 local and toll-free traffic
         per_minute=per_minute,
         connect_fee=0,

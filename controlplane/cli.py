@@ -1,4 +1,4 @@
-"""The ``controlplane`` command: serve, migrate, asterisk up|down|status, demo."""
+"""The ``controlplane`` command: serve, migrate, asterisk up|down|status|config, demo."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
 
 from controlplane.config import Config, ConfigError, load_config
 from controlplane.logs import configure_logging
+
+if TYPE_CHECKING:
+    from controlplane.asterisk.runner import AsteriskStatus
 
 DEFAULT_CONFIG = "controlplane.yaml"
 
@@ -44,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply pending database migrations")
     migrate.set_defaults(run=_migrate)
 
-    asterisk = commands.add_parser("asterisk", help="run the local Asterisk")
-    asterisk.add_argument("action", choices=["up", "down", "status"])
+    asterisk = commands.add_parser("asterisk", help="run the local Asterisk; render its configuration")
+    asterisk.add_argument("action", choices=["up", "down", "status", "config"])
+    asterisk.add_argument("--out", metavar="DIR",
+                          help="config: the instance directory to render into (files go into DIR/etc)")
     asterisk.set_defaults(run=_asterisk)
 
     demo = commands.add_parser("demo", help="bring everything up, place one SIP call, show what was seen")
@@ -77,20 +85,66 @@ def _migrate(config: Config, args: argparse.Namespace) -> int:
 def _asterisk(config: Config, args: argparse.Namespace) -> int:
     from controlplane.asterisk.runner import AsteriskError, runner_for
 
-    runner = runner_for(config)
+    if args.action == "config":
+        return _asterisk_config(config, args.out)
+    if args.out:
+        print("controlplane: asterisk: --out goes with `asterisk config`", file=sys.stderr)
+        return 2
     try:
         if args.action == "up":
-            status = runner.up()
+            status = _asterisk_up(config)
         elif args.action == "down":
+            runner = runner_for(config)
             runner.down()
             status = runner.status()
         else:
-            status = runner.status()
+            status = runner_for(config).status()
     except AsteriskError as exc:
         print(f"controlplane: asterisk: {exc}", file=sys.stderr)
         return 1
     print(f"asterisk: {'running' if status.running else 'stopped'} ({status.detail})")
     return 0 if status.running or args.action == "down" else 3
+
+
+def _asterisk_up(config: Config) -> AsteriskStatus:
+    """The full configuration (the daemon's), the database found without starting a server."""
+    from controlplane.asterisk.bring_up import bring_up, log_restart_needed
+    from controlplane.db.database import running_dsn
+    from controlplane.plugin_list import PLUGINS
+
+    dsn = running_dsn(config)
+    if dsn is None:
+        print("controlplane: asterisk: the embedded PostgreSQL is not running: realtime, CDR and dialplan "
+              "files are kept from the last start; the daemon rewrites them when it starts", file=sys.stderr)
+    brought = asyncio.run(bring_up(config, PLUGINS, dsn))
+    for command in brought.reload.commands:
+        brought.runner.cli(command)
+    log_restart_needed(brought.reload)
+    return brought.status or brought.runner.status()
+
+
+def _asterisk_config(config: Config, out: str | None) -> int:
+    from controlplane.asterisk.configuration import asterisk_configuration, debian_moddir, write_instance
+    from controlplane.db.database import running_dsn
+    from controlplane.plugin_list import PLUGINS
+
+    if not out:
+        print("controlplane: asterisk config: --out DIR is required", file=sys.stderr)
+        return 2
+    dsn = running_dsn(config)
+    if dsn is None:
+        print("controlplane: asterisk config: no database to read (set database.dsn, or start the daemon "
+              "so the embedded PostgreSQL runs)", file=sys.stderr)
+        return 1
+    try:
+        rendered = asyncio.run(asterisk_configuration(config, PLUGINS, dsn=dsn, moddir=debian_moddir()))
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"controlplane: asterisk config: database: {exc}", file=sys.stderr)
+        return 1
+    instance = Path(out).expanduser().resolve()
+    write_instance(instance, rendered)
+    print(f"asterisk config: {len(rendered.files)} files in {instance / 'etc'}")
+    return 0
 
 
 def _demo(config: Config, args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ naming its key (``ConfigError``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -36,25 +37,32 @@ class AsteriskRunMode(StrEnum):
     EXTERNAL = "external"  # someone else runs Asterisk; we only connect
 
 
+# Each section says frozen=True again: msgspec inherits it, mypy (dataclass_transform) does not.
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
-class HttpConfig(_Section):
+class HttpConfig(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8080
     # None: generated once per install and kept in the data directory.
     service_token: str | None = None
+    # The platform operator's token (docs/platform.md); None: generated like the service token.
+    platform_token: str | None = None
+    # CSV exports running at once (each may hold a database connection; more: 503), and
+    # the longest one may stream before it is cut (docs/api.md).
+    export_slots: int = 2
+    export_seconds: float = 300.0
 
 
-class DatabaseConfig(_Section):
+class DatabaseConfig(_Section, frozen=True):
     # None: an embedded PostgreSQL in the data directory.
     dsn: str | None = None
     pool_min: int = 1
     pool_max: int = 10
 
 
-class AsteriskConfig(_Section):
+class AsteriskConfig(_Section, frozen=True):
     run: AsteriskRunMode = AsteriskRunMode.AUTO
     # None: a cache directory outside the repository (see asterisk/build-rootfs.sh).
     rootfs: str | None = None
@@ -70,21 +78,32 @@ class AsteriskConfig(_Section):
     ami_password: str | None = None
     app: str = "controlplane"
     boot_timeout: float = 30.0
+    # RTP/RTCP ports of this instance (rtp.conf). Each call leg holds an RTP+RTCP pair,
+    # a two-leg call four ports: 10,000 ports carry about 2,500 calls. Instances on one
+    # host need ranges that do not overlap.
+    rtp_start: int = 10000
+    rtp_end: int = 19999
+    # External mode: the instance directory shared with Asterisk (what Asterisk sees as
+    # /srv/controlplane/<instance>); the daemon writes the whole configuration into its etc/.
+    config_dir: str | None = None
 
 
-class WebhooksConfig(_Section):
+class WebhooksConfig(_Section, frozen=True):
     # Encrypts endpoint signing secrets at rest. None: generated once per install
     # and kept in the data directory (set it explicitly when the database is shared).
     secret_key: str | None = None
-    # Hosts or CIDRs that production mode may deliver to despite the SSRF rules.
+    # Hosts or CIDRs exempt from the SSRF rules (private, loopback, ... addresses are
+    # refused as targets in every mode otherwise).
     allow_targets: list[str] = []
+    # Development only: deliver to loopback (127.0.0.0/8, ::1), e.g. a local receiver.
+    allow_loopback: bool = False
     timeout: float = 10.0
     # One slow endpoint must not hold up the others.
     per_endpoint_concurrency: int = 4
     max_concurrency: int = 64
 
 
-class CarrierConfig(_Section):
+class CarrierConfig(_Section, frozen=True):
     """The carrier trunk: outbound calls are dialled to it, inbound calls come from it."""
 
     endpoint: str = "carrier"  # PJSIP endpoint name (also the channel prefix PJSIP/<endpoint>-)
@@ -95,7 +114,7 @@ class CarrierConfig(_Section):
     match: str | None = None
 
 
-class CallsConfig(_Section):
+class CallsConfig(_Section, frozen=True):
     # Platform rate deck (CSV, cdr_ingest.rates columns) for wholesale international.
     wholesale_deck: str | None = None
     # Asterisk's CDRs are reconciled this often; a CDR is "settled" after settle_seconds.
@@ -103,7 +122,7 @@ class CallsConfig(_Section):
     settle_seconds: float = 5.0
 
 
-class EmergencyConfig(_Section):
+class EmergencyConfig(_Section, frozen=True):
     """911/933 trunks: the E911 provider (registered callers) and the national relay.
 
     Calls from a number with no registered address go to the relay, whose operator
@@ -117,7 +136,7 @@ class EmergencyConfig(_Section):
     relay_port: int = 5060
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(_Section, frozen=True):
     """Usage caps in the call path (docs/limits.md): the FastAGI admission server."""
 
     enabled: bool = True
@@ -131,12 +150,12 @@ class LimitsConfig(_Section):
     max_call_seconds: int = 14400
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(_Section, frozen=True):
     format: str = "auto"  # auto | json | console; auto = console in development
     level: str = "info"
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     mode: Mode = Mode.DEVELOPMENT
     data_dir: str = "var"
     http: HttpConfig = HttpConfig()
@@ -181,11 +200,18 @@ def load_config(path: str | os.PathLike[str] | None = None,
     return config
 
 
+_TOOL_VARIABLES = {"config", "asterisk_rootfs", "asterisk_image", "asterisk_recipe_dir", "base_image",
+                   "debian_mirror", "fuzz_seconds", "image", "instance"}
+
+
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
         keys = name[len(ENV_PREFIX):].lower().split("__")
+        # CONTROLPLANE_CONFIG, CONTROLPLANE_ASTERISK_ROOTFS, ...: the tools' own variables, not keys.
+        if len(keys) == 1 and (keys[0] in _TOOL_VARIABLES or keys[0].startswith("test_")):
+            continue
         node = raw
         for key in keys[:-1]:
             child = node.setdefault(key, {})
@@ -217,9 +243,12 @@ def _check_values(config: Config) -> None:
         "emergency.relay_port": config.emergency.relay_port,
         "limits.agi_port": config.limits.agi_port,
     }
+    ports["carrier.port"] = config.carrier.port
     for key, port in ports.items():
         if not 1 <= port <= 65535:
             raise ConfigError(f"invalid configuration: {key}: {port} is not a TCP/UDP port (1-65535)")
+    _check_ranges(config)
+    _check_asterisk_values(config)
     if config.logging.format not in _LOG_FORMATS:
         raise ConfigError(f"invalid configuration: logging.format: expected one of {sorted(_LOG_FORMATS)}")
     if config.logging.level not in _LOG_LEVELS:
@@ -228,3 +257,74 @@ def _check_values(config: Config) -> None:
         raise ConfigError("invalid configuration: database.pool_min: must be between 1 and database.pool_max")
     if not config.asterisk.instance.isidentifier():
         raise ConfigError("invalid configuration: asterisk.instance: letters, digits and _ only")
+    if config.webhooks.allow_loopback and config.mode is Mode.PRODUCTION:
+        raise ConfigError("invalid configuration: webhooks.allow_loopback: development mode only"
+                          " (list the host in webhooks.allow_targets instead)")
+    if config.http.platform_token is not None and config.http.platform_token == config.http.service_token:
+        raise ConfigError("invalid configuration: http.platform_token: must differ from http.service_token")
+
+
+# Values that end up in PJSIP config lines: a host name or address, nothing else.
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _positive(config: Config) -> dict[str, float]:
+    """Keys whose value must be > 0 (durations, concurrency, sizes)."""
+    return {
+        "webhooks.timeout": config.webhooks.timeout,
+        "webhooks.per_endpoint_concurrency": config.webhooks.per_endpoint_concurrency,
+        "webhooks.max_concurrency": config.webhooks.max_concurrency,
+        "http.export_slots": config.http.export_slots,
+        "http.export_seconds": config.http.export_seconds,
+        "calls.reconcile_seconds": config.calls.reconcile_seconds,
+        "calls.settle_seconds": config.calls.settle_seconds,
+        "limits.max_call_seconds": config.limits.max_call_seconds,
+        "asterisk.boot_timeout": config.asterisk.boot_timeout,
+        "database.pool_min": config.database.pool_min,
+        "database.pool_max": config.database.pool_max,
+    }
+
+
+def _check_ranges(config: Config) -> None:
+    for key, value in _positive(config).items():
+        if not value > 0:  # also refuses NaN
+            raise ConfigError(f"invalid configuration: {key}: {value} must be greater than 0")
+    a = config.asterisk
+    if not 1024 <= a.rtp_start <= 65534 or a.rtp_start % 2:
+        raise ConfigError(f"invalid configuration: asterisk.rtp_start: {a.rtp_start} must be an even port "
+                          "between 1024 and 65534 (RTP takes the even port, RTCP the next)")
+    if not a.rtp_start < a.rtp_end <= 65535:
+        raise ConfigError(f"invalid configuration: asterisk.rtp_end: {a.rtp_end} must be above "
+                          f"asterisk.rtp_start ({a.rtp_start}) and at most 65535")
+
+
+def valid_match(value: str) -> bool:
+    """A PJSIP ``identify`` match: comma-separated addresses, CIDRs or host names."""
+    items = [item.strip() for item in value.split(",")]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            if not _HOST.fullmatch(item):
+                return False
+    return bool(items)
+
+
+def _check_asterisk_values(config: Config) -> None:
+    """Values rendered into Asterisk's configuration: nothing but names, hosts and addresses."""
+    hosts = {"carrier.host": config.carrier.host, "emergency.trunk_host": config.emergency.trunk_host,
+             "emergency.relay_host": config.emergency.relay_host}
+    for key, host in hosts.items():
+        if host is not None and not _HOST.fullmatch(host):
+            raise ConfigError(f"invalid configuration: {key}: {host!r} is not a host name or address")
+    if not _NAME.fullmatch(config.carrier.endpoint):
+        raise ConfigError("invalid configuration: carrier.endpoint: letters, digits, _ and - only")
+    match = config.carrier.match
+    if match is not None and not valid_match(match):
+        raise ConfigError(f"invalid configuration: carrier.match: {match!r} is not a comma-separated list "
+                          "of addresses, CIDRs or host names")
+    a = config.asterisk
+    if a.config_dir is not None and a.run is not AsteriskRunMode.EXTERNAL:
+        raise ConfigError("invalid configuration: asterisk.config_dir: only with asterisk.run: external "
+                          "(the other runners own their instance directory)")

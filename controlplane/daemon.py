@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -12,29 +13,22 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from cdr_ingest.tracker import CallTracker
+from controlplane.asterisk.bring_up import bring_up, log_restart_needed
+from controlplane.asterisk.configuration import ReloadPlan
 from controlplane.asterisk.link import AsteriskLink
-from controlplane.config import AsteriskRunMode, Config
+from controlplane.config import Config
 from controlplane.db.database import Database, create_pool, migrate_dsn, open_database
 from controlplane.http.app import make_app
 from controlplane.http.health import Probe, ProbeResult
 from controlplane.keystore import install_secret
-from controlplane.limits.plugin import PLUGIN as LIMITS
-from controlplane.apikeys.plugin import PLUGIN as APIKEYS
-from controlplane.audit.plugin import PLUGIN as AUDIT
-from controlplane.events.plugin import PLUGIN as EVENTS
-from controlplane.numbers.plugin import PLUGIN as NUMBERS
-from controlplane.numbers.plugin import asterisk_files as numbers_asterisk_files
-from controlplane.plugins import Context, Plugin
-from controlplane.tenants.plugin import PLUGIN as TENANTS
-from controlplane.tenants.plugin import asterisk_extra_files
-from controlplane.calls import plugin as calls_plugin
-from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
+from controlplane.plugin_list import PLUGINS
+from controlplane.plugins import Context
+from controlplane.preflight import StartupError, check, emergency_configured
 
 log = structlog.get_logger(__name__)
 POOL_CLOSE_SECONDS = 10.0
 
-PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, calls_plugin.PLUGIN, LIMITS]
+__all__ = ["PLUGINS", "Daemon", "running", "serve"]
 
 
 @dataclass
@@ -45,6 +39,23 @@ class DatabaseProbe:
     async def check(self) -> ProbeResult:
         await self.pool.fetchval("SELECT 1")
         return ProbeResult(True, "connected")
+
+
+@dataclass
+class EmergencyProbe:
+    """Shows whether 911/933 have a trunk; production refuses to start without one,
+    so "not configured" is a development state and does not fail readiness."""
+
+    config: Config
+    name: str = "emergency"
+
+    async def check(self) -> ProbeResult:
+        e = self.config.emergency
+        if not emergency_configured(self.config):
+            return ProbeResult(True, "not configured")
+        relay = f"{e.relay_host}:{e.relay_port}" if e.relay_host else "the trunk"
+        trunk = f"{e.trunk_host}:{e.trunk_port}" if e.trunk_host else "the relay"
+        return ProbeResult(True, f"trunk {trunk}, relay {relay}")
 
 
 @dataclass
@@ -59,23 +70,29 @@ class Daemon:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     context: Context | None = None
     asterisk: AsteriskLink | None = None
-    calls: CallTracker = field(default_factory=CallTracker)
 
     async def start(self) -> None:
+        """Raises ``StartupError`` (one line) before starting anything when the config cannot run."""
         config = self.config
-        self.database = await open_database(config)
+        for finding in check(config):
+            log.warning("startup.warning", key=finding.key, detail=finding.message)
+        self.database = await open_database(config, claim=True)
         applied = await migrate_dsn(self.database.dsn)
         self.pool = await create_pool(self.database.dsn, config.database.pool_min, config.database.pool_max)
         log.info("database.ready", migrations_applied=applied, embedded=self.database.embedded is not None)
-        await self._start_asterisk()
+        brought = await bring_up(config, PLUGINS, self.database.dsn)
+        self.runner_started = brought.started_here
+        log_restart_needed(brought.reload)
         self.asterisk = AsteriskLink.from_config(config)
-        await self.asterisk.start(self.calls.on_ari, self.calls.on_ami)
         self.context = Context(config=config, pool=self.pool, ari=self.asterisk.ari, ami=self.asterisk.ami,
-                               resync=self.asterisk.resync_hooks)
-        probes: list[Probe] = [DatabaseProbe(self.pool), *self.asterisk.probes()]
+                               resync=self.asterisk.resync_hooks, ari_events=self.asterisk.ari_handlers,
+                               ami_events=self.asterisk.ami_handlers)
+        probes: list[Probe] = [DatabaseProbe(self.pool), *self.asterisk.probes(), EmergencyProbe(config)]
         app = make_app(service_token_value=self.service_token, probes=probes,
-                       plugins=PLUGINS, context=self.context)
-        calls_plugin.attach_tracker(app, self.calls)
+                       plugins=PLUGINS, context=self.context, platform_token_value=self.platform_token)
+        await self.asterisk.start()  # after the plugins subscribed to its events: none is missed
+        if brought.reload.commands:
+            self.context.background.append(lambda: self._reload(brought.reload))
         for job in self.context.background:
             self.tasks.append(asyncio.create_task(_supervised(job)))
         self.http = web.AppRunner(app, access_log=None)
@@ -109,21 +126,19 @@ class Daemon:
     def service_token(self) -> str:
         return self.config.http.service_token or install_secret(self.config.data_path, "service_token")
 
-    async def _start_asterisk(self) -> None:
-        if self.config.asterisk.run is AsteriskRunMode.EXTERNAL:
-            return
-        from controlplane.asterisk.runner import runner_for
+    @property
+    def platform_token(self) -> str:
+        """The operator's credential (platform operations only), never the portal's."""
+        return self.config.http.platform_token or install_secret(self.config.data_path, "platform_token")
 
-        assert self.database is not None
-        extra = {**asterisk_extra_files(self.database.dsn),
-                 **calls_plugin.asterisk_files(self.config, self.database.dsn)}
-        for name, text in numbers_asterisk_files(self.config).items():  # appended: others may share the file
-            extra[name] = extra.get(name, "") + text
-        runner = runner_for(self.config, extra_files=extra)
-        was_running = (await asyncio.to_thread(runner.status)).running
-        status = await asyncio.to_thread(runner.up)
-        self.runner_started = not was_running
-        log.info("asterisk.up", detail=status.detail, started_here=self.runner_started)
+    async def _reload(self, plan: ReloadPlan) -> None:
+        """Files changed under a running Asterisk: make it re-read them once AMI is there."""
+        assert self.asterisk is not None
+        ami = self.asterisk.ami
+        await ami.wait_connected()
+        for command in plan.commands:
+            await ami.action({"Action": "Command", "Command": command}, check=False)
+        log.info("asterisk.config_reloaded", commands=list(plan.commands))
 
 
 async def _supervised(job: object) -> None:
@@ -155,7 +170,11 @@ async def serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(config):
-        log.info("daemon.ready", rpc=f"http://{config.http.host}:{config.http.port}")
-        await stop.wait()
+    try:
+        async with running(config):
+            log.info("daemon.ready", rpc=f"http://{config.http.host}:{config.http.port}")
+            await stop.wait()
+    except StartupError as exc:
+        print(f"controlplane: {exc}", file=sys.stderr)
+        return 2
     return 0

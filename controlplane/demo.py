@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from controlplane.calls.plugin import tracker_key
 from controlplane.config import Config
 from controlplane.daemon import running
 from controlplane.sipp import Phone, call_scenario, register_scenario
@@ -47,9 +48,11 @@ async def demo(config: Config) -> int:
         print(f"REGISTER: {'200 OK' if code == 0 else 'failed: ' + err}")
         code, err = await phone.run(call_scenario(hold_ms=2000), "*43")
         print(f"call to *43 (echo): {'answered, hung up after 2 s' if code == 0 else 'failed: ' + err}")
-        for s in daemon.calls.recent():
+        assert daemon.http is not None
+        seen = daemon.http.app[tracker_key].recent()
+        for s in seen:
             print(f"  seen {s.at:%H:%M:%S.%f} {s.source:3} {s.event:16} call {s.call_id} exten {s.exten}")
-        return 0 if code == 0 and daemon.calls.recent() else 1
+        return 0 if code == 0 and seen else 1
 
 
 async def _call(rpc: aiohttp.ClientSession, method: str, path: str, body: Any = None) -> Any:

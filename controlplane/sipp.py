@@ -59,12 +59,14 @@ def register_scenario() -> str:
 
 def call_scenario(hold_ms: int) -> str:
     """INVITE [service] as [field0] with digest auth; talk ``hold_ms``; hang up."""
-    invite = dict(target="[service]@", to="[service]", extra=_SDP)
+    def invite(cseq: int, auth: bool = False) -> str:
+        return _request("INVITE", cseq, target="[service]@", to="[service]", auth=auth, extra=_SDP)
+
     return (_HEAD.format(name="call")
-            + _request("INVITE", 1, **invite)
+            + invite(1)
             + '  <recv response="100" optional="true"/>\n  <recv response="401" auth="true"/>\n'
             + _request("ACK", 1, target="[service]@", to="[service]", peer_tag=True)
-            + _request("INVITE", 2, auth=True, **invite)
+            + invite(2, auth=True)
             + '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
             + '  <recv response="183" optional="true"/>\n  <recv response="200" timeout="10000"/>\n'
             + _request("ACK", 2, target="[service]@", to="[service]", peer_tag=True)

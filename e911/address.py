@@ -57,6 +57,9 @@ class Address:
 def _clean(value: object, field: str, max_len: int) -> str:
     if not isinstance(value, str):
         raise AddressInvalid(field, "must be a string")
+    if any(not c.isprintable() for c in value):
+        # Refused, not folded into a space: what was sent is what a PSAP would read.
+        raise AddressInvalid(field, "one line of printable characters (no newline, tab or control character)")
     text = _SPACES.sub(" ", value).strip()
     if not text:
         raise AddressInvalid(field, "is required")
@@ -92,7 +95,9 @@ def validate_street(value: object) -> str:
         raise AddressInvalid("street", "a building number then the street name, e.g. \"1234 Main St\"")
     if not _STREET_WORD.search(match["rest"]):
         raise AddressInvalid("street", "the street name is missing after the building number")
-    if int(re.match(r"[0-9]+", match["number"]).group()) == 0:  # type: ignore[union-attr]
+    leading = re.match(r"[0-9]+", match["number"])
+    assert leading is not None  # _STREET's number group starts with digits
+    if int(leading.group()) == 0:
         raise AddressInvalid("street", "the building number cannot be 0")
     return street
 

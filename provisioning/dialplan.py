@@ -8,21 +8,59 @@ prefix, number and DID so the same state renders the same bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
 from types import SimpleNamespace
 
 import jinja2
 
+from cdr_ingest.dialing import FORMS, DialForm
 from e911.routing import EMERGENCY_TRUNK, RELAY_TRUNK, EmergencyDid
 from e911.routing import plan as emergency_plan
 from provisioning import names
-from provisioning.model import DidState, DidStatus, ProvisioningState, TenantState, TenantStatus
+from provisioning.access import CAUSE_CALL_REJECTED, call_access
+from provisioning.model import DidState, DidStatus, ProvisioningState, TenantState
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "dialplan_templates"
+# Package data (provisioning/templates links to dialplan_templates/): present in an installed wheel.
+TEMPLATES = files("provisioning") / "templates"
 # Seconds a call waits for the admission server (FastAGI) before the fail policy applies.
 ADMISSION_TIMEOUT_S = 2
 _NAMES = SimpleNamespace(**{k: v for k, v in vars(names).items() if k.isupper()})
+
+
+class AdmissionStep(StrEnum):
+    """Whether billable calls pass admission (controlplane/limits), and what happens when
+    the admission server cannot answer (or its astdb address is missing): rendered into
+    the dialplan from config, never read from astdb."""
+
+    OFF = "off"  # limits.enabled false: no admission step at all
+    FAIL_CLOSED = "closed"  # outbound refused with 503 (cause 34)
+    FAIL_OPEN = "open"  # outbound goes on
+
+    @classmethod
+    def of(cls, enabled: bool, fail_open: bool) -> AdmissionStep:
+        """From config ``limits.enabled`` and ``limits.fail_open``."""
+        if not enabled:
+            return cls.OFF
+        return cls.FAIL_OPEN if fail_open else cls.FAIL_CLOSED
+
+
+@dataclass(frozen=True, slots=True)
+class DialFormView:
+    """One shape of the dialled-number rule: its pattern and the E.164 number it becomes."""
+
+    pattern: str
+    target: str
+
+
+def _dial_form_view(form: DialForm) -> DialFormView:
+    exten = f"${{EXTEN:{form.strip}}}" if form.strip else "${EXTEN}"
+    return DialFormView(form.pattern, form.prepend + exten)
+
+
+# Canonical E.164 shapes first: the order of the rendered lines (Asterisk sorts patterns itself).
+DIAL_FORMS = tuple(_dial_form_view(f) for f in sorted(FORMS, key=lambda f: not f.canonical))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +109,12 @@ class TenantView:
     id: str
     prefix: str
     status: str
-    calls_allowed: bool
+    outbound_allowed: bool  # provisioning.access: its phones call (emergency aside)
+    inbound_allowed: bool  # its DIDs reach it
     cnam: str | None
     internal: str
     outbound: str
+    dial: str
     inbound: str
     features: str
     extensions: tuple[ExtensionView, ...]
@@ -83,20 +123,26 @@ class TenantView:
     caller_ids: tuple[CallerIdView, ...] = ()
 
 
+def _template_source(name: str) -> str:
+    return (TEMPLATES / name).read_text("utf-8")
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False, trim_blocks=True,
+        loader=jinja2.FunctionLoader(_template_source), autoescape=False, trim_blocks=True,
         lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
 def _tenant_view(tenant: TenantState, numbers: dict[str, str], dids: list[TenantDidView]) -> TenantView:
     p = tenant.sip_prefix
     extensions = tuple(ExtensionView(n, names.endpoint_name(p, n)) for n in sorted(numbers))
+    access = call_access(tenant.status)
     return TenantView(
-        id=tenant.id, prefix=p, status=tenant.status.value, calls_allowed=tenant.status.calls_allowed,
-        cnam=tenant.default_cnam, internal=names.internal_context(p), outbound=names.outbound_context(p),
-        inbound=names.inbound_context(p), features=names.features_context(p),
+        id=tenant.id, prefix=p, status=tenant.status.value, outbound_allowed=access.outbound,
+        inbound_allowed=access.inbound, cnam=tenant.default_cnam, internal=names.internal_context(p),
+        outbound=names.outbound_context(p),
+        dial=names.dial_context(p), inbound=names.inbound_context(p), features=names.features_context(p),
         extensions=extensions, dids=tuple(sorted(dids, key=lambda d: d.number)))
 
 
@@ -109,11 +155,12 @@ def _emergency_views(tenant: TenantState, numbers: dict[str, str], dids: list[Di
     by_endpoint = tuple(sorted((names.endpoint_name(p, number_of[ext_id]), did)
                                for ext_id, did in plan.by_extension.items() if ext_id in number_of))
     aliases = tuple((f"9{n}", n) for n in names.EMERGENCY_NUMBERS if f"9{n}" not in numbers)
-    emergency = EmergencyView(f"{p}-emergency", plan.default_cid or "", by_endpoint, aliases=aliases)
+    emergency = EmergencyView(names.emergency_context(p), plan.default_cid or "", by_endpoint,
+                              aliases=aliases)
     first: dict[str, DidState] = {}
     for did in sorted(dids, key=lambda d: d.number):
         if did.extension_id in number_of:
-            first.setdefault(did.extension_id, did)  # type: ignore[arg-type]
+            first.setdefault(did.extension_id, did)
     caller_ids = tuple(sorted(
         (CallerIdView(names.endpoint_name(p, number_of[ext_id]), f"cid{number_of[ext_id]}", did.number,
                       did.cnam or tenant.default_cnam) for ext_id, did in first.items()),
@@ -124,8 +171,13 @@ def _emergency_views(tenant: TenantState, numbers: dict[str, str], dids: list[Di
 CARRIER_TRUNK = "carrier"  # PJSIP endpoint of the carrier trunk (controlplane.calls renders it)
 
 
-def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK) -> str:
-    """The whole tenant dialplan. Cancelled tenants have no contexts at all."""
+def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK,
+                    admission: AdmissionStep = AdmissionStep.FAIL_CLOSED) -> str:
+    """The whole tenant dialplan. Cancelled tenants have no contexts at all.
+
+    ``admission`` defaults to what the config defaults to (limits enabled, fail closed).
+    """
+    step = "" if admission is AdmissionStep.OFF else admission.value
     tenants = {t.id: t for t in state.tenants if t.status.provisioned}
     ext_numbers: dict[str, dict[str, str]] = {tid: {} for tid in tenants}
     ext_by_id: dict[str, str] = {}
@@ -142,7 +194,7 @@ def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK) -> str
             continue  # unassigned, released or pending: the catch-all answers "not configured"
         tenant_dids[tenant.id].append(TenantDidView(did.number, ext_by_id.get(did.extension_id or "")))
         active_dids[tenant.id].append(did)
-        if tenant.status is TenantStatus.SUSPENDED:
+        if not call_access(tenant.status).inbound:
             goto = f"{names.SUSPENDED},s,1"
         else:
             goto = f"{names.inbound_context(tenant.sip_prefix)},{did.number},1"
@@ -151,11 +203,13 @@ def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK) -> str
     parts = [env.get_template("shared.conf.j2").render(
         names=_NAMES, dids=sorted(carrier, key=lambda d: d.number), tenant_count=len(tenants),
         did_count=len(carrier), emergency=names.EMERGENCY_NUMBERS, trunk=trunk,
-        admission_timeout=ADMISSION_TIMEOUT_S)]
+        admission_timeout=ADMISSION_TIMEOUT_S, admission=step)]
     tenant_template = env.get_template("tenant.conf.j2")
     for tenant in sorted(tenants.values(), key=lambda t: t.sip_prefix):
         view = _tenant_view(tenant, ext_numbers[tenant.id], tenant_dids[tenant.id])
         emergency, caller_ids = _emergency_views(tenant, ext_numbers[tenant.id], active_dids[tenant.id])
         view = replace(view, emergency=emergency, caller_ids=caller_ids)
-        parts.append(tenant_template.render(t=view, names=_NAMES, emergency=names.EMERGENCY_NUMBERS))
+        parts.append(tenant_template.render(t=view, names=_NAMES, emergency=names.EMERGENCY_NUMBERS,
+                                            dial_forms=DIAL_FORMS, admission=step,
+                                            rejected=CAUSE_CALL_REJECTED))
     return "".join(parts)

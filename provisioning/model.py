@@ -17,10 +17,6 @@ class TenantStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
     @property
-    def calls_allowed(self) -> bool:
-        return self in (TenantStatus.TRIAL, TenantStatus.ACTIVE)
-
-    @property
     def provisioned(self) -> bool:
         """Whether the tenant's endpoints exist in Asterisk (CANCELLED: removed)."""
         return self is not TenantStatus.CANCELLED

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from provisioning.names import EMERGENCY_NUMBERS
+from provisioning.names import EMERGENCY_NUMBERS, NUMBER_PATTERN, PREFIX_PATTERN
 
 
 class Invalid(ValueError):
@@ -21,8 +21,8 @@ class Invalid(ValueError):
         self.message = message
 
 
-_PREFIX = re.compile(r"[a-z0-9]{3,12}")
-_EXTENSION = re.compile(r"[0-9]{2,6}")
+_PREFIX = re.compile(PREFIX_PATTERN)
+_EXTENSION = re.compile(NUMBER_PATTERN)
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 # Names: letters, digits, space and . & ( ) / + _ - ; no quotes, commas, brackets,
 # semicolons, dollars or control characters. Starts and ends with a letter or digit.

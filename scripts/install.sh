@@ -32,3 +32,4 @@ if [ ! -f "$stamp" ]; then
 fi
 
 bash asterisk/build-rootfs.sh
+bash scripts/install-containers.sh  # podman + runc for the compose path (tests/e2e/test_compose.py)

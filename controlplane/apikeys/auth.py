@@ -14,7 +14,6 @@ request (bcrypt/argon2 exist for low-entropy passwords and would cost ~100 ms he
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,7 +24,7 @@ import asyncpg
 import structlog
 
 from controlplane.apikeys import store
-from controlplane.apikeys.models import PREFIX
+from controlplane.apikeys.models import PREFIX, hash_key
 from controlplane.http.caller import Caller, CallerKind
 from controlplane.http.problems import Problem
 
@@ -34,10 +33,6 @@ CACHE_SIZE = 10_000
 TOUCH_EVERY = 60.0
 _MAX_KEY = 128
 log = structlog.get_logger(__name__)
-
-
-def hash_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
 
 
 @dataclass(frozen=True, slots=True)

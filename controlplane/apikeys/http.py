@@ -6,7 +6,8 @@ import re
 
 from aiohttp import web
 
-from controlplane.apikeys.models import ApiKeyCreate, ApiKeyPage, ApiKeyUpdate
+from controlplane.apikeys.models import ApiKeyCreate, ApiKeyUpdate
+from controlplane.shared.pagination import ListPage
 from controlplane.apikeys.services import KeyServices
 from controlplane.http.body import json_response, read_body
 from controlplane.http.caller import partner_id
@@ -34,7 +35,7 @@ async def list_keys(request: web.Request) -> web.Response:
     page = page_request(request.query)
     items, cursor = await request.app[services_key].list_keys(partner_id(request), page,
                                                               request.query.get("status"))
-    return json_response(ApiKeyPage(items=items, next_cursor=cursor))
+    return json_response(ListPage.of(items, cursor))
 
 
 async def get(request: web.Request) -> web.Response:

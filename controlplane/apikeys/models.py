@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from controlplane.http.ratelimit import DEFAULT_KEY_LIMIT
-
 PREFIX = "sk_live_"
+# Requests per minute a key may make: the default, and the most a partner may set.
+DEFAULT_KEY_LIMIT = 100
+MAX_KEY_LIMIT = 10_000
+
+
+def hash_key(key: str) -> bytes:
+    """What a key is stored and looked up by (see ``auth`` for why a fast hash)."""
+    return hashlib.sha256(key.encode()).digest()
 
 
 class KeyStatus(StrEnum):
@@ -61,11 +68,6 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True):
 
     api_key: ApiKey
     key: str
-
-
-class ApiKeyPage(msgspec.Struct, kw_only=True):
-    items: list[ApiKey]
-    next_cursor: str | None
 
 
 def mask(last4: str) -> str:

@@ -10,11 +10,11 @@ from controlplane.apikeys import http
 from controlplane.apikeys.auth import KeyAuthenticator
 from controlplane.apikeys.services import KeyServices
 from controlplane.http.middleware import key_authenticator
-from controlplane.plugins import Context
+from controlplane.plugins import Context, NoAsteriskFiles
 
 
 @dataclass(frozen=True)
-class ApiKeysPlugin:
+class ApiKeysPlugin(NoAsteriskFiles):
     name: str = "apikeys"
     package: str = "controlplane.apikeys"
 

@@ -8,16 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
+from msgspec import UNSET
 
 from controlplane import audit
 from controlplane.apikeys import store
-from controlplane.apikeys.auth import hash_key
 from controlplane.apikeys.models import (
-    PREFIX, UNSET, ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyUpdate, KeyStatus)
-from controlplane.http.access import SCOPES
-from controlplane.http.pagination import PageRequest, next_page
-from controlplane.http.problems import Problem
-from controlplane.http.ratelimit import MAX_KEY_LIMIT
+    MAX_KEY_LIMIT, PREFIX, ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyUpdate, KeyStatus, hash_key)
+from controlplane.shared.pagination import PageRequest, next_page
+from controlplane.shared.problems import Problem
+from controlplane.shared.scopes import SCOPES
 
 MAX_TENANTS = 1000
 

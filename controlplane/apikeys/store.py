@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from controlplane.db.connection import Executor
 from controlplane.apikeys.models import ApiKey, KeyStatus, mask
-from controlplane.http.pagination import PageRequest, keyset
+from controlplane.shared.pagination import PageRequest, keyset
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | asyncpg.Pool
+Conn = Executor
 
 # Status as the database sees it, for filtering lists.
 _STATUS_SQL = {

@@ -8,7 +8,7 @@ Asterisk version or a malformed frame can never stop the event loop.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -339,3 +339,7 @@ def parse_ami_event(message: Mapping[str, Any]) -> AmiEvent:
         except msgspec.ValidationError:
             pass
     return AmiEvent(event=name, headers=headers)
+
+
+AriHandler = Callable[[AriEvent], Awaitable[None]]
+AmiHandler = Callable[[AmiEvent], Awaitable[None] | None]

@@ -11,24 +11,25 @@ import structlog
 from controlplane.asterisk.ami import AmiClient
 from controlplane.asterisk.ari import AriClient
 from controlplane.asterisk.credentials import resolve_credentials
-from controlplane.asterisk.events import AmiEvent, AriEvent
+from controlplane.asterisk.events import AmiHandler, AriEvent, AriHandler
 from controlplane.config import Config
 from controlplane.http.health import ProbeResult
 
 log = structlog.get_logger(__name__)
 
-AriHandler = Callable[[AriEvent], Awaitable[None]]
-AmiHandler = Callable[[AmiEvent], Awaitable[None] | None]
 Resync = Callable[[], Awaitable[None]]
 
 
 @dataclass
 class AsteriskLink:
-    """Owns the clients; ``on_resync`` hooks run after Asterisk comes back."""
+    """Owns the clients; ``resync_hooks`` run after Asterisk comes back, ``ari_handlers``
+    and ``ami_handlers`` get every event (subscribe them before ``start``)."""
 
     ari: AriClient
     ami: AmiClient
     resync_hooks: list[Resync] = field(default_factory=list)
+    ari_handlers: list[AriHandler] = field(default_factory=list)
+    ami_handlers: list[AmiHandler] = field(default_factory=list)
     _ari_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -45,10 +46,15 @@ class AsteriskLink:
         ami.on_reconnect = lambda: link._resync("ami")
         return link
 
-    async def start(self, on_ari: AriHandler, on_ami: AmiHandler) -> None:
-        self.ami.on("*", on_ami)
+    async def start(self) -> None:
+        for handler in self.ami_handlers:
+            self.ami.on("*", handler)
         await self.ami.start()
-        self._ari_task = asyncio.create_task(self.ari.run(on_ari), name="ari-events")
+        self._ari_task = asyncio.create_task(self.ari.run(self._on_ari), name="ari-events")
+
+    async def _on_ari(self, event: AriEvent) -> None:
+        for handler in self.ari_handlers:
+            await handler(event)
 
     async def stop(self) -> None:
         await self.ari.close()

@@ -2,9 +2,10 @@
 
 Services call ``record(conn, ...)`` inside the transaction of their change, so an
 entry exists iff the change committed; the actor comes from the request context
-the middleware binds (``bind_actor``).
+the HTTP guard binds (``controlplane.shared.actor``). A mutation whose service wrote
+no entry gets a generic one from ``MutationEntries``, which the plugin installs.
 """
 
-from controlplane.audit.recorder import Actor, bind_actor, current_actor, record, reset_actor
+from controlplane.audit.recorder import record
 
-__all__ = ["Actor", "bind_actor", "current_actor", "record", "reset_actor"]
+__all__ = ["record"]

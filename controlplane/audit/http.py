@@ -1,17 +1,25 @@
-"""``GET /v1/audit-events``: the partner's audit log, filtered, newest or oldest first."""
+"""``GET /v1/audit-events``: the partner's audit log, filtered, newest or oldest first; and the
+generic entry of a mutation whose service wrote none (``MutationEntries``).
+"""
 
 from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
 
 import asyncpg
 import msgspec
 from aiohttp import web
 
 from controlplane.audit import store
-from controlplane.audit.models import AuditPage, event_from
+from controlplane.audit.models import event_from
+from controlplane.shared.pagination import ListPage
 from controlplane.http.body import parse_instant
 from controlplane.http.caller import partner_id
-from controlplane.http.pagination import CREATED_SORTS, next_page, page_request
+from controlplane.http.pagination import CREATED_SORTS, page_request
 from controlplane.http.problems import Problem
+from controlplane.shared.actor import Actor
+from controlplane.shared.pagination import next_page
 
 pool_key = web.AppKey("audit_pool", asyncpg.Pool)
 _TEXT_FILTERS = ("resource", "resource_id", "tenant_id", "api_key_id", "user_id", "action")
@@ -28,8 +36,25 @@ async def list_audit_events(request: web.Request) -> web.Response:
     page = page_request(q, CREATED_SORTS)
     rows = await store.list_page(request.app[pool_key], filters, page)
     items, cursor = next_page([event_from(r) for r in rows], page)
-    return web.Response(body=msgspec.json.encode(AuditPage(items=items, next_cursor=cursor)),
+    return web.Response(body=msgspec.json.encode(ListPage.of(items, cursor)),
                         content_type="application/json")
+
+
+@dataclass(frozen=True)
+class MutationEntries:
+    """The HTTP guard's ``MutationAuditor``: who, which route, which id."""
+
+    pool: asyncpg.Pool
+
+    async def unaudited(self, request: web.Request, action: str, actor: Actor) -> None:
+        parts = request.path.split("/")
+        ids = list(request.match_info.values())
+        await store.insert(self.pool, store.Entry(
+            id=f"aud_{secrets.token_hex(8)}", partner_id=actor.partner_id,
+            tenant_id=request.match_info.get("tenant_id"), actor_type=actor.actor_type,
+            api_key_id=actor.api_key_id, user_id=actor.user_id, action=action,
+            resource=parts[2] if len(parts) > 2 else request.path, resource_id=ids[-1] if ids else "",
+            changes={}, request_id=actor.request_id))
 
 
 def add_routes(app: web.Application) -> None:

@@ -29,11 +29,6 @@ class AuditEvent(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-class AuditPage(msgspec.Struct, kw_only=True):
-    items: list[AuditEvent]
-    next_cursor: str | None
-
-
 def event_from(r: asyncpg.Record) -> AuditEvent:
     raw = r["changes"]
     return AuditEvent(id=r["id"], partner_id=r["partner_id"], tenant_id=r["tenant_id"],

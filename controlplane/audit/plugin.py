@@ -1,4 +1,5 @@
-"""Wires the audit log's query route (``record()`` itself needs no wiring)."""
+"""Wires the audit log's query route and the generic entry of unaudited mutations
+(``record()`` itself needs no wiring)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from controlplane.audit import http
-from controlplane.plugins import Context
+from controlplane.http.middleware import mutation_auditor
+from controlplane.plugins import Context, NoAsteriskFiles
 
 
 @dataclass(frozen=True)
-class AuditPlugin:
+class AuditPlugin(NoAsteriskFiles):
     name: str = "audit"
     package: str = "controlplane.audit"
 
@@ -19,6 +21,7 @@ class AuditPlugin:
         http.add_routes(app)
         if context.pool is not None:
             app[http.pool_key] = context.pool
+            app[mutation_auditor] = http.MutationEntries(context.pool)
 
 
 PLUGIN = AuditPlugin()

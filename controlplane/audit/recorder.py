@@ -4,48 +4,18 @@ from __future__ import annotations
 
 import re
 import secrets
-from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from controlplane.audit import store
+from controlplane.shared.actor import current_actor
 
 REDACTED = "[redacted]"
 # Field names whose values never reach the log, whatever the resource.
 _SECRET = re.compile(r"(secret|password|passwd|token|hash|ha1|^key$|plaintext)", re.IGNORECASE)
 # Bookkeeping that changes on every write and says nothing about the change.
 _NOISE = frozenset({"updated_at", "extension_count", "did_count", "last_used_at"})
-
-
-@dataclass
-class Actor:
-    """Who is acting; ``recorded`` counts entries written, so the middleware knows
-    whether a mutation was audited by its service or needs its generic entry."""
-
-    actor_type: str  # service | api_key | system
-    partner_id: str | None = None
-    api_key_id: str | None = None
-    user_id: str | None = None
-    request_id: str | None = None
-    recorded: int = 0
-
-
-SYSTEM = Actor("system")
-_actor: ContextVar[Actor | None] = ContextVar("audit_actor", default=None)
-
-
-def bind_actor(actor: Actor) -> Token[Actor | None]:
-    return _actor.set(actor)
-
-
-def reset_actor(token: Token[Actor | None]) -> None:
-    _actor.reset(token)
-
-
-def current_actor() -> Actor:
-    return _actor.get() or SYSTEM
 
 
 def _plain(value: object) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from controlplane.http.pagination import PageRequest, keyset
+from controlplane.db.connection import Executor
+from controlplane.shared.pagination import PageRequest, keyset
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | asyncpg.Pool
+Conn = Executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,9 @@ async def list_page(conn: Conn, f: Filters, page: PageRequest) -> list[asyncpg.R
         if value is not None:
             args.append(value)
             where.append(f"{column} = ${len(args)}")
-    for op, value in ((">=", f.created_from), ("<", f.created_before)):
-        if value is not None:
-            args.append(value)
+    for op, bound in ((">=", f.created_from), ("<", f.created_before)):
+        if bound is not None:
+            args.append(bound)
             where.append(f"created_at {op} ${len(args)}")
     after, order = keyset(page, "", args)
     if after:

@@ -22,20 +22,32 @@ def cdr_pgsql_conf(target: PgTarget) -> str:
             f"appname=asterisk_cdr\ntable={CDR_TABLE}\ntimezone=UTC\n")
 
 
+def carrier_match(carrier: CarrierConfig) -> str | None:
+    """Where calls from the carrier come from: ``carrier.match``, else the address we dial."""
+    return carrier.match or carrier.host
+
+
 def carrier_pjsip_conf(carrier: CarrierConfig) -> str:
-    """The trunk: outbound calls go to host:port; inbound come in as this endpoint."""
+    """The trunk: outbound calls go to host:port; inbound come in as this endpoint.
+
+    Identified by source address only (``identify_by = ip``), never by the From
+    user: a phone claiming to be ``carrier`` must not enter ``from-carrier``.
+    """
     name = carrier.endpoint
     lines = ["; Rendered by the control plane: the carrier trunk.",
              f"[{name}]", "type = aor", f"contact = sip:{carrier.host}:{carrier.port}", "",
              f"[{name}]", "type = endpoint", f"context = {FROM_CARRIER}", "disallow = all",
-             "allow = ulaw,alaw", f"aors = {name}", "direct_media = no", "send_pai = yes", ""]
-    if carrier.match:
-        lines += [f"[{name}]", "type = identify", f"endpoint = {name}", f"match = {carrier.match}", ""]
+             "allow = ulaw,alaw", f"aors = {name}", "direct_media = no", "send_pai = yes",
+             "identify_by = ip", ""]
+    match = carrier_match(carrier)
+    if match:
+        lines += [f"[{name}]", "type = identify", f"endpoint = {name}", f"match = {match}", ""]
     return "\n".join(lines)
 
 
-def cdr_files(config: Config, dsn: str) -> dict[str, str]:
-    files = {"cdr_pgsql.conf": cdr_pgsql_conf(PgTarget.from_dsn(dsn))}
+def cdr_files(config: Config, dsn: str | None) -> dict[str, str]:
+    """``cdr_pgsql.conf`` when the database is known; the trunk when ``carrier.host`` is set."""
+    files = {"cdr_pgsql.conf": cdr_pgsql_conf(PgTarget.from_dsn(dsn))} if dsn is not None else {}
     if config.carrier.host:
         files["pjsip_carrier.conf"] = carrier_pjsip_conf(config.carrier)
     return files

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
+from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
-from cdr_ingest.records import CallRecord
-from controlplane.calls.models import BillingProfileBody, CallPage
-from controlplane.calls.services import CallServices, call_filter
+from cdr_ingest.classify import CallClass, Direction
+from cdr_ingest.records import CallRecord, Disposition
+from controlplane.calls import store
+from controlplane.calls.models import BillingProfileBody, WalletCreditBody
+from controlplane.shared.pagination import ListPage
+from controlplane.calls.services import CallServices
 from controlplane.http.caller import partner_id
-from controlplane.http.body import json_response, read_body
+from controlplane.http.body import json_response, parse_instant, read_body
+from controlplane.http.exports import stream_csv
 from controlplane.http.problems import Problem
-from controlplane.tenants.pagination import page_request
+from controlplane.http.pagination import page_request
 
 call_services = web.AppKey("call_services", CallServices)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CSV_COLUMNS = tuple(CallRecord.__struct_fields__)
 
+
+
+def _choice(value: str | None, allowed: set[str], field: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise Problem(422, f"{field} must be one of {', '.join(sorted(allowed))}", field=field)
+    return value
+
+
+def call_filter(partner: str, query: object) -> store.CallFilter:
+    get = getattr(query, "get")
+    return store.CallFilter(
+        partner_id=partner, tenant_id=get("tenant_id"),
+        direction=_choice(get("direction"), {d.value for d in Direction}, "direction"),
+        call_class=_choice(get("class"), {c.value for c in CallClass}, "class"),
+        disposition=_choice(get("disposition"), {d.value for d in Disposition}, "disposition"),
+        started_from=parse_instant(get("started_from"), "started_from"),
+        started_before=parse_instant(get("started_before"), "started_before"))
 
 
 def _tenant_id(request: web.Request) -> str:
@@ -33,41 +53,22 @@ async def list_calls(request: web.Request) -> web.Response:
     services = request.app[call_services]
     items, cursor = await services.list_calls(call_filter(partner_id(request), request.query),
                                               page_request(request.query))
-    return json_response(CallPage(items=items, next_cursor=cursor))
+    return json_response(ListPage.of(items, cursor))
 
 
 async def get_call(request: web.Request) -> web.Response:
     return json_response(await request.app[call_services].get_call(partner_id(request), request.match_info["call_id"]))
 
 
-def _csv_value(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(map(str, value))
-    if hasattr(value, "isoformat"):
-        return value.isoformat()  # type: ignore[union-attr]
-    return value
-
-
 async def export_calls(request: web.Request) -> web.StreamResponse:
     """Rows are written as the database cursor yields them: memory stays flat at any size."""
     f = call_filter(partner_id(request), request.query)
-    response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
-                                           "Content-Disposition": 'attachment; filename="calls.csv"'})
-    await response.prepare(request)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    async for record in request.app[call_services].export(f):
-        writer.writerow([_csv_value(getattr(record, c)) for c in CSV_COLUMNS])
-        if buffer.tell() > 64 * 1024:
-            await response.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
-    return response
+
+    async def rows() -> AsyncGenerator[list[object], None]:
+        async for record in request.app[call_services].export(f):
+            yield [getattr(record, c) for c in CSV_COLUMNS]
+
+    return await stream_csv(request, "calls", CSV_COLUMNS, rows())
 
 
 async def tenant_usage(request: web.Request) -> web.Response:
@@ -96,6 +97,13 @@ async def get_wallet(request: web.Request) -> web.Response:
     return json_response(await request.app[call_services].wallet(partner_id(request)))
 
 
+async def credit_wallet(request: web.Request) -> web.Response:
+    """Platform only (x-scope): 201 for a new credit, 200 when the reference was credited already."""
+    body = await read_body(request, WalletCreditBody)
+    credit, created = await request.app[call_services].credit_wallet(partner_id(request), body)
+    return json_response(credit, 201 if created else 200)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/calls", list_calls)
     app.router.add_get("/v1/calls/export", export_calls)
@@ -105,3 +113,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put("/v1/tenants/{tenant_id}/billing-profile", put_profile)
     app.router.add_put("/v1/rate-decks/retail", put_retail_deck)
     app.router.add_get("/v1/wallet", get_wallet)
+    app.router.add_post("/v1/wallet/credits", credit_wallet)

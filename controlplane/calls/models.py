@@ -32,11 +32,6 @@ class BillingProfileView(BillingProfileBody, kw_only=True):
     updated_at: datetime
 
 
-class CallPage(msgspec.Struct, kw_only=True):
-    items: list[CallRecord]
-    next_cursor: str | None
-
-
 class UsageLine(msgspec.Struct, kw_only=True):
     call_class: str
     calls: int
@@ -65,4 +60,21 @@ class RateDeckView(msgspec.Struct, kw_only=True):
 
 class WalletView(msgspec.Struct, kw_only=True):
     partner_id: str
+    balance_micros: int
+
+
+class WalletCreditBody(_Body):
+    """An operator's credit: ``reference`` (a transfer id, an invoice number) makes it happen once."""
+
+    amount_micros: int
+    reference: str
+    note: str | None = None
+
+
+class WalletCredit(msgspec.Struct, kw_only=True):
+    partner_id: str
+    reference: str
+    amount_micros: int
+    note: str | None
+    created_at: datetime
     balance_micros: int

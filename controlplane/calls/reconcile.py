@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from cdr_ingest.ami_inputs import show_channels
 from cdr_ingest.callflow import CallResumed
 from cdr_ingest.cdr_rebuild import rebuild
-from cdr_ingest.tracker import CallTracker
 from controlplane.asterisk.ami import AmiClient, AmiError
 from controlplane.calls import store
+from controlplane.calls.ami_inputs import show_channels
 from controlplane.calls.recorder import CallRecorder
+from controlplane.calls.tracker import CallTracker
 
 log = structlog.get_logger(__name__)
 

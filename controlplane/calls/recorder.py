@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 import structlog
 
 from cdr_ingest.callflow import Action, CallSummary, Finished, Progress, ProgressKind
-from cdr_ingest.pricing import BillingProfile
-from cdr_ingest.rates import RateDeck, Rounding, load_deck_csv
+from cdr_ingest.rates import RateDeck
 from cdr_ingest.records import (CallRecord, TenantBilling, build_record, progress_event,
                                 progress_view, terminal_event)
-from cdr_ingest.tiers import Tier
 from controlplane.calls import store
+from controlplane.calls.billing import BillingContexts
 from controlplane.events import emit
-from controlplane.events.emit import emit_many
+from controlplane.events.emit import PendingEvent, emit_many
+from provisioning.names import channel_extension
 
 log = structlog.get_logger(__name__)
 _ATTEMPTS = 3
@@ -42,26 +41,18 @@ _BATCH = 256  # at most this many queued actions share one transaction
 PROGRESS_LINGER = 0.02
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    billing: TenantBilling | None
-    expires: float
-
-
 class CallRecorder:
     def __init__(self, pool: asyncpg.Pool, *, wholesale_deck: RateDeck | None = None,
                  billing_ttl: float = 5.0) -> None:
         # One writer, group commit: concurrent writers queue behind each other's wallet
         # and usage row locks.
         self.pool = pool
-        self.wholesale_deck = wholesale_deck
-        self.billing_ttl = billing_ttl
+        self.billings = BillingContexts(wholesale_deck=wholesale_deck, ttl=billing_ttl)
         self._queue: asyncio.Queue[Action] = asyncio.Queue()
         self._ended = asyncio.Event()  # a Finished is queued: no lingering
-        self._billing: dict[str, _Cached] = {}
-        self._decks: dict[tuple[str, object], RateDeck] = {}
         self.recorded = 0
-        # Called (sync) after a call's record committed: controlplane/limits re-evaluates caps.
+        # Called (sync) after a call's record committed; the calls plugin connects the
+        # ``call_recorded`` signal here (controlplane/limits re-evaluates caps).
         self.on_recorded: list[Callable[[CallRecord], None]] = []
 
     # ------------------------------------------------------------ intake (sync, from the tracker)
@@ -140,7 +131,7 @@ class CallRecorder:
                 answered.append((action, billing))
             else:
                 initiated.append((action, billing))
-        events: list[tuple[str, str, str | None, object]] = []
+        events: list[PendingEvent] = []
         if initiated:
             sent = await store.insert_active_many(conn, [
                 (p.call_id, progress_view(p.call_id, p.tenant_id, p.inbound, p.dialed, p.caller_num,
@@ -153,28 +144,28 @@ class CallRecorder:
             events += [self._progress_event(p, b, True) for p, b in answered if p.call_id in sent]
         recorded = await self._finish_many(conn, finished, events)
         if events:
-            await emit_many(conn, events)  # type: ignore[arg-type]
+            await emit_many(conn, events)
         return recorded
 
     @staticmethod
     def _progress_event(p: Progress, billing: TenantBilling,
-                        answered: bool) -> tuple[str, str, str | None, object]:
+                        answered: bool) -> PendingEvent:
         view = progress_view(p.call_id, p.tenant_id, p.inbound, p.dialed, p.caller_num, p.started_at,
                              p.at if answered else None)
         return progress_event(p.inbound, answered), billing.partner_id, p.tenant_id, {"call": view}
 
     async def _finish_many(self, conn: store.Conn, calls: list[tuple[CallSummary, TenantBilling]],
-                           events: list[tuple[str, str, str | None, object]]) -> list[CallRecord]:
+                           events: list[PendingEvent]) -> list[CallRecord]:
         """``finish`` for several calls (distinct call ids): the same rows, in a few statements;
         their events are appended to ``events`` (the caller inserts them). The records that
         were new, in the order given."""
         if not calls:
             return []
-        records = [build_record(summary, billing) for summary, billing in calls]
+        records = [build_record(summary, billing, channel_extension) for summary, billing in calls]
         won = await store.record_calls(conn, records)
         debits: list[tuple[str, int, str]] = []
         wallets: dict[str, int] = {}
-        usage: dict[tuple[str, object, str], store.UsageSum] = {}
+        usage: dict[tuple[str, date, str], store.UsageSum] = {}
         new: list[CallRecord] = []
         for (summary, billing), record in zip(calls, records, strict=True):
             found = won.get(record.linkedid)
@@ -210,7 +201,7 @@ class CallRecorder:
             sums.retail += record.retail_micros or 0
             sums.wholesale += record.wholesale_micros or 0
         if new:
-            await store.settle_many(conn, debits, wallets, usage)  # type: ignore[arg-type]
+            await store.settle_many(conn, debits, wallets, usage)
         for record in new:
             log.debug("calls.recorded", call_id=record.linkedid, tenant_id=record.tenant_id,
                       disposition=record.disposition, direction=record.direction,
@@ -240,36 +231,10 @@ class CallRecorder:
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached billing context (its profile just changed)."""
-        self._billing.pop(tenant_id, None)
+        self.billings.forget(tenant_id)
 
     async def billing(self, conn: store.Conn, tenant_id: str) -> TenantBilling | None:
-        cached = self._billing.get(tenant_id)
-        now = time.monotonic()
-        if cached is not None and cached.expires > now:
-            return cached.billing
-        row = await store.tenant_billing(conn, tenant_id)
-        billing = None if row is None else self._billing_from(row)
-        self._billing[tenant_id] = _Cached(billing, now + self.billing_ttl)
-        return billing
-
-    def _billing_from(self, row: asyncpg.Record) -> TenantBilling:
-        deck = None
-        if row["deck_csv"] is not None:
-            key = (row["partner_id"], row["deck_at"])
-            deck = self._decks.get(key)
-            if deck is None:
-                deck = self._decks[key] = load_deck_csv(row["deck_csv"])
-        profile = None
-        if row["per_minute"] is not None:
-            profile = BillingProfile(
-                profile_id=row["tenant_id"], per_minute=row["per_minute"],
-                local_per_minute=row["local_per_minute"], toll_free_per_minute=row["toll_free_per_minute"],
-                international_per_minute=row["international_per_minute"], international_deck=deck,
-                connect_fee=row["connect_fee"], min_seconds=row["min_seconds"],
-                increment_seconds=row["increment_seconds"], rounding=Rounding(row["rounding"]),
-                charge_inbound=row["charge_inbound"])
-        return TenantBilling(row["tenant_id"], row["partner_id"], Tier(row["tier"].lower()), profile,
-                             self.wholesale_deck, row["timezone"], row["anchor_day"])
+        return await self.billings(conn, tenant_id)
 
     async def handle(self, action: Action) -> None:
         """Write one action in its own transaction."""
@@ -311,7 +276,7 @@ class CallRecorder:
 
     async def finish(self, conn: store.Conn, summary: CallSummary, billing: TenantBilling) -> CallRecord | None:
         """Record, debit, count and announce one call; None if it was already recorded."""
-        record = build_record(summary, billing)
+        record = build_record(summary, billing, channel_extension)
         # Record + calls_active row, then wallet + usage: two statements (was five).
         recorded, active, answered_sent = await store.record_call(conn, record)
         if not recorded:

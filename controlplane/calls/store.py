@@ -12,9 +12,10 @@ import msgspec
 
 from cdr_ingest.cdr_rebuild import CdrRow
 from cdr_ingest.records import CallRecord
-from controlplane.tenants.pagination import PageRequest
+from controlplane.db.connection import Connection
+from controlplane.shared.pagination import PageRequest
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Conn = Connection
 
 _RECORD_COLUMNS = tuple(CallRecord.__struct_fields__)
 _COLS = ", ".join(_RECORD_COLUMNS)
@@ -55,6 +56,10 @@ async def tenant_cycle(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
            FROM tenants t LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = $1""", tenant_id)
 
 
+async def partner_exists(conn: Conn, partner_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM partners WHERE id = $1", partner_id))
+
+
 async def tenant_partner(conn: Conn, tenant_id: str) -> str | None:
     partner: str | None = await conn.fetchval("SELECT partner_id FROM tenants WHERE id = $1", tenant_id)
     return partner
@@ -68,10 +73,11 @@ async def put_profile(conn: Conn, tenant_id: str, values: Sequence[object]) -> a
     cols = ", ".join(PROFILE_COLUMNS)
     params = ", ".join(f"${i + 2}" for i in range(len(PROFILE_COLUMNS)))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in PROFILE_COLUMNS)
-    row: asyncpg.Record = await conn.fetchrow(
+    row = await conn.fetchrow(
         f"INSERT INTO billing_profiles (tenant_id, {cols}) VALUES ($1, {params})"
         f" ON CONFLICT (tenant_id) DO UPDATE SET {updates}, updated_at = now() RETURNING *",
         tenant_id, *values)
+    assert row is not None  # an upsert with RETURNING yields its row
     return row
 
 
@@ -170,6 +176,7 @@ async def record_call(conn: Conn, record: CallRecord) -> tuple[bool, bool, bool]
             SELECT EXISTS (SELECT 1 FROM rec) AS recorded, EXISTS (SELECT 1 FROM act) AS active,
                    COALESCE((SELECT bool_or(answered_sent) FROM act), false) AS answered_sent""",
         *(getattr(record, c) for c in _RECORD_COLUMNS))
+    assert row is not None  # a SELECT without FROM yields one row
     return bool(row["recorded"]), bool(row["active"]), bool(row["answered_sent"])
 
 
@@ -283,6 +290,29 @@ async def wallet_balance(conn: Conn, partner_id: str) -> int:
     return balance or 0
 
 
+async def credit_wallet(conn: Conn, partner_id: str, amount: int, reference: str,
+                        note: str | None) -> tuple[asyncpg.Record, bool]:
+    """The credit entry of (partner, reference) and whether this call wrote it.
+
+    The unique (partner_id, reference) index makes a repeat wait for the first to commit
+    and then write nothing, so the balance moves once however often it is sent."""
+    row = await conn.fetchrow(
+        "INSERT INTO wallet_entries (partner_id, kind, amount, reference, note)"
+        " VALUES ($1, 'credit', $2, $3, $4)"
+        " ON CONFLICT (partner_id, reference) WHERE reference IS NOT NULL DO NOTHING"
+        " RETURNING amount, note, created_at", partner_id, amount, reference, note)
+    if row is None:
+        existing = await conn.fetchrow("SELECT amount, note, created_at FROM wallet_entries"
+                                       " WHERE partner_id = $1 AND reference = $2", partner_id, reference)
+        assert existing is not None
+        return existing, False
+    await conn.execute(
+        "INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, $2)"
+        " ON CONFLICT (partner_id) DO UPDATE SET balance = partner_wallets.balance + $2, updated_at = now()",
+        partner_id, amount)
+    return row, True
+
+
 async def usage(conn: Conn, tenant_id: str, cycle: date) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM tenant_usage WHERE tenant_id = $1 AND cycle_start = $2"
                             " ORDER BY call_class", tenant_id, cycle)
@@ -291,7 +321,8 @@ async def usage(conn: Conn, tenant_id: str, cycle: date) -> list[asyncpg.Record]
 # ---------------------------------------------------------------- reads
 
 def _where(f: CallFilter) -> tuple[str, list[object]]:
-    clauses, args = ["partner_id = $1"], [f.partner_id]
+    clauses = ["partner_id = $1"]
+    args: list[object] = [f.partner_id]
     for column, value in (("tenant_id", f.tenant_id), ("direction", f.direction),
                           ("call_class", f.call_class), ("disposition", f.disposition)):
         if value is not None:

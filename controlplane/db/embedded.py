@@ -119,9 +119,10 @@ class EmbeddedPostgres:
         user = _run_as()
         # With only the uid changed the process keeps root's groups, and root's group
         # bits (often ---) would then apply to it instead of the "other" bits we set.
-        identity = {"user": user, "group": user, "extra_groups": []} if user else {}
+        extra_groups: list[str] | None = [] if user else None
         result = subprocess.run([str(binary), *args], capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=120, **identity)
+                                stdin=subprocess.DEVNULL, timeout=120, user=user, group=user,
+                                extra_groups=extra_groups)
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             if self.log_file.exists():

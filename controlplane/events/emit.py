@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import asyncpg
 import msgspec
 
+from controlplane.db.connection import Connection
 from controlplane.events import registry, store
 from controlplane.events.envelope import Event, build_event
 
@@ -16,7 +16,7 @@ class NotInTransaction(RuntimeError):
     """emit() was called outside a transaction: the event could outlive a rolled-back change."""
 
 
-async def emit(conn: asyncpg.Connection, event_type: str, *, partner_id: str,
+async def emit(conn: Connection, event_type: str, *, partner_id: str,
                data: msgspec.Struct | Mapping[str, Any], tenant_id: str | None = None) -> Event:
     """Write an event into the outbox, inside the caller's open transaction.
 
@@ -33,8 +33,11 @@ async def emit(conn: asyncpg.Connection, event_type: str, *, partner_id: str,
     return event
 
 
-async def emit_many(conn: asyncpg.Connection,
-                    events: Sequence[tuple[str, str, str | None, msgspec.Struct | Mapping[str, Any]]]) -> list[Event]:
+# One event for emit_many(): (type, partner id, tenant id, data).
+PendingEvent = tuple[str, str, str | None, msgspec.Struct | Mapping[str, Any]]
+
+
+async def emit_many(conn: Connection, events: Sequence[PendingEvent]) -> list[Event]:
     """Several ``emit()`` in one statement: (type, partner id, tenant id, data) each, in that
     order; the same envelopes and the same rule (inside the transaction of the change)."""
     for event_type, *_ in events:

@@ -11,27 +11,18 @@ from aiohttp import web
 from controlplane.events import cursor, registry, store
 from controlplane.http.body import parse_instant
 from controlplane.http.caller import partner_id
+from controlplane.http.pagination import page_limit
 from controlplane.http.problems import Problem
+from controlplane.shared.pagination import ListPage
 
 pool_key = web.AppKey("events_pool", asyncpg.Pool)
 
-MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
-
-
-class _Page(msgspec.Struct):
-    data: list[msgspec.Raw]
-    next_cursor: str
-    has_more: bool
 
 
 class _Category(msgspec.Struct):
     name: str
     types: list[str]
-
-
-class _Types(msgspec.Struct):
-    data: list[_Category]
 
 
 def _json(payload: msgspec.Struct) -> web.Response:
@@ -49,13 +40,8 @@ def _query(request: web.Request) -> store.FeedQuery:
             after = cursor.decode(request.query["cursor"])
         except cursor.BadCursor as exc:
             raise Problem(422, str(exc), field="cursor") from None
-    try:
-        limit = int(request.query.get("limit", DEFAULT_LIMIT))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        raise Problem(422, f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
-    return store.FeedQuery(partner_id=partner_id(request), after_position=after, limit=limit, types=types,
+    return store.FeedQuery(partner_id=partner_id(request), after_position=after,
+                           limit=page_limit(request.query, DEFAULT_LIMIT), types=types,
                            tenant_id=request.query.get("tenant_id"), created_from=parse_instant(request.query.get("created_from"), "created_from"),
                            created_before=parse_instant(request.query.get("created_before"), "created_before"))
 
@@ -66,7 +52,8 @@ async def list_events(request: web.Request) -> web.Response:
     more = len(rows) > query.limit
     rows = rows[:query.limit]
     last = rows[-1][0] if rows else query.after_position
-    return _json(_Page([msgspec.Raw(body) for _, body in rows], cursor.encode(last), more))
+    return _json(ListPage(items=[msgspec.Raw(body) for _, body in rows], next_cursor=cursor.encode(last),
+                          has_more=more))
 
 
 async def get_event(request: web.Request) -> web.Response:
@@ -77,7 +64,7 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 async def event_types(request: web.Request) -> web.Response:
-    return _json(_Types([_Category(name, list(types)) for name, types in registry.CATEGORIES.items()]))
+    return _json(ListPage.of([_Category(name, list(types)) for name, types in registry.CATEGORIES.items()]))
 
 
 def add_routes(app: web.Application) -> None:

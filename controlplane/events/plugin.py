@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from controlplane.events import http
-from controlplane.plugins import Context
+from controlplane.plugins import Context, NoAsteriskFiles
 
 
 @dataclass(frozen=True)
-class EventsPlugin:
+class EventsPlugin(NoAsteriskFiles):
     name: str = "events"
     package: str = "controlplane.events"
 

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
+from controlplane.db.connection import Connection, Executor
 from controlplane.events.envelope import Event
 
 NOTIFY_CHANNEL = "controlplane_events"
@@ -37,7 +36,7 @@ class FeedQuery:
     created_before: datetime | None = None
 
 
-async def insert_event(conn: asyncpg.Connection, event: Event) -> int:
+async def insert_event(conn: Connection, event: Event) -> int:
     seq: int = await conn.fetchval(
         "INSERT INTO events (id, type, partner_id, tenant_id, created_at, body)"
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
@@ -45,7 +44,7 @@ async def insert_event(conn: asyncpg.Connection, event: Event) -> int:
     return seq
 
 
-async def insert_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+async def insert_events(conn: Connection, events: Sequence[Event]) -> None:
     """Several events in one statement; ``seq`` follows the order given."""
     if not events:
         return
@@ -59,7 +58,7 @@ async def insert_events(conn: asyncpg.Connection, events: Sequence[Event]) -> No
         [e.tenant_id for e in events], [e.created_at for e in events], [e.body for e in events])
 
 
-async def sequence_pending(conn: asyncpg.Connection, limit: int) -> list[Sequenced]:
+async def sequence_pending(conn: Connection, limit: int) -> list[Sequenced]:
     """Stamp positions on up to ``limit`` committed, unsequenced events, oldest first.
 
     Must run inside a transaction; it takes the sequencer lock for its duration, so
@@ -79,7 +78,7 @@ async def sequence_pending(conn: asyncpg.Connection, limit: int) -> list[Sequenc
     return found
 
 
-async def feed(conn: asyncpg.Connection | asyncpg.Pool, query: FeedQuery) -> list[tuple[int, bytes]]:
+async def feed(conn: Executor, query: FeedQuery) -> list[tuple[int, bytes]]:
     """(position, envelope) of the partner's sequenced events after the cursor."""
     rows = await conn.fetch(
         """SELECT position, body FROM events
@@ -94,7 +93,7 @@ async def feed(conn: asyncpg.Connection | asyncpg.Pool, query: FeedQuery) -> lis
     return [(r["position"], r["body"]) for r in rows]
 
 
-async def get_body(conn: asyncpg.Connection | asyncpg.Pool, partner_id: str, event_id: str) -> bytes | None:
+async def get_body(conn: Executor, partner_id: str, event_id: str) -> bytes | None:
     body: bytes | None = await conn.fetchval(
         "SELECT body FROM events WHERE id = $1 AND partner_id = $2", event_id, partner_id)
     return body

@@ -2,8 +2,9 @@
 
 Every secured operation of the contract has a scope: from ``x-scope`` in its plugin's
 OpenAPI fragment, else from ``OPERATION_SCOPES`` below. ``portal`` marks what only the
-portal's service token may do. A route without one is refused to API keys (fail
-closed) and fails tests/unit/test_openapi.py.
+portal's service token may do; ``platform`` what only the operator's platform token
+may do, and that token may do nothing else. A route without one is refused to API
+keys (fail closed) and fails tests/unit/test_openapi.py.
 
 Tenant scope: a key restricted to some tenants reaches routes with ``{tenant_id}`` in
 the path only for those tenants (404 otherwise, so others' tenants stay invisible),
@@ -21,11 +22,9 @@ from aiohttp import web
 
 from controlplane.http.caller import PARTNER_HEADER, CallerKind, caller_key, require_tenant
 from controlplane.http.problems import Problem
-
-RESOURCES = ("tenants", "phone_numbers", "extensions", "call_flows", "queues", "voicemail", "calls",
-             "billing", "webhooks", "provisioning")
-SCOPES = tuple(f"{r}:{level}" for r in RESOURCES for level in ("read", "write"))
+from controlplane.shared.scopes import SCOPES as SCOPES  # re-exported: the vocabulary routes require
 PORTAL = "portal"
+PLATFORM = "platform"
 METHODS = frozenset({"get", "put", "post", "patch", "delete"})
 
 # Operations of plugins whose fragments predate x-scope (tenants, events, webhooks).
@@ -38,7 +37,7 @@ OPERATION_SCOPES: dict[str, str] = {
     "createExtension": "extensions:write", "listExtensions": "extensions:read", "getExtension": "extensions:read",
     "updateExtension": "extensions:write", "deleteExtension": "extensions:write",
     "resetExtensionPassword": "extensions:write",
-    "createDid": "phone_numbers:write", "listDids": "phone_numbers:read", "getDid": "phone_numbers:read",
+    "createDid": PLATFORM, "listDids": "phone_numbers:read", "getDid": "phone_numbers:read",
     "updateDid": "phone_numbers:write", "deleteDid": "phone_numbers:write", "exportDids": "phone_numbers:read",
     "listEvents": "webhooks:read", "getEvent": "webhooks:read", "listEventTypes": "webhooks:read",
     "createWebhookEndpoint": "webhooks:write", "listWebhookEndpoints": "webhooks:read",
@@ -83,8 +82,18 @@ def route_template(request: web.Request) -> str | None:
 
 
 def check(request: web.Request, access: Access | None) -> None:
-    """Raise the 403/404 an API key earns on this route; the portal passes."""
+    """Raise the 403/404 a caller earns on this route: API keys by scope and tenant scope,
+    the tokens by whether the operation is the platform's."""
     caller = request[caller_key]
+    platform_only = access is not None and access.scope == PLATFORM
+    if caller.kind is CallerKind.PLATFORM:
+        if access is not None and not platform_only:
+            raise Problem(403, "the platform token reaches platform operations only; act for a partner with"
+                          " the service token or the partner's API key", code="partner_operation")
+        return
+    if platform_only:
+        raise Problem(403, "this operation is reserved to the platform operator (the platform token)",
+                      code="platform_only")
     if caller.kind is CallerKind.SERVICE:
         return
     if access is None or access.scope is None or access.scope == PORTAL:

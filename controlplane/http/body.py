@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import types
+import typing
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -10,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from controlplane.http.problems import Problem
+from controlplane.shared.problems import FieldError
 
 B = TypeVar("B")
 _AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
@@ -34,20 +37,60 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                         headers=headers)
 
 
+def _field_error(exc: msgspec.ValidationError, prefix: str = "") -> FieldError:
+    """msgspec's message (``... - at `$.a[0]```) as the dotted field at fault and what is wrong."""
+    message, path = str(exc), ""
+    match = _AT.match(message)
+    if match:
+        message, path = match[1], match[2]
+    named = _NAMED.match(message)
+    if named:
+        path = f"{path}.{named[1]}" if path else named[1]
+    path = prefix + path if path.startswith("[") else ".".join(p for p in (prefix, path) if p)
+    return FieldError(re.sub(r"\[\d+\]$", "", path) or "body", f"{path or 'body'}: {message}")
+
+
+def _every_error(data: Any, kind: Any, prefix: str = "") -> list[FieldError]:
+    """Each field of a struct checked on its own, so one request learns of all its faults
+    (msgspec stops at the first). Nested structs are walked; other types are checked whole."""
+    options = [t for t in typing.get_args(kind) if t is not type(None)]
+    if data is not None and typing.get_origin(kind) in (typing.Union, types.UnionType) and len(options) == 1:
+        kind = options[0]  # ``Struct | None`` given an object: walk the struct
+    if not (isinstance(kind, type) and issubclass(kind, msgspec.Struct) and isinstance(data, dict)):
+        try:
+            msgspec.convert(data, type=kind)
+        except msgspec.ValidationError as exc:
+            return [_field_error(exc, prefix)]
+        return []
+    errors = []
+    fields = msgspec.structs.fields(kind)
+    names = {f.encode_name for f in fields}
+    for f in fields:
+        where = ".".join(p for p in (prefix, f.encode_name) if p)
+        if f.encode_name in data:
+            errors += _every_error(data[f.encode_name], f.type, where)
+        elif f.required:
+            errors.append(FieldError(where, f"{where}: Object missing required field `{f.encode_name}`"))
+    if getattr(kind, "__struct_config__").forbid_unknown_fields:
+        for name in sorted(data.keys() - names):
+            where = ".".join(p for p in (prefix, name) if p)
+            errors.append(FieldError(where, f"{where}: Object contains unknown field `{name}`"))
+    return errors
+
+
 async def read_body(request: web.Request, kind: type[B]) -> B:
-    """The body decoded as ``kind``; a 422 naming the field at fault otherwise."""
+    """The body decoded as ``kind``; a 422 naming every field at fault otherwise."""
     raw = await request.read()
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
-        message, path = str(exc), ""
-        match = _AT.match(message)
-        if match:
-            message, path = match[1], match[2]
-        named = _NAMED.match(message)
-        if named:
-            path = f"{path}.{named[1]}" if path else named[1]
-        field = re.sub(r"\[\d+\]$", "", path) or "body"
-        raise Problem(422, f"{path or 'body'}: {message}", field=field) from None
+        first = _field_error(exc)
+        try:
+            errors = _every_error(msgspec.json.decode(raw), kind)
+        except (msgspec.MsgspecError, TypeError):  # not JSON after all (msgspec checks while parsing)
+            errors = []
+        # msgspec's own first error leads (a check across fields, in __post_init__, is only there)
+        errors = [first, *(e for e in errors if e.field != first.field)]
+        raise Problem(422, "; ".join(e.message for e in errors), errors=errors) from None
     except msgspec.DecodeError:
         raise Problem(422, "the body must be a JSON object", field="body") from None

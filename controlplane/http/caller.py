@@ -4,6 +4,12 @@ The portal's service token may act for any partner: ``X-Partner-Id`` names it an
 ``X-Acting-User`` (optional) the portal user, for the audit log. A partner API key
 acts for its own partner only (the header, if sent, must name that partner), within
 its scopes and, when it has one, its tenant scope.
+
+The platform token is the operator's: it alone reaches the operations marked
+``platform`` (inventory, DIDs granted outside a purchase, carrier-side port
+transitions, wallet credits), and nothing else. It names the partner an operation
+concerns with the same ``X-Partner-Id`` header. Neither the service token nor a key
+can become it: the kind comes from which secret matched, never from a header.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class CallerKind(StrEnum):
     SERVICE = "service"
     API_KEY = "api_key"
+    PLATFORM = "platform"
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,14 @@ class Caller:
 caller_key = web.RequestKey("caller", Caller)
 
 
-def service_caller(request: web.Request) -> Caller:
+def token_caller(request: web.Request, kind: CallerKind) -> Caller:
+    """The service token's or the platform token's caller, acting for the partner the header names."""
     partner = request.headers.get(PARTNER_HEADER)
     user = request.headers.get(USER_HEADER)
     for header, value in ((PARTNER_HEADER, partner), (USER_HEADER, user)):
         if value is not None and not _ID.match(value):
             raise Problem(422, f"{header} must be 1-64 letters, digits, _ or -", field=header)
-    return Caller(CallerKind.SERVICE, partner, user_id=user)
+    return Caller(kind, partner, user_id=user)
 
 
 def partner_id(request: web.Request) -> str:

@@ -1,9 +1,10 @@
 """The middleware stack: request ids and problem+json, then the guard (who is
 calling, rate limits, scopes, the audit actor), then idempotency (idempotency.py).
 
-Callers: the portal's service token (any partner, never rate limited) or a partner
+Callers: the portal's service token (any partner, never rate limited), a partner
 API key (``sk_live_...``, resolved by the ``key_authenticator`` the apikeys plugin
-installs; without it only the service token is accepted).
+installs; without it only the tokens are accepted), or the operator's platform token
+(platform operations only, see caller.py; not accepted when the app has none).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from controlplane import audit
-from controlplane.audit import store as audit_store
 from controlplane.http import access
-from controlplane.http.caller import Caller, CallerKind, caller_key, service_caller
+from controlplane.http.caller import Caller, CallerKind, caller_key, token_caller
 from controlplane.http.problems import Problem, problem_response
 from controlplane.http.ratelimit import RateLimiter
+from controlplane.shared.actor import Actor, bind_actor, reset_actor
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -39,13 +39,21 @@ class KeyAuthenticator(Protocol):
     async def authenticate(self, token: str) -> Caller: ...
 
 
+class MutationAuditor(Protocol):
+    """Writes the generic entry of a mutation whose service wrote none (the audit plugin installs one)."""
+
+    async def unaudited(self, request: web.Request, action: str, actor: Actor) -> None: ...
+
+
 request_id_key = web.RequestKey("request_id", str)
 service_token = web.AppKey("service_token", str)
+platform_token = web.AppKey("platform_token", str)
 key_authenticator = web.AppKey("key_authenticator", KeyAuthenticator)
+mutation_auditor = web.AppKey("mutation_auditor", MutationAuditor)
 rate_limiter = web.AppKey("rate_limiter", RateLimiter)
 db_pool = web.AppKey("db_pool", asyncpg.Pool)
 # Route -> Access, filled lazily from the (method, path template) table of the contract.
-_route_cache = web.AppKey("route_access_cache", dict)
+_route_cache = web.AppKey("route_access_cache", dict[web.AbstractRoute, access.Access | None])
 
 
 @web.middleware
@@ -62,7 +70,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = problem_response(Problem(exc.status, exc.reason), request_id)
+            # Allow on a 405 (RFC 9110 requires it), Retry-After and the like survive.
+            kept = {h: exc.headers[h] for h in ("Allow", "Retry-After") if h in exc.headers}
+            response = problem_response(Problem(exc.status, exc.reason, headers=kept), request_id)
         except Exception:
             log.exception("http.unhandled", method=request.method, path=request.path)
             response = problem_response(Problem(500, "internal error; quote the request id"), request_id)
@@ -79,12 +89,19 @@ async def authenticate(request: web.Request) -> Caller:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized()
+    # The tokens first (each compared in constant time), so a generated token that happens
+    # to start with "sk_" is never mistaken for an API key.
+    presented = token.encode()
+    is_service = hmac.compare_digest(presented, request.app[service_token].encode())
+    platform = request.app.get(platform_token)
+    if platform is not None and hmac.compare_digest(presented, platform.encode()):
+        return token_caller(request, CallerKind.PLATFORM)
+    if is_service:
+        return token_caller(request, CallerKind.SERVICE)
     keys = request.app.get(key_authenticator)
     if keys is not None and token.startswith("sk_"):
         return await keys.authenticate(token)
-    if not hmac.compare_digest(token.encode(), request.app[service_token].encode()):
-        raise _unauthorized()
-    return service_caller(request)
+    raise _unauthorized()
 
 
 def route_access(request: web.Request) -> access.Access | None:
@@ -93,7 +110,7 @@ def route_access(request: web.Request) -> access.Access | None:
         return None
     cache = request.app[_route_cache]
     try:
-        return cache[route]  # type: ignore[no-any-return]
+        return cache[route]
     except KeyError:
         template = access.route_template(request)
         found = request.app[access.route_access].get((request.method, template)) if template else None
@@ -118,13 +135,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                           extra={"limit_scope": verdict.which})
     rule = route_access(request)
     access.check(request, rule)
-    actor = audit.Actor(caller.kind.value, caller.partner_id, caller.key_id, caller.user_id,
-                        request[request_id_key])
-    token = audit.bind_actor(actor)
+    actor = Actor(caller.kind.value, caller.partner_id, caller.key_id, caller.user_id,
+                  request[request_id_key])
+    token = bind_actor(actor)
     try:
         response = await handler(request)
     finally:
-        audit.reset_actor(token)
+        reset_actor(token)
     if (request.method in MUTATIONS and response.status < 400 and actor.recorded == 0
             and REPLAYED_HEADER not in response.headers):
         await _generic_entry(request, rule, actor)
@@ -134,24 +151,17 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-async def _generic_entry(request: web.Request, rule: access.Access | None, actor: audit.Actor) -> None:
+async def _generic_entry(request: web.Request, rule: access.Access | None, actor: Actor) -> None:
     """Safety net for a mutation whose service wrote no entry: who, which route, which id.
 
-    Written after the change committed (so, unlike service entries, not atomically with it).
+    Written after the change committed (so, unlike service entries, not atomically with it);
+    a failure is logged, never turned into an error for a change that is already made.
     """
-    pool = request.app.get(db_pool)
-    if pool is None:
+    auditor = request.app.get(mutation_auditor)
+    if auditor is None:
         return
-    parts = request.path.split("/")
-    ids = list(request.match_info.values())
-    entry = audit_store.Entry(
-        id=f"aud_{secrets.token_hex(8)}", partner_id=actor.partner_id, tenant_id=request.match_info.get("tenant_id"),
-        actor_type=actor.actor_type, api_key_id=actor.api_key_id, user_id=actor.user_id,
-        action=rule.operation_id if rule else request.method.lower(),
-        resource=parts[2] if len(parts) > 2 else request.path, resource_id=ids[-1] if ids else "",
-        changes={}, request_id=actor.request_id)
     try:
-        await audit_store.insert(pool, entry)
+        await auditor.unaudited(request, rule.operation_id if rule else request.method.lower(), actor)
     except Exception:
         log.exception("audit.generic_entry_failed", path=request.path)
 

@@ -3,7 +3,7 @@
 The base document lives beside this module; each plugin adds a fragment
 (``openapi.yaml`` in its package) whose ``paths`` and ``components`` are merged in.
 Then what the middleware stack does to every operation is written into it once:
-its scope (``x-scope``, see access.py), the API-key security, the 401/403/429
+its scope (``x-scope``, see access.py), the API-key security, the 400/401/403/422/429
 answers, and ``Idempotency-Key`` on POSTs.
 """
 
@@ -39,9 +39,10 @@ def build_document(plugin_packages: Iterable[str] = ()) -> dict[str, Any]:
             if clash:
                 raise ValueError(f"{package}: components.{section} {sorted(clash)} already defined")
             target.update(entries)
-    document = json.loads(json.dumps(document))  # YAML anchors share objects: unshare before editing
-    _decorate(document)
-    return document
+    # YAML anchors share objects: unshare before editing
+    unshared: dict[str, Any] = json.loads(json.dumps(document))
+    _decorate(unshared)
+    return unshared
 
 
 _COMMON = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"}
@@ -49,7 +50,7 @@ _METHODS = ("get", "put", "post", "patch", "delete")
 
 
 def _decorate(document: dict[str, Any]) -> None:
-    from controlplane.http.access import OPERATION_SCOPES, PORTAL, TENANT_AWARE
+    from controlplane.http.access import OPERATION_SCOPES, PLATFORM, PORTAL, TENANT_AWARE
 
     for item in document["paths"].values():
         for method in _METHODS:
@@ -62,15 +63,21 @@ def _decorate(document: dict[str, Any]) -> None:
             if op.get("operationId") in TENANT_AWARE:
                 op.setdefault("x-tenant-aware", True)
             op.setdefault("security", [{"serviceToken": []}] if scope == PORTAL
+                          else [{"platformToken": []}] if scope == PLATFORM
                           else [{"serviceToken": []}, {"apiKey": [scope]}])
             responses = op.setdefault("responses", {})
             for status, name in _COMMON.items():
                 responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
+            # Any operation: a control character in a query, path or JSON string (inputs.py).
+            responses.setdefault("422", {"$ref": "#/components/responses/Invalid"})
+            # Any operation: aiohttp's HTTP parser refuses an oversized request line or header.
+            responses.setdefault("400", {"$ref": "#/components/responses/MalformedMessage"})
+            if "text/csv" in responses.get("200", {}).get("content", {}):  # exports.py: their own budget
+                responses.setdefault("503", {"$ref": "#/components/responses/ExportsBusy"})
             if method == "post":
                 params = op.setdefault("parameters", [])
                 params.append({"$ref": "#/components/parameters/IdempotencyKey"})
                 responses.setdefault("409", {"$ref": "#/components/responses/Conflict"})
-                responses.setdefault("422", {"$ref": "#/components/responses/Invalid"})
 
 
 async def openapi_json(request: web.Request) -> web.Response:

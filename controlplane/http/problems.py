@@ -7,6 +7,12 @@ from typing import Any
 from aiohttp import web
 import msgspec
 
+# The type lives in the shared kernel (services raise it without importing HTTP);
+# HTTP's own modules keep importing it from here, beside its rendering.
+from controlplane.shared.problems import Problem
+
+__all__ = ["PROBLEM_TYPE", "Problem", "problem_response"]
+
 PROBLEM_TYPE = "application/problem+json"
 
 _TITLES = {
@@ -25,27 +31,31 @@ _TITLES = {
 }
 
 
-class Problem(Exception):
-    """Raised by handlers and services; rendered once, by the error middleware.
+# The machine-readable ``code`` of a problem raised without its own: one per status.
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal",
+    503: "unavailable",
+}
 
-    ``field`` names the input at fault (a JSON pointer-ish dotted path) for 422s.
-    """
 
-    def __init__(self, status: int, detail: str, *, field: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.field = field
-        self.code = code
-        self.headers = headers or {}
-        self.extra = extra or {}
+def problem_code(problem: Problem) -> str:
+    return problem.code or _CODES.get(problem.status, "error")
 
 
 def problem_response(problem: Problem, request_id: str) -> web.Response:
     body: dict[str, Any] = {
         "type": f"about:blank#{problem.code}" if problem.code else "about:blank",
+        "code": problem_code(problem),
         "title": _TITLES.get(problem.status, "Error"),
         "status": problem.status,
         "detail": problem.detail,
@@ -53,6 +63,8 @@ def problem_response(problem: Problem, request_id: str) -> web.Response:
     }
     if problem.field is not None:
         body["field"] = problem.field
+    if problem.errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in problem.errors]
     body.update(problem.extra)
     return web.Response(status=problem.status, body=msgspec.json.encode(body),
                         content_type=PROBLEM_TYPE, headers=problem.headers)

@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-DEFAULT_KEY_LIMIT = 100
-MAX_KEY_LIMIT = 10_000
 PARTNER_LIMIT = 1_000
 _PRUNE_AT = 10_000
 

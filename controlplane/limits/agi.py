@@ -6,9 +6,9 @@ against in-memory state: well under a millisecond, no HTTP stack (``CURL()``
 would add libcurl and a request parser on both sides) and no Stasis hand-off
 (ARI would move the channel out of the dialplan and back). When nothing
 answers, ``AGI()`` returns at once with AGISTATUS=FAILURE and the dialplan
-applies the configured fail policy (see dialplan_templates/shared.conf.j2).
+applies the fail policy rendered from config (see dialplan_templates/shared.conf.j2).
 
-Script ``admit``: args tenant id, dialled number, call id (linkedid), direction
+Script ``admit``: args tenant id, number (the E.164 the trunk receives), call id (linkedid), direction
 (out | in). Variables set: CP_ADMIT (ok, or the Q.850 cause to hang up with), CP_REASON,
 CP_DIAL_OPTS (``L(ms)``: Asterisk's own cut-off, counted from answer).
 """

@@ -2,8 +2,8 @@
 
 A decision is a dict lookup and the pure policy (microseconds), never a query on
 the hot path: usage is loaded from the database once per tenant and cycle, then
-moved by calls being recorded; limits and status by our own writes and a short
-periodic refresh. Holds are persisted behind the decision (batched), so a
+moved by calls being recorded; limits by our own writes, status by the
+``tenant_status_changed`` signal (LimitServices.status_changed). Holds are persisted behind the decision (batched), so a
 restarted daemon still knows what calls in progress reserved.
 """
 
@@ -12,24 +12,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 
-from cdr_ingest.classify import CallClass, Direction, classify, rating_digits
-from cdr_ingest.pricing import retail_rate
+from cdr_ingest.classify import CallClass, Direction, classify
+from cdr_ingest.dialing import destination
+from cdr_ingest.pricing import partner_rate, retail_rate
 from cdr_ingest.rates import Rate
 from cdr_ingest.records import CallRecord, TenantBilling
 from controlplane.limits import store
 from cdr_ingest.cycles import cycle_start, next_cycle_start
-from controlplane.limits.policy import Decision, Hold, Ledger, Limits, Reason, Usage, admit_inbound, decide
+from controlplane.limits.policy import (CAUSE_FORBIDDEN, CAUSE_INVALID_NUMBER, Decision, Hold, Ledger, Limits,
+                                       Reason, Usage, admit_inbound, decide, rated_caps)
+from provisioning.access import call_access
+from provisioning.model import TenantStatus
 
 log = structlog.get_logger(__name__)
 BillingLoader = Callable[[store.Conn, str], Awaitable[TenantBilling | None]]
 RING_SLACK = timedelta(seconds=120)  # a hold outlives its cut-off by the ring time and some slack
-_ALLOWED = ("TRIAL", "ACTIVE")
 
 
 @dataclass(slots=True)
@@ -51,7 +54,8 @@ class TenantState:
 
     @property
     def calls_allowed(self) -> bool:
-        return self.status in _ALLOWED
+        """Its phones may place calls: the tenant-status rule (provisioning.access)."""
+        return call_access(TenantStatus(self.status)).outbound
 
 
 class Engine:
@@ -120,16 +124,22 @@ class Engine:
         finally:
             del self._loading[tenant_id]
 
-    async def rate(self, state: TenantState, number: str, now: datetime) -> Rate | None:
+    async def rates(self, state: TenantState, number: str, now: datetime) -> tuple[Rate | None, Rate | None]:
+        """(tenant's retail rate, partner's wholesale rate) of an E.164 ``number``, as rating
+        will price its record (cdr_ingest.pricing)."""
         if state.billing is None or state.billing_until < time.monotonic():
             async with self.pool.acquire() as conn:
                 state.billing = await self.load_billing(conn, state.tenant_id)
             state.billing_until = time.monotonic() + self.billing_ttl
-        profile = state.billing.profile if state.billing else None
-        if profile is None:
-            return None
-        rate, _ = retail_rate(profile, classify(number), Direction.OUTBOUND, rating_digits(number), now)
-        return rate
+        billing = state.billing
+        if billing is None:
+            return None, None
+        cls, digits = classify(number), number[1:]
+        retail = None
+        if billing.profile is not None:
+            retail, _ = retail_rate(billing.profile, cls, Direction.OUTBOUND, digits, now)
+        wholesale = partner_rate(billing.tier, cls, Direction.OUTBOUND, digits, now, deck=billing.wholesale_deck)
+        return retail, wholesale
 
     # ------------------------------------------------------------ decisions
 
@@ -138,7 +148,7 @@ class Engine:
         now = datetime.now(UTC)
         state = await self.tenant(tenant_id)
         if state is None:
-            return Decision(False, Reason.SUSPENDED, 21, detail="unknown tenant")
+            return Decision(False, Reason.SUSPENDED, CAUSE_FORBIDDEN, detail="unknown tenant")
         if now >= state.cycle_end:
             state = await self.tenant(tenant_id, fresh=True) or state
         elif not state.calls_allowed and not inbound:  # reactivated since? a refusal is worth one query
@@ -149,13 +159,18 @@ class Engine:
         if inbound:
             decision = admit_inbound(state.limits, state.ledger, call_id)
         else:
-            cls = classify(number)
-            if cls in (CallClass.EMERGENCY, CallClass.INTERNAL):  # never here via the dialplan; never refused
-                return Decision(True, Reason.OK)
-            needs_rate = state.limits.monthly_spend_micros is not None or state.limits.monthly_minutes is not None
-            rate = await self.rate(state, number, now) if needs_rate else None
-            decision = decide(state.limits, state.calls_allowed, state.usage, state.ledger, call_id, rate,
-                              self.max_call_s)
+            if classify(number) in (CallClass.EMERGENCY, CallClass.INTERNAL):  # never here via the dialplan;
+                return Decision(True, Reason.OK)  # never refused
+            # The number the trunk receives (the dialplan applies the same rule): the one rated.
+            e164 = destination(number)
+            if e164 is None:
+                return Decision(False, Reason.NOT_A_NUMBER, CAUSE_INVALID_NUMBER, detail="not a dialable number")
+            retail = wholesale = None
+            if rated_caps(state.limits):
+                retail, wholesale = await self.rates(state, e164, now)
+            decision = decide(state.limits, state.calls_allowed, state.usage, state.ledger, call_id, retail,
+                              self.max_call_s, partner_rated=wholesale is not None)
+            decision = replace(decision, number=e164)
         if decision.admit and decision.hold is not None:
             self._hold(state, decision, channel, now)
         return decision

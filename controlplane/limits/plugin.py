@@ -1,75 +1,81 @@
-"""Wires the limits capability: engine, FastAGI admission server, hooks, routes.
+"""Wires the limits capability: engine, FastAGI admission server, reactions, routes.
 
-Asterisk learns where admission lives (and the fail policy) from astdb keys
-``controlplane/admission`` and ``controlplane/admission_fail``, written over AMI
-at start and after every reconnect: no dialplan re-render is needed to move the
-server, and the keys survive an Asterisk restart.
+Reacts to ``call_recorded`` (usage, alerts, auto-suspension), ``tenant_status_changed``
+(admission follows at once; a suspension ends calls in progress) and ``cap_tripped``;
+sends ``suspension_due`` (the tenants capability suspends). There is no status poll:
+tenants' services are the only writer of a tenant's status and always send the signal.
+
+Asterisk learns where admission lives from the astdb key ``controlplane/admission``,
+written over AMI at start and after every reconnect: no dialplan re-render is needed
+to move the server, and the key survives an Asterisk restart. Whether there is an
+admission step at all, and its fail policy, are in the rendered dialplan (config
+``limits.enabled`` / ``limits.fail_open``, provisioning.dialplan.AdmissionStep): a
+missing key is "unreachable", never "no admission". Keys the dialplan no longer
+reads, or that a daemon with limits disabled must not leave behind, are deleted.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
-from controlplane.calls.plugin import recorder_key
-from controlplane.calls.recorder import CallRecorder
-from controlplane.limits import http, store
+from controlplane.asterisk.ami import AmiClient
+from controlplane.calls.billing import BillingContexts, wholesale_deck
+from controlplane.limits import http
 from controlplane.limits.agi import AgiServer
 from controlplane.limits.engine import Engine
-from controlplane.limits.services import LimitServices
-from controlplane.plugins import Context
-from controlplane.tenants.http import numbering_services, tenant_services
+from controlplane.limits.services import CutCall, LimitServices
+from controlplane.plugins import Context, NoAsteriskFiles
+from controlplane.signals import SuspensionDue
 
 log = structlog.get_logger(__name__)
 agi_key = web.AppKey("limits_agi", AgiServer)
-STATUS_REFRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
-class LimitsPlugin:
+class LimitsPlugin(NoAsteriskFiles):
     name: str = "limits"
     package: str = "controlplane.limits"
 
     def install(self, app: web.Application, context: Context) -> None:
         http.add_routes(app)
-        if context.pool is None or not context.config.limits.enabled:
+        if context.pool is None:
+            return
+        if not context.config.limits.enabled:
+            ami_off = context.ami
+            if ami_off is not None:  # no admission step is rendered; stale keys go too
+                async def unpublish() -> None:
+                    await ami_off.wait_connected()
+                    await _delete_keys(ami_off, ("admission", "admission_fail"))
+                context.background.append(unpublish)
+                context.resync.append(unpublish)
             return
         cfg = context.config.limits
         pool, ami = context.pool, context.ami
-        recorder = app.get(recorder_key) or CallRecorder(pool)
-        engine = Engine(pool, recorder.billing, max_call_s=cfg.max_call_seconds)
-        services = LimitServices(pool, engine)
+        signals = context.signals
+        engine = Engine(pool, BillingContexts(wholesale_deck=wholesale_deck(context.config)),
+                        max_call_s=cfg.max_call_seconds)
+
+        async def suspend(partner_id: str, tenant_id: str, cause: str) -> None:
+            await signals.suspension_due.send(SuspensionDue(partner_id, tenant_id, cause))
+
+        services = LimitServices(pool, engine, suspend=suspend, cut=_cutter(ami) if ami is not None else None)
         app[http.limit_services] = services
         server = AgiServer(engine.admit, cfg.agi_host, cfg.agi_port)
         app[agi_key] = server
-        recorder.on_recorded.append(services.after_record)
-        numbering = app.get(numbering_services)
-        if numbering is not None:
-            numbering.on_cap_tripped = services.count_cap_tripped
-        tenants = app.get(tenant_services)
-        if tenants is not None:
-            async def suspend(partner_id: str, tenant_id: str, cause: str) -> None:
-                await tenants.suspend_for(partner_id, tenant_id, cause)
-            services.suspend = suspend
-        if ami is not None:
-            async def cut(channel: str, seconds: int) -> None:
-                if seconds <= 0:
-                    await ami.action({"Action": "Hangup", "Channel": channel, "Cause": "16"}, check=False)
-                else:
-                    await ami.action({"Action": "Setvar", "Channel": channel, "Variable": "TIMEOUT(absolute)",
-                                      "Value": str(seconds)}, check=False)
-            services.cut = cut
+        signals.call_recorded.connect(services.after_record)
+        signals.tenant_status_changed.connect(services.status_changed)
+        signals.cap_tripped.connect(services.cap_tripped)
 
         async def publish() -> None:
             if ami is None:
                 return
             await ami.wait_connected()
             address = f"agi://{cfg.agi_host}:{server.port}"
-            for key, value in (("admission", address), ("admission_fail", "open" if cfg.fail_open else "closed")):
-                await ami.action({"Action": "DBPut", "Family": "controlplane", "Key": key, "Val": value})
+            await ami.action({"Action": "DBPut", "Family": "controlplane", "Key": "admission", "Val": address})
+            await _delete_keys(ami, ("admission_fail",))  # the fail policy is rendered in the dialplan now
             log.info("limits.published", admission=address, fail_open=cfg.fail_open)
 
         async def serve() -> None:
@@ -78,23 +84,26 @@ class LimitsPlugin:
             await publish()
             await server.serve_forever()
 
-        async def refresh_statuses() -> None:
-            """Manual suspensions end calls in progress; reactivations are seen on the next call."""
-            while True:
-                await asyncio.sleep(STATUS_REFRESH_SECONDS)
-                async with pool.acquire() as conn:
-                    rows = await store.statuses(conn)
-                for row in rows:
-                    state = engine.tenants.get(row["id"])
-                    if state is None or state.status == row["status"]:
-                        continue
-                    was_allowed, state.status = state.calls_allowed, row["status"]
-                    if was_allowed and not state.calls_allowed:
-                        await services.suspended(row["id"])
-
-        context.background += [serve, engine.persist_forever, engine.expire_forever, refresh_statuses]
+        context.background += [serve, engine.persist_forever, engine.expire_forever]
         context.resync.append(publish)
         log.info("limits.installed", agi_port=cfg.agi_port, fail_open=cfg.fail_open)
+
+
+def _cutter(ami: AmiClient) -> CutCall:
+    async def cut(channel: str, seconds: int) -> None:
+        if seconds <= 0:
+            await ami.action({"Action": "Hangup", "Channel": channel, "Cause": "16"}, check=False)
+        else:
+            await ami.action({"Action": "Setvar", "Channel": channel, "Variable": "TIMEOUT(absolute)",
+                              "Value": str(seconds)}, check=False)
+    return cut
+
+
+async def _delete_keys(ami: AmiClient, keys: tuple[str, ...]) -> None:
+    """DBDel each ``controlplane/<key>``; one that is not there is fine."""
+    for key in keys:
+        await ami.action({"Action": "DBDel", "Family": "controlplane", "Key": key}, check=False)
+    log.info("limits.keys_deleted", keys=list(keys))
 
 
 PLUGIN = LimitsPlugin()

@@ -20,11 +20,13 @@ from enum import StrEnum
 
 from cdr_ingest.rates import Rate
 from cdr_ingest.rating import affordable_seconds, billable_seconds, price
+from provisioning.access import CAUSE_CALL_REJECTED
 
 # Q.850 causes PJSIP turns into SIP responses (chan_pjsip ast_cause2sip):
-CAUSE_FORBIDDEN = 21  # call rejected -> 403 Forbidden: suspended, minutes or spend exhausted
+CAUSE_FORBIDDEN = CAUSE_CALL_REJECTED  # 21 -> 403 Forbidden: suspended, minutes or spend exhausted
 CAUSE_BUSY = 17  # user busy -> 486 Busy Here: the tenant's trunk channels are all in use
 CAUSE_UNAVAILABLE = 34  # no circuit -> 503: admission unreachable and policy is fail-closed
+CAUSE_INVALID_NUMBER = 28  # invalid number format -> 484: not a number the trunk may receive
 
 
 class Pool(StrEnum):
@@ -41,6 +43,8 @@ class Reason(StrEnum):
     MINUTES = "monthly_minutes"
     SPEND = "monthly_spend"
     CONCURRENT = "concurrent_calls"
+    NO_RATE = "no_rate"  # a spend or minutes cap applies and the destination cannot be rated
+    NOT_A_NUMBER = "not_a_number"  # not a destination of the dialled-number rule (cdr_ingest.dialing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,7 @@ class Decision:
     limit_s: int | None = None  # absolute cut-off after answer; None = no time limit
     hold: Hold | None = None
     detail: str = ""
+    number: str = ""  # the E.164 number classified and rated: the one the trunk receives
 
 
 def pool_for(limits: Limits, ledger: Ledger, inbound: bool) -> tuple[bool, Pool | None]:
@@ -129,15 +134,29 @@ def seconds_within(rate: Rate | None, remaining_s: int) -> int:
     return best if billable_seconds(best, low, inc) <= remaining_s else 0
 
 
+def rated_caps(limits: Limits) -> bool:
+    """A cap measured by rating applies: spend (money) or minutes (billable seconds)."""
+    return limits.monthly_spend_micros is not None or limits.monthly_minutes is not None
+
+
 def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, call_id: str,
-           rate: Rate | None, max_call_s: int) -> Decision:
-    """Admit or refuse one outbound billable call, and what it reserves if admitted."""
+           rate: Rate | None, max_call_s: int, *, partner_rated: bool = True) -> Decision:
+    """Admit or refuse one outbound billable call, and what it reserves if admitted.
+
+    ``rate`` is the tenant's (retail) rate of the destination, ``partner_rated`` whether
+    the partner's (wholesale) one exists. Fail closed: under a spend or minutes cap a
+    destination that cannot be fully rated is refused, since its record would count
+    nothing against the cap (and charge nothing).
+    """
     if not calls_allowed:
         return Decision(False, Reason.SUSPENDED, CAUSE_FORBIDDEN, detail="tenant is not active")
     ok, pool = pool_for(limits, ledger, inbound=False)
     if not ok:
         return Decision(False, Reason.CONCURRENT, CAUSE_BUSY,
                         detail=f"outbound {limits.max_outbound or 0} + two-way {limits.max_two_way or 0} in use")
+    if rated_caps(limits) and (rate is None or not partner_rated):
+        side = "tenant (retail)" if rate is None else "partner (wholesale)"
+        return Decision(False, Reason.NO_RATE, CAUSE_FORBIDDEN, detail=f"no {side} rate for this destination")
     reserved_s, reserved_micros = ledger.reserved()
     limit: int | None = None
     if limits.monthly_minutes is not None:
@@ -145,7 +164,7 @@ def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, ca
         limit = seconds_within(rate, left_s)
         if limit == 0:
             return Decision(False, Reason.MINUTES, CAUSE_FORBIDDEN, detail=f"{max(left_s, 0)} s left")
-    if limits.monthly_spend_micros is not None and rate is not None:
+    if limits.monthly_spend_micros is not None and rate is not None:  # rate is set: checked above
         budget = limits.monthly_spend_micros - usage.spend_micros - reserved_micros
         by_spend = affordable_seconds(rate, budget)
         if by_spend == 0:

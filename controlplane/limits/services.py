@@ -1,8 +1,8 @@
 """Limits RPC and the reactions to usage: alerts, auto-suspension, cutting calls short.
 
 Every write to the limits goes through here so the in-memory engine sees it at
-once; every recorded call comes through ``after_record`` (the calls recorder's
-hook) and re-evaluates that tenant's caps.
+once; every recorded call comes through ``after_record`` (the ``call_recorded`` signal)
+and re-evaluates that tenant's caps; every status change through ``status_changed``.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ import structlog
 
 from cdr_ingest.records import CallRecord
 from controlplane.events import emit
-from controlplane.http.problems import Problem
+from controlplane.shared.problems import Problem
 from controlplane.limits import store
 from controlplane.limits.caps import CapTripped
 from controlplane.limits.engine import Engine, TenantState
 from controlplane.limits.models import Figure, LimitsBody, TenantLimits, UsageView
 from controlplane.limits.policy import Alert, Crossing, Limits, Pool, alert_event, alerts, shortened
+from controlplane.signals import CapTrip, TenantStatusChanged
 
 log = structlog.get_logger(__name__)
-# (partner id, tenant id, cause) -> suspends through the tenants services (Asterisk follows).
+# (partner id, tenant id, cause) -> the ``suspension_due`` signal: the tenants capability suspends.
 Suspend = Callable[[str, str, str], Awaitable[None]]
 # (channel, seconds left; 0 = now) -> shortens or ends one call in Asterisk.
 CutCall = Callable[[str, int], Awaitable[None]]
@@ -102,7 +103,8 @@ class LimitServices:
     async def get_defaults(self, partner_id: str) -> LimitsBody:
         async with self.pool.acquire() as conn:
             limits = store.limits_from(await store.get_defaults(conn, partner_id))
-        return to_body("", limits, None)
+        tenant_view = to_body("", limits, None)  # defaults belong to no tenant: only the limits go out
+        return LimitsBody(**{name: getattr(tenant_view, name) for name in LimitsBody.__struct_fields__})
 
     async def put_defaults(self, partner_id: str, body: LimitsBody) -> LimitsBody:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -185,7 +187,11 @@ class LimitServices:
                 log.info("limits.cut", tenant_id=state.tenant_id, call_id=call_id, seconds_left=left)
                 await self.cut(channel, left)
 
-    async def count_cap_tripped(self, partner_id: str, tripped: CapTripped) -> None:
+    async def cap_tripped(self, trip: CapTrip) -> None:
+        """The ``cap_tripped`` handler (after the refusing transaction rolled back)."""
+        await self.count_cap_tripped(trip.partner_id, trip)
+
+    async def count_cap_tripped(self, partner_id: str, tripped: CapTripped | CapTrip) -> None:
         """One extension or DID too many was refused: ``usage.cap_reached`` once per cycle,
         and with auto-suspend the tenant is suspended (seed 003: "when *any* cap is hit")."""
         state = await self.engine.tenant(tripped.tenant_id)
@@ -199,11 +205,14 @@ class LimitServices:
         if state.limits.auto_suspend and state.calls_allowed and self.suspend is not None:
             await self.suspend(state.partner_id, state.tenant_id, f"usage_cap:{alert.cap}")
             log.warning("limits.tenant_suspended", tenant_id=state.tenant_id, cause=alert.cap)
-            await self.suspended(state.tenant_id)
 
-    async def suspended(self, tenant_id: str) -> None:
-        """The tenant was suspended elsewhere: its calls in progress end."""
-        state = self.engine.tenants.get(tenant_id)
-        if state is not None:
-            state.status = "SUSPENDED"
+    async def status_changed(self, change: TenantStatusChanged) -> None:
+        """The ``tenant_status_changed`` handler (after commit): admission follows at once,
+        and a tenant no longer allowed to call loses its calls in progress."""
+        state = self.engine.tenants.get(change.tenant_id)
+        if state is None:  # not loaded yet: its first call loads the committed status
+            return
+        was_allowed, state.status = state.calls_allowed, change.status
+        log.info("limits.status_changed", tenant_id=change.tenant_id, status=change.status, cause=change.cause)
+        if was_allowed and not state.calls_allowed:
             await self.enforce(state)

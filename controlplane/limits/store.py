@@ -7,9 +7,10 @@ from datetime import datetime
 
 import asyncpg
 
+from controlplane.db.connection import Connection
 from controlplane.limits.policy import Hold, Limits, Pool
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Conn = Connection
 COLUMNS = ("monthly_spend_micros", "max_extensions", "max_dids", "monthly_minutes", "max_inbound",
            "max_outbound", "max_two_way", "alert_threshold_pct", "auto_suspend", "billing_anchor_day")
 _COLS = ", ".join(COLUMNS)
@@ -30,10 +31,12 @@ async def get_limits(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
 
 
 async def put_limits(conn: Conn, tenant_id: str, limits: Limits) -> asyncpg.Record:
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"INSERT INTO tenant_limits (tenant_id, {_COLS}) VALUES ($1, {_ARGS})"
         f" ON CONFLICT (tenant_id) DO UPDATE SET {_SET}, updated_at = now()"
         f" RETURNING {_COLS}, updated_at", tenant_id, *_values(limits))
+    assert row is not None  # an upsert with RETURNING yields its row
+    return row
 
 
 async def get_defaults(conn: Conn, partner_id: str) -> asyncpg.Record | None:
@@ -67,16 +70,13 @@ async def one_tenant(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(_STATE + " WHERE t.id = $1", tenant_id)
 
 
-async def statuses(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT id, status FROM tenants")
-
-
 async def cycle_usage(conn: Conn, tenant_id: str, since: datetime) -> tuple[int, int]:
     """Billable seconds (inbound + outbound) and retail spend since the cycle start."""
     row = await conn.fetchrow(
         """SELECT COALESCE(sum(billable_s), 0)::bigint AS s, COALESCE(sum(retail_micros), 0)::bigint AS m
            FROM call_records WHERE tenant_id = $1 AND started_at >= $2 AND direction <> 'internal'
              AND call_class <> 'emergency'""", tenant_id, since)
+    assert row is not None  # an aggregate without GROUP BY yields one row
     return int(row["s"]), int(row["m"])
 
 
@@ -85,6 +85,7 @@ async def counts(conn: Conn, tenant_id: str) -> tuple[int, int]:
     row = await conn.fetchrow(
         """SELECT (SELECT count(*) FROM extensions WHERE tenant_id = $1) AS ext,
                   (SELECT count(*) FROM dids WHERE tenant_id = $1 AND status <> 'RELEASED') AS did""", tenant_id)
+    assert row is not None  # a SELECT without FROM yields one row
     return int(row["ext"]), int(row["did"])
 
 

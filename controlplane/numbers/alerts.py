@@ -9,7 +9,6 @@ channel; from the prefix we find the tenant, then log and emit
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
@@ -17,9 +16,9 @@ import structlog
 
 from controlplane.events import emit
 from e911.routing import RELAY_TRUNK
+from provisioning.names import channel_endpoint
 
 log = structlog.get_logger(__name__)
-_CALLER = re.compile(r"^PJSIP/(?P<prefix>[a-z0-9]{3,12})_(?P<ext>[0-9]{2,6})-")
 
 
 def relay_call(headers: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -27,11 +26,11 @@ def relay_call(headers: dict[str, Any]) -> tuple[str, str, str] | None:
     dest = str(headers.get("DestChannel", ""))
     if not dest.startswith(f"PJSIP/{RELAY_TRUNK}-"):
         return None
-    caller = _CALLER.match(str(headers.get("Channel", "")))
+    caller = channel_endpoint(str(headers.get("Channel", "")))
     if caller is None:
         return None
     dialed = str(headers.get("DialString", "")).split("@", 1)[0] or str(headers.get("Exten", ""))
-    return caller["prefix"], caller["ext"], dialed
+    return caller.prefix, caller.number, dialed
 
 
 async def record_relay_call(pool: asyncpg.Pool, headers: dict[str, Any]) -> bool:

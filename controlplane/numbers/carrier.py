@@ -47,16 +47,23 @@ def _row(number: str, state: str, city: str, rate_center: str, line: int) -> Inv
     if not (len(digits) == 10 and digits.isdigit() and digits[0] in "23456789" and digits[3] in "23456789"):
         raise InventoryError(f"line {line}: {number!r} is not a NANP number")
     kind = "toll_free" if digits[:3] in TOLL_FREE_NPAS else "local"
-    state = state.strip().upper() or None
-    if kind == "local" and (state is None or len(state) != 2 or not state.isalpha()):
+    region = state.strip().upper() or None
+    if kind == "local" and (region is None or len(region) != 2 or not region.isalpha()):
         raise InventoryError(f"line {line}: a local number needs a two-letter state")
-    return InventoryRow("+1" + digits, kind, state if kind == "local" else None,
+    return InventoryRow("+1" + digits, kind, region if kind == "local" else None,
                         city.strip() or None, rate_center.strip().upper() or None)
 
 
 def parse_inventory(text: str) -> Iterator[InventoryRow]:
     """CSV with a header. Either ``number,state,city,rate_center`` per number, or
     blocks ``npa,nxx[,first,last],state,city,rate_center`` (lines first..last, default all)."""
+    try:
+        yield from _parse_inventory(text)
+    except csv.Error as exc:  # e.g. a bare carriage return inside a field: bad input, not a crash
+        raise InventoryError(f"not valid CSV ({exc})") from None
+
+
+def _parse_inventory(text: str) -> Iterator[InventoryRow]:
     reader = csv.DictReader(io.StringIO(text))
     fields = set(reader.fieldnames or ())
     if not ({"number"} <= fields or {"npa", "nxx"} <= fields):

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 import structlog
 
 from controlplane.events import emit
-from controlplane.http.problems import Problem
-from controlplane.numbers import numbers_store
+from controlplane.shared.problems import Problem
+from controlplane.numbers import assignment, numbers_store
 from controlplane.numbers.inventory_store import Conn
 from controlplane.numbers.models import (BulkChange, BulkRequest, BulkSummary, ComplianceReport, ComplianceRow,
                                          E911Address, PhoneNumber)
-from controlplane.numbers.services import NumberServices, emit_number
+from controlplane.numbers.services import NumberServices
 from e911.address import Address, AddressInvalid, validate
 from e911.provider import BuiltinE911Provider, E911Provider, E911Status, Registration
 
@@ -107,7 +107,15 @@ class E911Services:
     # ---------------------------------------------------------------- bulk
 
     async def bulk(self, partner_id: str, body: BulkRequest) -> BulkSummary:
-        """assign | release | e911 over many numbers; ``dry_run`` returns the summary only."""
+        """assign | release | e911 over many numbers; ``dry_run`` returns the summary only.
+
+        All or nothing: an assignment beyond the tenant's ``max_dids`` changes nothing (409
+        ``usage_limit``) and, unless a dry run, is reported like any other (assignment.py)."""
+        if body.dry_run:
+            return await self._bulk(partner_id, body)
+        return await self.numbers.assigning(partner_id, self._bulk(partner_id, body))
+
+    async def _bulk(self, partner_id: str, body: BulkRequest) -> BulkSummary:
         if body.action not in ("assign", "release", "e911"):
             raise Problem(422, "action: one of assign, release, e911", field="action")
         ids = sorted(set(body.ids))
@@ -126,7 +134,9 @@ class E911Services:
             todo = [c for c in items if c.applied]
             if body.action == "assign" and todo:
                 assert body.tenant_id is not None
-                await self.numbers.check_assignable(conn, partner_id, body.tenant_id, len(todo))
+                # The whole batch first, so a dry run answers for all of it; each number is
+                # then checked again (and the threshold alert sent) as it is assigned.
+                await assignment.admit(conn, partner_id, body.tenant_id, len(todo), announce=False)
             if body.dry_run:
                 for c in todo:
                     c.applied = False
@@ -134,12 +144,8 @@ class E911Services:
                                    skipped=len(items) - len(todo), items=items)
             if body.action != "e911":
                 for change in todo:
-                    before = found[change.id]
-                    await numbers_store.assign(conn, change.id, body.tenant_id if body.action == "assign" else None,
-                                               None)
-                    after = await self.numbers.number(conn, partner_id, change.id)
-                    event = "phone_number.assigned" if body.action == "assign" else "phone_number.released"
-                    await emit_number(conn, event, after, body.tenant_id or before.tenant_id, bulk=True)
+                    await assignment.change(conn, partner_id, found[change.id],
+                                            body.tenant_id if body.action == "assign" else None, None, bulk=True)
         if body.action == "e911" and todo:
             assert address is not None
             outcome = {d.id: d for d in await self._register_many(partner_id, [c.id for c in todo], address)}

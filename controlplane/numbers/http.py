@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -11,8 +12,10 @@ from controlplane.http.caller import partner_id, tenant_scope
 from controlplane.http.pagination import CREATED_SORTS, page_request
 from controlplane.http.problems import Problem
 from controlplane.numbers.e911_services import E911Services
-from controlplane.numbers.models import (AssignRequest, BulkRequest, CnamRequest, E911Request, NumberPage,
-                                         PortAction, PortCreate, PurchaseRequest, RouteRequest, SearchResult)
+from controlplane.numbers.models import (AssignRequest, BulkRequest, CnamRequest, E911Request,
+                                         PortAction, PortCreate, PurchaseRequest, RouteRequest)
+from controlplane.shared.pagination import ListPage
+from controlplane.numbers.porting import PortAction as PortStep
 from controlplane.numbers.ports import PortServices
 from controlplane.numbers.services import NumberServices
 
@@ -20,6 +23,7 @@ number_services = web.AppKey("number_services", NumberServices)
 e911_services = web.AppKey("e911_services", E911Services)
 port_services = web.AppKey("port_services", PortServices)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _id(request: web.Request, name: str) -> str:
@@ -48,13 +52,13 @@ async def search_local(request: web.Request) -> web.Response:
     items = await request.app[number_services].search_local(
         partner_id(request), q.get("state"), q.get("area_code"), q.get("nxx"), q.get("rate_center"),
         q.get("city"), _int(request, "limit", 20))
-    return json_response(SearchResult(items=items))
+    return json_response(ListPage.of(items))
 
 
 async def search_toll_free(request: web.Request) -> web.Response:
     items = await request.app[number_services].search_toll_free(
         partner_id(request), request.query.get("pattern"), _int(request, "quantity", 10))
-    return json_response(SearchResult(items=items))
+    return json_response(ListPage.of(items))
 
 
 async def purchase(request: web.Request) -> web.Response:
@@ -67,7 +71,7 @@ async def list_numbers(request: web.Request) -> web.Response:
     items, cursor = await request.app[number_services].list_numbers(
         partner_id(request), page_request(q, CREATED_SORTS), tenant_id=q.get("tenant_id"), status=q.get("status"),
         e911_status=q.get("e911_status"), q=q.get("q"), tenant_ids=tenant_scope(request))
-    return json_response(NumberPage(items=items, next_cursor=cursor))
+    return json_response(ListPage.of(items, cursor))
 
 
 async def get_number(request: web.Request) -> web.Response:
@@ -120,7 +124,7 @@ async def create_port(request: web.Request) -> web.Response:
 
 async def list_ports(request: web.Request) -> web.Response:
     items = await request.app[port_services].list(partner_id(request), request.query.get("status"))
-    return json_response({"items": items})
+    return json_response(ListPage.of(items))
 
 
 async def get_port(request: web.Request) -> web.Response:
@@ -134,11 +138,15 @@ async def upload_document(request: web.Request) -> web.Response:
     return json_response(port, 201)
 
 
-async def port_action(request: web.Request) -> web.Response:
-    raw = await request.read()
-    body = PortAction() if not raw.strip() else await read_body(request, PortAction)
-    return json_response(await request.app[port_services].act(
-        partner_id(request), _id(request, "port_id"), request.match_info["action"], body))
+def port_action(action: PortStep) -> Handler:
+    """One route per transition, so each declares who may make it (openapi.yaml x-scope):
+    submit, foc, complete and reject are the carrier's side (the platform token)."""
+    async def handler(request: web.Request) -> web.Response:
+        raw = await request.read()
+        body = PortAction() if not raw.strip() else await read_body(request, PortAction)
+        return json_response(await request.app[port_services].act(
+            partner_id(request), _id(request, "port_id"), action.value, body))
+    return handler
 
 
 def add_routes(app: web.Application) -> None:
@@ -160,4 +168,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/ports", list_ports)
     r.add_get("/v1/ports/{port_id}", get_port)
     r.add_post("/v1/ports/{port_id}/documents", upload_document)
-    r.add_post("/v1/ports/{port_id}/{action}", port_action)
+    for step in PortStep:
+        r.add_post(f"/v1/ports/{{port_id}}/{step.value}", port_action(step))

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
+from controlplane.db.connection import Connection
 from controlplane.numbers.carrier import InventoryRow
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Conn = Connection
 _COLS = ("number", "kind", "state", "city", "city_key", "rate_center", "npa", "nxx", "carrier")
 
 
@@ -42,7 +43,8 @@ async def search_local(conn: Conn, state: str, npa: str | None, nxx: str | None,
                        city: str | None, limit: int) -> list[asyncpg.Record]:
     # ORDER BY npa, nxx, number: the order of every partial index, so the first
     # rows come straight off the index (a number sorts as its npa, nxx, line).
-    where, args = ["sold_to IS NULL", "kind = 'local'", "state = $1"], [state]
+    where = ["sold_to IS NULL", "kind = 'local'", "state = $1"]
+    args: list[object] = [state]
     for column, value in (("npa", npa), ("nxx", nxx), ("rate_center", rate_center), ("city_key", city)):
         if value is not None:
             args.append(value)

@@ -38,10 +38,6 @@ class AvailableNumber(msgspec.Struct, kw_only=True):
     per_minute: int | None
 
 
-class SearchResult(msgspec.Struct, kw_only=True):
-    items: list[AvailableNumber]
-
-
 class PurchaseRequest(_Body):
     numbers: list[str]
 
@@ -85,11 +81,6 @@ class PurchaseResult(msgspec.Struct, kw_only=True):
     setup_total: int
     monthly_total: int
     wallet_balance: int
-
-
-class NumberPage(msgspec.Struct, kw_only=True):
-    items: list[PhoneNumber]
-    next_cursor: str | None
 
 
 class AssignRequest(_Body):

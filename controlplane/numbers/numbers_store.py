@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from controlplane.http.pagination import PageRequest, keyset
+from controlplane.shared.pagination import PageRequest, keyset
 from controlplane.numbers.inventory_store import Conn
 from controlplane.numbers.models import CnamStatus, E911Address, NumberKind, PhoneNumber
 from e911.provider import E911Status
@@ -39,6 +39,19 @@ async def insert_purchased(conn: Conn, did_id: str, partner_id: str, number: str
         " ON CONFLICT (number) DO NOTHING RETURNING id",
         did_id, partner_id, number, status, kind, region, rate_center, monthly, setup)
     return row is not None
+
+
+async def insert_granted(conn: Conn, did_id: str, partner_id: str, number: str, cnam: str | None) -> bool:
+    """An operator's grant: ACTIVE, no fees; False when the number is in an inventory already."""
+    row = await conn.fetchrow(
+        "INSERT INTO dids (id, partner_id, number, status, cnam, created_at, updated_at)"
+        " VALUES ($1,$2,$3,'ACTIVE',$4, clock_timestamp(), clock_timestamp())"
+        " ON CONFLICT (number) DO NOTHING RETURNING id", did_id, partner_id, number, cnam)
+    return row is not None
+
+
+async def partner_exists(conn: Conn, partner_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM partners WHERE id = $1", partner_id))
 
 
 async def get(conn: Conn, partner_id: str, did_id: str, *, lock: bool = False) -> PhoneNumber | None:
@@ -104,10 +117,6 @@ async def assign(conn: Conn, did_id: str, tenant_id: str | None, extension_id: s
                        did_id, tenant_id, extension_id)
 
 
-async def route(conn: Conn, did_id: str, extension_id: str | None) -> None:
-    await conn.execute("UPDATE dids SET extension_id = $2, updated_at = now() WHERE id = $1", did_id, extension_id)
-
-
 async def set_cnam(conn: Conn, did_id: str, cnam: str | None, status: CnamStatus, error: str | None) -> None:
     await conn.execute("UPDATE dids SET cnam = $2, cnam_status = $3, cnam_error = $4, updated_at = now()"
                        " WHERE id = $1", did_id, cnam, status.value, error)
@@ -151,16 +160,21 @@ async def tenant_ids_of(conn: Conn, tenant_id: str) -> list[str]:
     return [r["id"] for r in await conn.fetch("SELECT id FROM dids WHERE tenant_id = $1 ORDER BY id", tenant_id)]
 
 
-async def tenant_room(conn: Conn, tenant_id: str) -> int | None:
-    """How many more DIDs the tenant may take (None: no limit, tenant_limits.max_dids NULL or absent).
+async def lock_tenant(conn: Conn, partner_id: str, tenant_id: str) -> str | None:
+    """The tenant's status, its row locked: a cancellation cannot interleave with an assignment."""
+    status = await conn.fetchval("SELECT status FROM tenants WHERE id = $1 AND partner_id = $2 FOR UPDATE",
+                                 tenant_id, partner_id)
+    return None if status is None else str(status)
 
-    Locks the tenant row, so two concurrent assignments cannot both take the last slot."""
-    await conn.execute("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", tenant_id)
-    limit = await conn.fetchval("SELECT max_dids FROM tenant_limits WHERE tenant_id = $1", tenant_id)
-    if limit is None:
-        return None
-    used = await conn.fetchval("SELECT count(*) FROM dids WHERE tenant_id = $1", tenant_id)
-    return max(0, int(limit) - int(used))
+
+async def extension_exists(conn: Conn, tenant_id: str, extension_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM extensions WHERE id = $1 AND tenant_id = $2",
+                                    extension_id, tenant_id))
+
+
+async def set_cnam_text(conn: Conn, did_id: str, cnam: str | None) -> None:
+    """The CNAM alone (the deprecated ``PATCH /v1/dids`` alias; the provider is not asked)."""
+    await conn.execute("UPDATE dids SET cnam = $2, updated_at = now() WHERE id = $1", did_id, cnam)
 
 
 async def charge_wallet(conn: Conn, partner_id: str, amount: int, kind: str) -> int | None:

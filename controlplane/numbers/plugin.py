@@ -1,7 +1,9 @@
-"""Wires the numbers capability: services over the tenants applier, routes, the relay-call alert."""
+"""Wires the numbers capability: services, routes, the relay-call alert; sends
+``dialplan_changed`` and ``cap_tripped`` (every DID route trips max_dids the same way)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,27 +16,22 @@ from controlplane.numbers.alerts import record_relay_call
 from controlplane.numbers.e911_services import E911Services
 from controlplane.numbers.ports import PortServices
 from controlplane.numbers.services import NumberServices
-from controlplane.plugins import Context
+from controlplane.limits.caps import announcer
+from controlplane.plugins import AsteriskSource, Context
+from controlplane.secret_box import SecretBox
+from controlplane.signals import DialplanSignal
 from controlplane.config import Config
-from controlplane.webhooks.secret_box import SecretBox
 from e911.trunks import render_trunks
 
 log = structlog.get_logger(__name__)
+EMERGENCY_FILE = "pjsip_extra.conf"  # #tryinclude-d by pjsip.conf; shared with tests' own objects
 
 
 def asterisk_files(config: Config) -> dict[str, str]:
     """The emergency trunks from the ``emergency:`` config (PJSIP objects in pjsip_extra.conf)."""
     e = config.emergency
     text = render_trunks(e.trunk_host, e.trunk_port, e.relay_host, e.relay_port)
-    return {"pjsip_extra.conf": text} if text else {}
-
-
-def _applier(app: web.Application) -> Any:
-    """The tenants plugin's applier (installed before us): one dialplan writer."""
-    from controlplane.tenants.http import tenant_services
-
-    services = app.get(tenant_services)
-    return getattr(services, "applier", None)
+    return {EMERGENCY_FILE: text} if text else {}
 
 
 @dataclass(frozen=True)
@@ -42,11 +39,16 @@ class NumbersPlugin:
     name: str = "numbers"
     package: str = "controlplane.numbers"
 
+    async def asterisk_files(self, source: AsteriskSource) -> Mapping[str, str]:
+        return asterisk_files(source.config)
+
     def install(self, app: web.Application, context: Context) -> None:
         http.add_routes(app)
         if context.pool is None:  # contract tests only wire the routes
             return
-        numbers = NumberServices(context.pool, _applier(app))
+        signals = context.signals
+        numbers = NumberServices(context.pool, DialplanSignal(signals.dialplan_changed, by=self.name),
+                                 on_cap_tripped=announcer(signals.cap_tripped))
         app[http.number_services] = numbers
         app[http.e911_services] = E911Services(numbers)
         key = context.config.webhooks.secret_key or install_secret(context.config.data_path, "webhooks_key",
@@ -62,7 +64,7 @@ class NumbersPlugin:
                     log.exception("e911.alert_failed")
 
             context.ami.on("DialBegin", on_dial)
-        log.info("numbers.installed", applier=numbers.applier is not None)
+        log.info("numbers.installed")
 
 
 PLUGIN = NumbersPlugin()

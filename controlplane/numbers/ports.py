@@ -12,16 +12,17 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from controlplane import audit
 from controlplane.events import emit
-from controlplane.http.problems import Problem
-from controlplane.numbers import numbers_store, ports_store
+from controlplane.secret_box import SecretBox
+from controlplane.shared.ids import new_id
+from controlplane.shared.problems import Problem
+from controlplane.numbers import assignment, numbers_store, ports_store
 from controlplane.numbers.inventory_store import Conn
 from controlplane.numbers.models import PortAction as PortBody
 from controlplane.numbers.models import PortCreate, PortRequest
 from controlplane.numbers.porting import EVENTS, IllegalTransition, PortAction, PortStatus, transition
-from controlplane.numbers.services import NumberServices, e164_us, emit_number
-from controlplane.tenants.services import new_id
-from controlplane.webhooks.secret_box import SecretBox
+from controlplane.numbers.services import NumberServices, e164_us
 
 MAX_DOCUMENT_BYTES = 1_000_000  # the RPC's request body limit
 DOCUMENT_TYPES = {"application/pdf": (b"%PDF-",), "image/png": (b"\x89PNG\r\n\x1a\n",),
@@ -55,7 +56,8 @@ class PortServices:
                 raise Problem(422, f"service_address.{name}: required", field=f"service_address.{name}")
         port_id = new_id("port")
         async with self.numbers.pool.acquire() as conn, conn.transaction():
-            await self.numbers.check_assignable(conn, partner_id, body.tenant_id, len(numbers))
+            # A request, not yet an assignment: refused like one, but nothing is announced.
+            await assignment.admit(conn, partner_id, body.tenant_id, len(numbers), announce=False)
             taken = [d.number for d in await numbers_store.by_numbers(conn, numbers)]
             if taken:
                 raise Problem(409, f"already on the platform: {', '.join(taken)}", field="numbers",
@@ -107,6 +109,10 @@ class PortServices:
         return port
 
     async def act(self, partner_id: str, port_id: str, action: str, body: PortBody) -> PortRequest:
+        """One transition; completing assigns the ported numbers (a tripped cap is reported)."""
+        return await self.numbers.assigning(partner_id, self._act(partner_id, port_id, action, body))
+
+    async def _act(self, partner_id: str, port_id: str, action: str, body: PortBody) -> PortRequest:
         try:
             act = PortAction(action)
         except ValueError:
@@ -134,20 +140,24 @@ class PortServices:
             await ports_store.update_status(conn, port_id, after, foc_date=body.foc_date,
                                             reason=body.reason if act is PortAction.REJECT else None,
                                             carrier_ref=ref)
-            port = await self._port(conn, partner_id, port_id)
-            await self._emit(conn, EVENTS[after], port)
+            updated = await self._port(conn, partner_id, port_id)
+            await self._emit(conn, EVENTS[after], updated)
+            # Its own entry: a completion's assignments write theirs, so no generic one would.
+            await audit.record(conn, action=act.value, resource="port_request", resource_id=port_id,
+                               partner_id=partner_id, tenant_id=port.tenant_id, before=port, after=updated)
+            port = updated
         if act is PortAction.COMPLETE:
             self.numbers.changed()
         return port
 
     async def _complete(self, conn: Conn, port: PortRequest) -> None:
-        await self.numbers.check_assignable(conn, port.partner_id, port.tenant_id, len(port.numbers))
+        await assignment.admit(conn, port.partner_id, port.tenant_id, len(port.numbers), announce=False)
         for number in port.numbers:
             did_id = new_id("did")
-            if not await ports_store.insert_ported_did(conn, did_id, port.partner_id, port.tenant_id, number):
+            if not await ports_store.insert_ported_did(conn, did_id, port.partner_id, number):
                 raise Problem(409, f"{number} is already on the platform", code="number_exists")
-            did = await self.numbers.number(conn, port.partner_id, did_id)
-            await emit_number(conn, "phone_number.assigned", did, port.tenant_id, ported=True)
+            did = await self.numbers.number(conn, port.partner_id, did_id, lock=True)
+            await assignment.change(conn, port.partner_id, did, port.tenant_id, None, ported=True)
 
     async def _port(self, conn: Conn, partner_id: str, port_id: str, *, lock: bool = False) -> PortRequest:
         port = await ports_store.get(conn, partner_id, port_id, lock=lock)

@@ -65,7 +65,8 @@ async def update_status(conn: Conn, port_id: str, status: PortStatus, *, foc_dat
 
 
 async def carrier_ref(conn: Conn, port_id: str) -> str | None:
-    return await conn.fetchval("SELECT carrier_ref FROM port_requests WHERE id = $1", port_id)
+    ref: str | None = await conn.fetchval("SELECT carrier_ref FROM port_requests WHERE id = $1", port_id)
+    return ref
 
 
 async def add_document(conn: Conn, doc_id: str, port_id: str, kind: str, filename: str, content_type: str,
@@ -76,10 +77,11 @@ async def add_document(conn: Conn, doc_id: str, port_id: str, kind: str, filenam
         sha256, content)
 
 
-async def insert_ported_did(conn: Conn, did_id: str, partner_id: str, tenant_id: str, number: str) -> bool:
+async def insert_ported_did(conn: Conn, did_id: str, partner_id: str, number: str) -> bool:
+    """The ported number, in the partner's inventory; its assignment is assignment.change's."""
     row = await conn.fetchrow(
-        "INSERT INTO dids (id, partner_id, number, tenant_id, status, kind, billing_since, created_at, updated_at)"
-        " VALUES ($1,$2,$3,$4,'ACTIVE', CASE WHEN substr($3, 3, 3) IN ('800','833','844','855','866','877','888')"
+        "INSERT INTO dids (id, partner_id, number, status, kind, billing_since, created_at, updated_at)"
+        " VALUES ($1,$2,$3,'ACTIVE', CASE WHEN substr($3, 3, 3) IN ('800','833','844','855','866','877','888')"
         " THEN 'toll_free' ELSE 'local' END, now(), clock_timestamp(), clock_timestamp())"
-        " ON CONFLICT (number) DO NOTHING RETURNING id", did_id, partner_id, number, tenant_id)
+        " ON CONFLICT (number) DO NOTHING RETURNING id", did_id, partner_id, number)
     return row is not None

@@ -24,7 +24,7 @@ class NumberPrice:
 def price(tier: str, kind: str, at: datetime | None = None,
           schedule: TierSchedule = DEFAULT_SCHEDULE) -> NumberPrice:
     """``tier`` as stored on partners (STARTER...), ``kind`` local or toll_free."""
-    prices = schedule.prices_at(Tier(tier.lower()), at or datetime.now(UTC))
+    prices = schedule.prices_at(Tier(tier), at or datetime.now(UTC))
     if prices is None:
         return NumberPrice(None, SETUP_FEE_MICROS, None)
     if kind == "toll_free":

@@ -1,31 +1,32 @@
 """Search, purchase, inventory, assignment, routing and CNAM: the decisions.
 
 Every change commits with its ``phone_number.*`` event (transactional outbox);
-dialplan consequences go through the tenants applier after the commit, which
-re-renders and reloads Asterisk's dialplan (``dialplan_changed``).
+dialplan consequences are announced after the commit (the ``dialplan_changed`` signal):
+the tenants applier re-renders and reloads Asterisk's dialplan.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import asyncpg
 import structlog
 
 from controlplane.events import emit
-from controlplane.http.pagination import PageRequest, next_page
-from controlplane.http.problems import Problem
+from controlplane.shared.pagination import PageRequest, next_page
+from controlplane.shared.ids import new_id
+from controlplane.shared.problems import Problem
 from controlplane.numbers import cnam as cnam_rules
-from controlplane.numbers import inventory_store, numbers_store, vanity
+from controlplane.numbers import assignment, inventory_store, numbers_store, vanity
 from controlplane.numbers.carrier import (BuiltinCarrier, BuiltinCnamProvider, Carrier, CnamProvider, CnamResult,
                                           InventoryError, parse_inventory)
 from controlplane.numbers.inventory_store import Conn
 from controlplane.numbers.models import (AvailableNumber, CnamStatus, NumberKind, PhoneNumber, PurchaseResult)
 from controlplane.numbers.pricing import price
-from controlplane.tenants.applier import Applier
-from controlplane.tenants.services import new_id
+from controlplane.signals import DialplanSink
 from e911.address import STATES
 from e911.provider import E911Status
 
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 MAX_PURCHASE = 100
 MAX_RESULTS = 100
 DID_STATUSES = ("ACTIVE", "PENDING", "RELEASED")
+T = TypeVar("T")
 
 
 def digits(value: str | None, field: str, length: int) -> str | None:
@@ -60,9 +62,10 @@ async def emit_number(conn: Conn, event_type: str, number: PhoneNumber, tenant_i
 @dataclass
 class NumberServices:
     pool: asyncpg.Pool
-    applier: Applier | None = None
+    applier: DialplanSink | None = None  # the ``dialplan_changed`` signal (or a test's Applier)
     carrier: Carrier = field(default_factory=BuiltinCarrier)
     cnam_provider: CnamProvider = field(default_factory=BuiltinCnamProvider)
+    on_cap_tripped: assignment.CapHook | None = None
 
     def changed(self) -> None:
         if self.applier is not None:
@@ -202,39 +205,23 @@ class NumberServices:
         return did
 
     # ---------------------------------------------------------------- assignment and routing
+    # Each goes through controlplane/numbers/assignment.py, the one DID assignment path.
 
-    async def check_assignable(self, conn: Conn, partner_id: str, tenant_id: str, wanted: int = 1) -> None:
-        status = await conn.fetchval("SELECT status FROM tenants WHERE id = $1 AND partner_id = $2",
-                                     tenant_id, partner_id)
-        if status is None:
-            raise Problem(422, f"tenant_id: no tenant {tenant_id} for this partner", field="tenant_id")
-        if status == "CANCELLED":
-            raise Problem(409, "a cancelled tenant cannot receive numbers", field="tenant_id",
-                          code="tenant_cancelled")
-        room = await numbers_store.tenant_room(conn, tenant_id)
-        if room is not None and room < wanted:
-            raise Problem(409, f"the tenant's DID limit leaves room for {room} more", field="tenant_id",
-                          code="did_limit", extra={"room": room})
-
-    async def _extension(self, conn: Conn, tenant_id: str, extension_id: str | None) -> None:
-        if extension_id is not None and not await conn.fetchval(
-                "SELECT 1 FROM extensions WHERE id = $1 AND tenant_id = $2", extension_id, tenant_id):
-            raise Problem(422, f"extension_id: no extension {extension_id} in tenant {tenant_id}",
-                          field="extension_id")
+    async def assigning(self, partner_id: str, work: Awaitable[T]) -> T:
+        """``work``; a tripped ``max_dids`` goes to the limits capability after the rollback."""
+        return await assignment.guarded(self.on_cap_tripped, partner_id, work)
 
     async def assign(self, partner_id: str, did_id: str, tenant_id: str, extension_id: str | None) -> PhoneNumber:
+        return await self.assigning(partner_id, self._assign(partner_id, did_id, tenant_id, extension_id))
+
+    async def _assign(self, partner_id: str, did_id: str, tenant_id: str, extension_id: str | None
+                      ) -> PhoneNumber:
         async with self.pool.acquire() as conn, conn.transaction():
             did = await self.number(conn, partner_id, did_id, lock=True)
             if did.tenant_id not in (None, tenant_id):
                 raise Problem(409, f"{did.number} is assigned to another tenant; release it first",
                               code="did_assigned")
-            if did.tenant_id is None:
-                await self.check_assignable(conn, partner_id, tenant_id)
-            await self._extension(conn, tenant_id, extension_id)
-            await numbers_store.assign(conn, did_id, tenant_id, extension_id)
-            after = await self.number(conn, partner_id, did_id)
-            await emit_number(conn, "phone_number.assigned" if did.tenant_id is None else "phone_number.updated",
-                              after, tenant_id)
+            after = await assignment.change(conn, partner_id, did, tenant_id, extension_id)
         self.changed()
         return after
 
@@ -243,9 +230,7 @@ class NumberServices:
             did = await self.number(conn, partner_id, did_id, lock=True)
             if did.tenant_id is None:
                 raise Problem(409, f"{did.number} is not assigned to a tenant", code="not_assigned")
-            await numbers_store.assign(conn, did_id, None, None)
-            after = await self.number(conn, partner_id, did_id)
-            await emit_number(conn, "phone_number.released", after, did.tenant_id)
+            after = await assignment.change(conn, partner_id, did, None, None)
         self.changed()
         return after
 
@@ -254,10 +239,7 @@ class NumberServices:
             did = await self.number(conn, partner_id, did_id, lock=True)
             if did.tenant_id is None:
                 raise Problem(409, "assign the number to a tenant before routing it", code="not_assigned")
-            await self._extension(conn, did.tenant_id, extension_id)
-            await numbers_store.route(conn, did_id, extension_id)
-            after = await self.number(conn, partner_id, did_id)
-            await emit_number(conn, "phone_number.updated", after, did.tenant_id)
+            after = await assignment.change(conn, partner_id, did, did.tenant_id, extension_id)
         self.changed()
         return after
 

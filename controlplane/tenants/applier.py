@@ -22,7 +22,7 @@ import structlog
 
 from controlplane.tenants import realtime_store
 from controlplane.tenants.store import Conn
-from provisioning.dialplan import CARRIER_TRUNK, render_dialplan
+from provisioning.dialplan import CARRIER_TRUNK, AdmissionStep, render_dialplan
 from provisioning.diff import desired_by_table, diff_table
 from provisioning.model import ProvisioningState
 from provisioning.pjsip import render_pjsip
@@ -79,6 +79,11 @@ class SyncReport:
         return any(self.upserted.values()) or any(self.deleted.values()) or self.contacts_dropped > 0
 
 
+async def render_current(conn: Conn, *, trunk: str, admission: AdmissionStep) -> str:
+    """The whole tenant dialplan as the database says now (also what Asterisk boots with)."""
+    return render_dialplan(await realtime_store.load_state(conn), trunk=trunk, admission=admission)
+
+
 @dataclass
 class Applier:
     pool: asyncpg.Pool
@@ -86,6 +91,8 @@ class Applier:
     control: AsteriskControl | None = None
     debounce: float = 0.05
     trunk: str = CARRIER_TRUNK  # PJSIP endpoint of the carrier trunk (config carrier.endpoint)
+    # The admission step and its fail policy (config limits.enabled / limits.fail_open).
+    admission: AdmissionStep = AdmissionStep.FAIL_CLOSED
     _wanted: asyncio.Event = field(default_factory=asyncio.Event)
     _applied: asyncio.Event = field(default_factory=asyncio.Event)
     _generation: int = 0
@@ -146,11 +153,13 @@ class Applier:
             if generation == self._generation:
                 self._applied.set()
 
+    async def render(self, conn: Conn) -> str:
+        return await render_current(conn, trunk=self.trunk, admission=self.admission)
+
     async def apply_dialplan(self, *, force: bool = False) -> bool:
         """Render, write when different (or forced), reload. True when reloaded."""
         async with self.pool.acquire() as conn:
-            state = await realtime_store.load_state(conn)
-        text = render_dialplan(state, trunk=self.trunk)
+            text = await self.render(conn)
         if self.dialplan_path is None:
             return False
         current = self.dialplan_path.read_text() if self.dialplan_path.exists() else None

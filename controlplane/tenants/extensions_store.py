@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from controlplane.tenants.models import Extension
-from controlplane.tenants.pagination import PageRequest
+from controlplane.shared.pagination import PageRequest
 from controlplane.tenants.store import Conn, Query, like
 from provisioning.names import endpoint_name
 

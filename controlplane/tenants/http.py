@@ -9,12 +9,14 @@ from aiohttp import web
 
 from controlplane.http.caller import partner_id, require_tenant, tenant_scope
 from controlplane.http.body import json_response, read_body
+from controlplane.http.pagination import page_request
 from controlplane.http.problems import Problem
+from controlplane.tenants import export
 from controlplane.tenants.models import (
-    DidCreate, DidUpdate, ExtensionCreate, ExtensionUpdate, Page, PartnerCreate, PartnerUpdate, TenantCreate,
+    DidCreate, DidUpdate, ExtensionCreate, ExtensionUpdate, PartnerCreate, PartnerUpdate, TenantCreate,
     TenantDefaults, TenantUpdate)
+from controlplane.shared.pagination import ListPage
 from controlplane.tenants.numbering import NumberingServices
-from controlplane.tenants.pagination import page_request
 from controlplane.tenants.services import TenantServices
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -24,7 +26,7 @@ numbering_services = web.AppKey("numbering_services", NumberingServices)
 
 
 def _page(items: list[Any], cursor: str | None) -> web.Response:
-    return json_response(Page(items=items, next_cursor=cursor))
+    return json_response(ListPage.of(items, cursor))
 
 
 
@@ -83,6 +85,13 @@ async def list_tenants(request: web.Request) -> web.Response:
     items, cursor = await request.app[tenant_services].list_tenants(
         partner_id(request), page_request(q), q.get("status"), q.get("q"), tenant_scope(request))
     return _page(items, cursor)
+
+
+async def export_tenants(request: web.Request) -> web.StreamResponse:
+    q, partner, scope = request.query, partner_id(request), tenant_scope(request)
+    services = request.app[tenant_services]
+    return await export.stream(request, "tenants", export.TENANT_COLUMNS, lambda page: services.list_tenants(
+        partner, page, q.get("status"), q.get("q"), scope))
 
 
 async def get_tenant(request: web.Request) -> web.Response:
@@ -157,7 +166,14 @@ async def list_dids(request: web.Request) -> web.Response:
     items, cursor = await request.app[numbering_services].list_dids(
         partner_id(request), page_request(q), q.get("tenant_id"), q.get("status"), _flag(request, "assigned"),
         q.get("q"), tenant_scope(request))
-    return _page(items, cursor)
+    return _deprecated(_page(items, cursor), "/v1/numbers")
+
+
+async def export_dids(request: web.Request) -> web.StreamResponse:
+    q, partner, scope = request.query, partner_id(request), tenant_scope(request)
+    services, assigned = request.app[numbering_services], _flag(request, "assigned")
+    return await export.stream(request, "dids", export.DID_COLUMNS, lambda page: services.list_dids(
+        partner, page, q.get("tenant_id"), q.get("status"), assigned, q.get("q"), scope))
 
 
 async def _scoped_did(request: web.Request) -> Any:
@@ -169,8 +185,20 @@ async def _scoped_did(request: web.Request) -> Any:
     return did
 
 
+# RFC 9745: deprecated since 2026-12-01 00:00 UTC (issue 13, docs/numbers.md).
+DIDS_DEPRECATED = "@1796083200"
+
+
+def _deprecated(response: web.Response, successor: str) -> web.Response:
+    """A deprecated alias of a /v1/numbers route (RFC 9745 Deprecation, RFC 8288 Link)."""
+    response.headers["Deprecation"] = DIDS_DEPRECATED
+    response.headers["Link"] = f'<{successor}>; rel="successor-version"'
+    return response
+
+
 async def get_did(request: web.Request) -> web.Response:
-    return json_response(await _scoped_did(request))
+    did = await _scoped_did(request)
+    return _deprecated(json_response(did), f"/v1/numbers/{did.id}")
 
 
 async def update_did(request: web.Request) -> web.Response:
@@ -179,8 +207,8 @@ async def update_did(request: web.Request) -> web.Response:
         await _scoped_did(request)
         if isinstance(body.tenant_id, str):
             require_tenant(request, body.tenant_id)
-    return json_response(await request.app[numbering_services].update_did(partner_id(request), _id(request, "did_id"),
-                                                                  body))
+    did = await request.app[numbering_services].update_did(partner_id(request), _id(request, "did_id"), body)
+    return _deprecated(json_response(did), f"/v1/numbers/{did.id}")
 
 
 async def delete_did(request: web.Request) -> web.Response:
@@ -189,8 +217,6 @@ async def delete_did(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    from controlplane.tenants import export  # it uses this module's helpers
-
     r = app.router
     r.add_post("/v1/partners", create_partner)
     r.add_get("/v1/partners", list_partners)
@@ -199,7 +225,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/v1/partners/{partner_id}", delete_partner)
     r.add_post("/v1/tenants", create_tenant)
     r.add_get("/v1/tenants", list_tenants)
-    r.add_get("/v1/tenants/export", export.tenants_csv)
+    r.add_get("/v1/tenants/export", export_tenants)
     r.add_get("/v1/tenant-defaults", get_defaults)
     r.add_put("/v1/tenant-defaults", put_defaults)
     r.add_get("/v1/tenants/{tenant_id}", get_tenant)
@@ -214,7 +240,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(base + "/{extension_id}/reset-password", reset_extension_password)
     r.add_post("/v1/dids", create_did)
     r.add_get("/v1/dids", list_dids)
-    r.add_get("/v1/dids/export", export.dids_csv)
+    r.add_get("/v1/dids/export", export_dids)
     r.add_get("/v1/dids/{did_id}", get_did)
     r.add_patch("/v1/dids/{did_id}", update_did)
     r.add_delete("/v1/dids/{did_id}", delete_did)

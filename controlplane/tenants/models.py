@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from cdr_ingest.tiers import Tier
 from provisioning.model import DidStatus, TenantStatus
 
-__all__ = ["UNSET", "UnsetType", "DidStatus", "TenantStatus"]
+__all__ = ["UNSET", "UnsetType", "DidStatus", "PartnerTier", "TenantStatus", "Tier"]
 
-
-class PartnerTier(StrEnum):
-    STARTER = "STARTER"
-    PROFESSIONAL = "PROFESSIONAL"
-    BUSINESS = "BUSINESS"
-    ENTERPRISE = "ENTERPRISE"
+# The RPC's name (OpenAPI schema PartnerTier) for the one tier enum; not a second enum.
+PartnerTier = Tier
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -26,18 +22,18 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class PartnerCreate(_Body):
     name: str
-    tier: PartnerTier
+    tier: Tier
 
 
 class PartnerUpdate(_Body):
     name: str | UnsetType = UNSET
-    tier: PartnerTier | UnsetType = UNSET
+    tier: Tier | UnsetType = UNSET
 
 
 class Partner(msgspec.Struct, kw_only=True):
     id: str
     name: str
-    tier: PartnerTier
+    tier: Tier
     extension_count: int
     max_extensions: int | None
     created_at: datetime
@@ -142,6 +138,3 @@ class Did(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class Page(msgspec.Struct, kw_only=True):
-    items: list[Partner] | list[Tenant] | list[Extension] | list[Did]
-    next_cursor: str | None

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
-import msgspec
 
 from controlplane import audit
-from controlplane.http.problems import Problem
+from controlplane.shared.ids import new_id
+from controlplane.shared.problems import Problem
 from controlplane.limits import caps as limit_caps
+from controlplane.numbers import assignment, numbers_store
 from controlplane.tenants import dids_store, extensions_store, store
 from controlplane.tenants.applier import Applier
 from controlplane.tenants.models import (
     UNSET, Did, DidCreate, DidStatus, DidUpdate, Extension, ExtensionCreate, ExtensionCredentials,
-    ExtensionUpdate, PartnerTier, Tenant, TenantStatus)
+    ExtensionUpdate, Tier, Tenant, TenantStatus)
 from controlplane.tenants import outbox
-from controlplane.tenants.pagination import PageRequest, next_page
-from controlplane.tenants.services import checked, max_extensions, new_id
+from controlplane.shared.pagination import PageRequest, next_page
+from controlplane.tenants.services import checked, max_extensions
 from provisioning import validate
 from provisioning.names import REALM, endpoint_name
 
@@ -39,8 +40,8 @@ def new_password() -> str:
     return secrets.token_urlsafe(16)
 
 
-def cap_message(tier: PartnerTier, cap: int) -> str:
-    tiers = list(PartnerTier)
+def cap_message(tier: Tier, cap: int) -> str:
+    tiers = list(Tier)
     upgrade = tiers[tiers.index(tier) + 1]
     upgrade_cap = max_extensions(upgrade)
     room = f"up to {upgrade_cap:,}" if upgrade_cap else "unlimited"
@@ -49,8 +50,7 @@ def cap_message(tier: PartnerTier, cap: int) -> str:
 
 
 T = TypeVar("T")
-# (partner id, the refusal) -> the limits capability reacts (event, auto-suspension).
-CapHook = Callable[[str, limit_caps.CapTripped], Awaitable[None]]
+CapHook = assignment.CapHook
 
 
 @dataclass
@@ -61,12 +61,7 @@ class NumberingServices:
 
     async def _tripping(self, partner_id: str, work: Awaitable[T]) -> T:
         """``work``; a tenant cap it tripped is reported after its transaction rolled back."""
-        try:
-            return await work
-        except limit_caps.CapTripped as tripped:
-            if self.on_cap_tripped is not None:
-                await self.on_cap_tripped(partner_id, tripped)
-            raise
+        return await assignment.guarded(self.on_cap_tripped, partner_id, work)
 
     # ---------------------------------------------------------------- extensions
 
@@ -87,7 +82,7 @@ class NumberingServices:
                 raise Problem(409, f"the tenant is {tenant.status.value}: no new extensions",
                               code="tenant_not_active")
             await limit_caps.check_extension(conn, tenant_id)  # the tenant's own cap (controlplane/limits)
-            tier = PartnerTier(partner["tier"])
+            tier = Tier(partner["tier"])
             cap = max_extensions(tier)
             if cap is not None and partner["extension_count"] >= cap:
                 raise Problem(409, cap_message(tier, cap), code="extension_limit",
@@ -170,19 +165,18 @@ class NumberingServices:
 
     # ---------------------------------------------------------------- DIDs
 
+    # The deprecated /v1/dids alias (docs/numbers.md): reads in its own shape, every change
+    # through the numbers capability's one path (controlplane/numbers/assignment.py).
+
     async def create_did(self, partner_id: str, body: DidCreate) -> Did:
+        """The platform operator's grant (POST /v1/dids, platform token only): a DID outside
+        a purchase, without fees. Partners get numbers by purchase or a completed port."""
         number = checked(validate.e164, body.number, "number")
         cnam = None if body.cnam is None else checked(validate.cnam, body.cnam, "cnam")
         did_id = new_id("did")
         async with self.pool.acquire() as conn, conn.transaction():
-            if await store.partner_record(conn, partner_id) is None:
-                raise Problem(404, f"no partner {partner_id}", code="not_found")
-            if not await dids_store.insert(conn, did_id, partner_id, number, cnam):
-                raise Problem(409, f"{number} is already in an inventory", field="number", code="did_exists")
+            await assignment.grant(conn, partner_id, did_id, number, cnam)
             did = await self._did(conn, partner_id, did_id)
-            await outbox.did(conn, "phone_number.purchased", did, None)
-            await audit.record(conn, action="create", resource="did", resource_id=did_id, partner_id=partner_id,
-                               after=did)
         return did
 
     async def get_did(self, partner_id: str, did_id: str) -> Did:
@@ -201,42 +195,23 @@ class NumberingServices:
                                                         search, tenant_ids), page)
 
     async def update_did(self, partner_id: str, did_id: str, body: DidUpdate) -> Did:
-        """Assign to a tenant (and route to one of its extensions), unassign, or set the CNAM."""
+        """Assign to a tenant (and route to one of its extensions), unassign, or set the CNAM:
+        one change of ``assignment.change``, as ``/v1/numbers/{id}/assign|release|route`` make."""
         return await self._tripping(partner_id, self._update_did(partner_id, did_id, body))
 
     async def _update_did(self, partner_id: str, did_id: str, body: DidUpdate) -> Did:
+        cnam = assignment.KEEP if body.cnam is UNSET else (
+            None if body.cnam is None else checked(validate.cnam, body.cnam, "cnam"))
         async with self.pool.acquire() as conn, conn.transaction():
-            did = await self._did(conn, partner_id, did_id, lock=True)
-            tenant_id = did.tenant_id if body.tenant_id is UNSET else body.tenant_id
-            extension_id = did.extension_id if body.extension_id is UNSET else body.extension_id
-            if tenant_id != did.tenant_id and body.extension_id is UNSET:
+            before = await numbers_store.get(conn, partner_id, did_id, lock=True)
+            if before is None:
+                raise Problem(404, f"no DID {did_id} for this partner", code="not_found")
+            tenant_id = before.tenant_id if body.tenant_id is UNSET else body.tenant_id
+            extension_id = before.extension_id if body.extension_id is UNSET else body.extension_id
+            if tenant_id != before.tenant_id and body.extension_id is UNSET:
                 extension_id = None
-            if tenant_id is None:
-                if extension_id is not None:
-                    raise Problem(422, "an unassigned DID cannot route to an extension", field="extension_id")
-            else:
-                tenant = await store.get_tenant(conn, partner_id, tenant_id)
-                if tenant is None:
-                    raise Problem(422, f"no tenant {tenant_id} for this partner", field="tenant_id")
-                if tenant.status is TenantStatus.CANCELLED:
-                    raise Problem(409, "a cancelled tenant cannot receive DIDs", field="tenant_id",
-                                  code="tenant_cancelled")
-                if tenant_id != did.tenant_id:
-                    await limit_caps.check_did(conn, tenant_id)  # the tenant's own cap (controlplane/limits)
-                if extension_id is not None and await extensions_store.get(conn, tenant_id, extension_id) is None:
-                    raise Problem(422, f"no extension {extension_id} in tenant {tenant_id}", field="extension_id")
-            cnam = did.cnam if body.cnam is UNSET else (
-                None if body.cnam is None else checked(validate.cnam, body.cnam, "cnam"))
-            status = DidStatus.ACTIVE if did.status is DidStatus.RELEASED and tenant_id else did.status
-            updated = msgspec.structs.replace(did, tenant_id=tenant_id, extension_id=extension_id, cnam=cnam,
-                                              status=status)
-            await dids_store.update(conn, updated)
+            await assignment.change(conn, partner_id, before, tenant_id, extension_id, cnam=cnam)
             result = await self._did(conn, partner_id, did_id)
-            event = ("phone_number.assigned" if tenant_id and tenant_id != did.tenant_id
-                     else "phone_number.released" if did.tenant_id and not tenant_id else "phone_number.updated")
-            await outbox.did(conn, event, result, tenant_id or did.tenant_id)
-            await audit.record(conn, action="update", resource="did", resource_id=did_id, partner_id=partner_id,
-                               tenant_id=tenant_id or did.tenant_id, before=did, after=result)
         self.applier.dialplan_changed()
         return result
 

@@ -1,20 +1,28 @@
-"""Wires the tenants capability: services, routes, the applier's background jobs."""
+"""Wires the tenants capability: services, routes, the applier's background jobs.
+
+Sends ``tenant_status_changed`` and ``cap_tripped`` (extensions, the /v1/dids alias);
+reacts to ``suspension_due`` (suspends the tenant) and ``dialplan_changed`` (the
+applier re-renders: it is the one dialplan writer)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import structlog
 from aiohttp import web
 
 from controlplane.config import Config
-from controlplane.plugins import Context
+from controlplane.limits.caps import announcer
+from controlplane.plugins import AsteriskSource, Context
 from controlplane.tenants import http
-from controlplane.tenants.applier import AmiControl, Applier
+from controlplane.tenants.applier import AmiControl, Applier, render_current
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
-from provisioning.realtime_conf import PgTarget, realtime_files
+from provisioning.dialplan import AdmissionStep
+from provisioning.realtime_conf import PgTarget, extconfig_conf, realtime_files, sorcery_conf
 
 log = structlog.get_logger(__name__)
 RECONCILE_SECONDS = 300.0
@@ -23,22 +31,16 @@ DIALPLAN_FILE = "extensions_tenants.conf"
 
 
 def asterisk_etc_dir(config: Config) -> Path | None:
-    """The running instance's config directory, from the runner when it is installed."""
-    try:
-        from controlplane.asterisk.runner import runner_for  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    runner = runner_for(config)
-    for attribute in ("etc_dir", "instance_etc"):
-        path = getattr(runner, attribute, None)
-        if path is not None:
-            return Path(path)
-    instance_dir = getattr(runner, "instance_dir", None)
-    return Path(instance_dir) / "etc" if instance_dir is not None else None
+    """Where the dialplan is written: the instance's etc directory its runner names
+    (None for an external Asterisk without ``asterisk.config_dir``)."""
+    from controlplane.asterisk.runner import runner_for
+
+    etc = runner_for(config).etc_dir
+    return Path(etc) if etc is not None else None
 
 
 def asterisk_extra_files(dsn: str) -> dict[str, str]:
-    """The files the runner drops beside the base config so PJSIP reads our tables."""
+    """The files that make PJSIP read our tables (sorcery realtime into ``dsn``)."""
     return realtime_files(PgTarget.from_dsn(dsn))
 
 
@@ -47,24 +49,53 @@ class TenantsPlugin:
     name: str = "tenants"
     package: str = "controlplane.tenants"
 
+    async def asterisk_files(self, source: AsteriskSource) -> Mapping[str, str]:
+        """Realtime sorcery into our database, and the tenant dialplan as the database says."""
+        files = {"sorcery.conf": sorcery_conf(), "extconfig.conf": extconfig_conf()}
+        if source.dsn is not None:
+            files.update(asterisk_extra_files(source.dsn))
+        if source.conn is not None:
+            files[DIALPLAN_FILE] = await render_current(source.conn, trunk=source.config.carrier.endpoint,
+                                                        admission=_admission(source.config))
+        return files
+
     def install(self, app: web.Application, context: Context) -> None:
         http.add_routes(app)
         if context.pool is None:  # contract tests only wire the routes
             return
         etc = asterisk_etc_dir(context.config)
         control = AmiControl(context.ami) if context.ami is not None else None
-        applier = Applier(context.pool, dialplan_path=etc / DIALPLAN_FILE if etc else None, control=control,
-                          trunk=context.config.carrier.endpoint)
-        app[http.tenant_services] = tenants = TenantServices(context.pool, applier)
-        app[http.numbering_services] = NumberingServices(context.pool, applier)
+        applier = _applier(context.config, context.pool, etc / DIALPLAN_FILE if etc else None, control)
+        signals = context.signals
+        app[http.tenant_services] = tenants = TenantServices(context.pool, applier,
+                                                             status_changed=signals.tenant_status_changed)
+        app[http.numbering_services] = NumberingServices(context.pool, applier,
+                                                         on_cap_tripped=announcer(signals.cap_tripped))
+        signals.suspension_due.connect(tenants.suspension_due)
+        signals.dialplan_changed.connect(lambda _: applier.dialplan_changed())
         context.background.append(applier.run)
         context.background.append(lambda: applier.reconcile_forever(RECONCILE_SECONDS))
         context.background.append(lambda: _purge_forever(tenants))
-        context.resync.append(applier.restore)
+        async def restore() -> None:
+            await applier.restore()
+
+        context.resync.append(restore)
         if control is not None:  # the first boot: the reconnect hook only covers later ones
-            context.background.append(applier.restore)
+            context.background.append(restore)
         log.info("tenants.installed", dialplan=str(etc / DIALPLAN_FILE) if etc else None,
                  asterisk_control=control is not None)
+
+
+def _admission(config: Config) -> AdmissionStep:
+    """The dialplan's admission step, as configured: for the daemon's writer and the rendered files."""
+    return AdmissionStep.of(config.limits.enabled, config.limits.fail_open)
+
+
+def _applier(config: Config, pool: asyncpg.Pool, dialplan_path: Path | None = None,
+             control: AmiControl | None = None) -> Applier:
+    """The one way the dialplan writer is built."""
+    return Applier(pool, dialplan_path=dialplan_path, control=control,
+                   trunk=config.carrier.endpoint, admission=_admission(config))
 
 
 async def _purge_forever(services: TenantServices) -> None:

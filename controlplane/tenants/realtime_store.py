@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from controlplane.tenants.store import Conn
 from provisioning.model import DidState, DidStatus, ExtensionState, ProvisioningState, TenantState, TenantStatus
+from provisioning.names import ENDPOINT_PATTERN
 from provisioning.pjsip import TABLES, AorRow, AuthRow, EndpointRow, columns, row_values
 
 Row = EndpointRow | AuthRow | AorRow
@@ -72,6 +73,6 @@ async def orphan_contact_aors(conn: Conn) -> list[str]:
     """AORs named like tenant objects that have contacts but no ps_aors row."""
     rows = await conn.fetch(
         f"SELECT DISTINCT {_CONTACT_AOR} AS aor FROM ps_contacts"
-        f" WHERE {_CONTACT_AOR} ~ '^[a-z0-9]{{3,12}}_[0-9]{{2,6}}$'"
-        f" AND NOT EXISTS (SELECT 1 FROM ps_aors a WHERE a.id = {_CONTACT_AOR})")
+        f" WHERE {_CONTACT_AOR} ~ $1"
+        f" AND NOT EXISTS (SELECT 1 FROM ps_aors a WHERE a.id = {_CONTACT_AOR})", ENDPOINT_PATTERN)
     return [r["aor"] for r in rows]

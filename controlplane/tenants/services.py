@@ -19,22 +19,21 @@ import asyncpg
 
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier
 from controlplane import audit
-from controlplane.http.problems import Problem
+from controlplane.shared.ids import new_id
+from controlplane.shared.problems import Problem
 from controlplane.tenants import dids_store, store
+from controlplane.signals import AfterCommit, SuspensionDue, TenantStatusChanged
 from controlplane.tenants.applier import Applier
 from controlplane.tenants.models import (
-    UNSET, Partner, PartnerCreate, PartnerTier, PartnerUpdate, Tenant, TenantCreate, TenantDefaults,
+    UNSET, Partner, PartnerCreate, PartnerUpdate, Tenant, TenantCreate, TenantDefaults,
     TenantStatus, TenantUpdate)
 from controlplane.tenants import outbox
-from controlplane.tenants.pagination import PageRequest, next_page
+from controlplane.shared.pagination import PageRequest, next_page
 from provisioning import validate
+from provisioning.access import call_access
 from provisioning.validate import Invalid
 
 T = TypeVar("T")
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}_{secrets.token_hex(8)}"
 
 
 def checked(fn: Callable[[object, str], str], value: object, field: str) -> str:
@@ -45,8 +44,8 @@ def checked(fn: Callable[[object, str], str], value: object, field: str) -> str:
         raise Problem(422, f"{exc.field}: {exc.message}", field=exc.field) from None
 
 
-def max_extensions(tier: PartnerTier) -> int | None:
-    prices = DEFAULT_SCHEDULE.prices_at(Tier(tier.value.lower()), datetime.now(UTC))
+def max_extensions(tier: Tier) -> int | None:
+    prices = DEFAULT_SCHEDULE.prices_at(tier, datetime.now(UTC))
     return prices.max_extensions if prices else None
 
 
@@ -54,6 +53,8 @@ def max_extensions(tier: PartnerTier) -> int | None:
 class TenantServices:
     pool: asyncpg.Pool
     applier: Applier
+    # Sent after a status change committed (controlplane/limits: admission, calls in progress).
+    status_changed: AfterCommit[TenantStatusChanged] | None = None
 
     # ---------------------------------------------------------------- partners
 
@@ -72,11 +73,11 @@ class TenantServices:
             return await self._partner(conn, partner_id)
 
     async def list_partners(self, page: PageRequest, tier: str | None) -> tuple[list[Partner], str | None]:
-        if tier is not None and tier not in PartnerTier.__members__:
-            raise Problem(422, f"tier must be one of {', '.join(PartnerTier)}", field="tier")
+        if tier is not None and tier not in Tier.__members__:
+            raise Problem(422, f"tier must be one of {', '.join(Tier)}", field="tier")
         async with self.pool.acquire() as conn:
             rows = await store.list_partners(conn, page, tier)
-        partners = [store.partner_from(r, max_extensions(PartnerTier(r["tier"]))) for r in rows]
+        partners = [store.partner_from(r, max_extensions(Tier(r["tier"]))) for r in rows]
         return next_page(partners, page)
 
     async def update_partner(self, partner_id: str, body: PartnerUpdate) -> Partner:
@@ -107,7 +108,7 @@ class TenantServices:
         row = await store.partner_record(conn, partner_id, lock=lock)
         if row is None:
             raise Problem(404, f"no partner {partner_id}", code="not_found")
-        return store.partner_from(row, max_extensions(PartnerTier(row["tier"])))
+        return store.partner_from(row, max_extensions(Tier(row["tier"])))
 
     # ---------------------------------------------------------------- tenants
 
@@ -194,6 +195,7 @@ class TenantServices:
                 status=status)
             result = await self._set_status_and_save(conn, current, updated)
         self.applier.dialplan_changed()
+        await self._announce(current, result)
         return result
 
     async def delete_tenant(self, partner_id: str, tenant_id: str, confirm: str | None) -> Tenant:
@@ -209,18 +211,31 @@ class TenantServices:
             result = await self._set_status_and_save(conn, current,
                                                      msgspec_replace(current, status=TenantStatus.CANCELLED))
         self.applier.dialplan_changed()
+        await self._announce(current, result)
         return result
 
     async def suspend_for(self, partner_id: str, tenant_id: str, cause: str) -> Tenant:
         """Auto-suspension (controlplane/limits): a manual suspension whose tenant.suspended names the cause."""
         async with self.pool.acquire() as conn, conn.transaction():
             current = await self._tenant(conn, partner_id, tenant_id, lock=True)
-            if current.status not in (TenantStatus.TRIAL, TenantStatus.ACTIVE):
+            if not call_access(current.status).outbound:  # already refused: nothing to suspend
                 return current
             result = await self._set_status_and_save(
                 conn, current, msgspec_replace(current, status=TenantStatus.SUSPENDED), cause=cause)
         self.applier.dialplan_changed()
+        await self._announce(current, result, cause)
         return result
+
+    async def suspension_due(self, due: SuspensionDue) -> None:
+        """The ``suspension_due`` handler: a cap was reached with auto-suspend on."""
+        await self.suspend_for(due.partner_id, due.tenant_id, due.cause)
+
+    async def _announce(self, before: Tenant, after: Tenant, cause: str | None = None) -> None:
+        """After commit: a changed status is sent to whoever reacts (``tenant_status_changed``)."""
+        if self.status_changed is not None and before.status != after.status:
+            await self.status_changed.send(TenantStatusChanged(
+                partner_id=after.partner_id, tenant_id=after.id, previous=before.status.value,
+                status=after.status.value, cause=cause))
 
     async def _set_status_and_save(self, conn: store.Conn, current: Tenant, updated: Tenant,
                                    cause: str | None = None) -> Tenant:

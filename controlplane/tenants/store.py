@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from controlplane.tenants.models import Partner, PartnerTier, Tenant, TenantDefaults, TenantStatus
-from controlplane.tenants.pagination import PageRequest, keyset
+from controlplane.db.connection import Connection
+from controlplane.tenants.models import Partner, Tier, Tenant, TenantDefaults, TenantStatus
+from controlplane.shared.pagination import PageRequest, keyset
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Conn = Connection
 PURGE_DAYS = 90
 
 
@@ -50,12 +51,12 @@ FROM partners p
 
 
 def partner_from(r: asyncpg.Record, max_extensions: int | None) -> Partner:
-    return Partner(id=r["id"], name=r["name"], tier=PartnerTier(r["tier"]),
+    return Partner(id=r["id"], name=r["name"], tier=Tier(r["tier"]),
                    extension_count=r["extension_count"], max_extensions=max_extensions,
                    created_at=r["created_at"], updated_at=r["updated_at"])
 
 
-async def insert_partner(conn: Conn, partner_id: str, name: str, tier: PartnerTier) -> None:
+async def insert_partner(conn: Conn, partner_id: str, name: str, tier: Tier) -> None:
     await conn.execute("INSERT INTO partners (id, name, tier, created_at, updated_at) "
                        "VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp())", partner_id, name, tier.value)
 
@@ -74,7 +75,7 @@ async def list_partners(conn: Conn, page: PageRequest, tier: str | None) -> list
     return await conn.fetch(_PARTNER + q.page(page, "p."), *q.args)
 
 
-async def update_partner(conn: Conn, partner_id: str, name: str, tier: PartnerTier) -> None:
+async def update_partner(conn: Conn, partner_id: str, name: str, tier: Tier) -> None:
     await conn.execute("UPDATE partners SET name = $2, tier = $3, updated_at = now() WHERE id = $1",
                        partner_id, name, tier.value)
 

@@ -16,8 +16,8 @@ import sys
 from controlplane.config import Config, ConfigError, load_config
 from controlplane.db.database import create_pool, migrate_dsn, open_database
 from controlplane.logs import configure_logging
-from controlplane.webhooks.secret_box import SecretBox
-from controlplane.webhooks.settings import Settings, secret_key
+from controlplane.secret_box import SecretBox, secret_key
+from controlplane.webhooks.settings import Settings
 from controlplane.webhooks.worker import Worker
 
 

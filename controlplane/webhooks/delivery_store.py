@@ -19,17 +19,17 @@ from datetime import timedelta
 
 import asyncpg
 
+from controlplane.db.connection import Connection, Executor
 from controlplane.events.store import Sequenced
-from controlplane.webhooks.models import DeliveryStatus, DeliveryView, Job, Outcome
+from controlplane.webhooks.models import RESPONSE_EXCERPT, DeliveryStatus, DeliveryView, Job, Outcome
 
-Conn = asyncpg.Connection | asyncpg.Pool
 Group = tuple[str, str]  # (endpoint_id, order_key)
 DELIVERY_ID_PREFIX = "dlv_"
 GROUP_LOCK_CLASS = 0x6370_6772  # "cpgr", with a bucket number as the second key
 GROUP_BUCKETS = 256
 
 
-async def fan_out(conn: asyncpg.Connection, events: Sequence[Sequenced], max_attempts: int,
+async def fan_out(conn: Connection, events: Sequence[Sequenced], max_attempts: int,
                   offset: timedelta) -> int:
     """One PENDING delivery per (event, enabled endpoint of its partner subscribed to its type)."""
     if not events:
@@ -48,7 +48,7 @@ async def fan_out(conn: asyncpg.Connection, events: Sequence[Sequenced], max_att
     return len(rows)
 
 
-async def promote(conn: asyncpg.Connection, groups: Iterable[Group]) -> None:
+async def promote(conn: Connection, groups: Iterable[Group]) -> None:
     """Mark each group's oldest PENDING delivery ready (idempotent). Inside a transaction."""
     groups = sorted(set(groups))
     if not groups:
@@ -101,7 +101,7 @@ RETURNING d.id, d.endpoint_id, d.order_key, d.manual, e.id AS event_id, e.type, 
           d.attempts, d.max_attempts, clock.t AS claimed_at"""
 
 
-async def claim(conn: asyncpg.Connection, *, owner: str, offset: timedelta, per_endpoint: int,
+async def claim(conn: Connection, *, owner: str, offset: timedelta, per_endpoint: int,
                 limit: int, lease: timedelta, exclude: Sequence[int] = ()) -> list[Job]:
     """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` in flight per endpoint.
 
@@ -120,7 +120,7 @@ async def claim(conn: asyncpg.Connection, *, owner: str, offset: timedelta, per_
             for r in rows]
 
 
-async def record(conn: asyncpg.Connection, outcomes: Sequence[tuple[Outcome, DeliveryStatus, float]],
+async def record(conn: Connection, outcomes: Sequence[tuple[Outcome, DeliveryStatus, float]],
                  *, owner: str, offset: timedelta) -> set[int]:
     """Store attempts (outcome, new status, seconds to the next attempt); ids still leased by us.
 
@@ -152,7 +152,7 @@ async def record(conn: asyncpg.Connection, outcomes: Sequence[tuple[Outcome, Del
     return kept
 
 
-async def abandon(conn: asyncpg.Connection, endpoint_id: str, reason: str) -> None:
+async def abandon(conn: Connection, endpoint_id: str, reason: str) -> None:
     """Stop everything still to be sent to an endpoint (it is being deleted)."""
     await conn.execute(
         """UPDATE webhook_deliveries SET status = 'DEAD', ready = false, error = $2,
@@ -176,21 +176,22 @@ def _view(row: asyncpg.Record) -> DeliveryView:
         created_at=row["created_at"], last_attempt_at=row["last_attempt_at"],
         next_attempt_at=row["due_at"] if waiting else None, response_status=row["response_status"],
         error=row["error"], request_body=bytes(row["body"]).decode("utf-8", "replace"),
-        response_body=bytes(response).decode("utf-8", "replace") if response is not None else None,
-        response_truncated=row["response_truncated"])
+        # rows from before the excerpt limit may hold more: cut them too
+        response_body=None if response is None else bytes(response)[:RESPONSE_EXCERPT].decode("utf-8", "replace"),
+        response_truncated=row["response_truncated"] or len(response or b"") > RESPONSE_EXCERPT)
 
 
-async def recent(conn: Conn, endpoint_id: str, limit: int = 100) -> list[DeliveryView]:
+async def recent(conn: Executor, endpoint_id: str, limit: int = 100) -> list[DeliveryView]:
     rows = await conn.fetch(f"{_VIEW} WHERE d.endpoint_id = $1 ORDER BY d.id DESC LIMIT $2", endpoint_id, limit)
     return [_view(r) for r in rows]
 
 
-async def get(conn: Conn, endpoint_id: str, delivery_id: int) -> DeliveryView | None:
+async def get(conn: Executor, endpoint_id: str, delivery_id: int) -> DeliveryView | None:
     row = await conn.fetchrow(f"{_VIEW} WHERE d.endpoint_id = $1 AND d.id = $2", endpoint_id, delivery_id)
     return _view(row) if row else None
 
 
-async def redeliver(conn: Conn, endpoint_id: str, delivery_id: int) -> DeliveryView | None:
+async def redeliver(conn: Executor, endpoint_id: str, delivery_id: int) -> DeliveryView | None:
     """A new, single-attempt delivery of the same event (same body, same id), due now."""
     new_id = await conn.fetchval(
         """INSERT INTO webhook_deliveries (endpoint_id, event_seq, position, order_key, max_attempts,

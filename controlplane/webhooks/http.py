@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 from aiohttp import web
 
 from controlplane.http.caller import partner_id
 from controlplane.http.body import json_response, read_body
+from controlplane.shared.pagination import ListPage
 from controlplane.webhooks.models import EndpointCreate, EndpointUpdate
 from controlplane.webhooks.services import EndpointService
 
 service_key = web.AppKey("webhooks_service", EndpointService)
 
 BASE = "/v1/webhook-endpoints"
-
-
-class _List(msgspec.Struct):
-    data: list[Any]
-
-
 
 
 def _ids(request: web.Request) -> tuple[EndpointService, str, str]:
@@ -34,7 +26,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_endpoints(request: web.Request) -> web.Response:
     service, partner = request.app[service_key], partner_id(request)
-    return json_response(_List(await service.list(partner)))
+    return json_response(ListPage.of(await service.list(partner)))
 
 
 async def get(request: web.Request) -> web.Response:
@@ -70,7 +62,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 
 async def deliveries(request: web.Request) -> web.Response:
     service, partner, endpoint = _ids(request)
-    return json_response(_List(await service.deliveries(partner, endpoint)))
+    return json_response(ListPage.of(await service.deliveries(partner, endpoint)))
 
 
 async def delivery(request: web.Request) -> web.Response:

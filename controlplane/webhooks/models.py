@@ -8,6 +8,11 @@ from enum import StrEnum
 import msgspec
 
 
+# The most of a target's reply that is kept and shown (the deliveries debugger): an
+# excerpt to recognise an error page, not a copy of whatever an endpoint sends back.
+RESPONSE_EXCERPT = 512
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "PENDING"      # not attempted yet (or its first attempt is in flight)
     FAILED = "FAILED"        # the last attempt failed; the next one is at next_attempt_at
@@ -71,7 +76,7 @@ class DeliveryView(msgspec.Struct, frozen=True):
     response_status: int | None
     error: str | None
     request_body: str
-    response_body: str | None
+    response_body: str | None  # at most RESPONSE_EXCERPT bytes of the reply
     response_truncated: bool
 
 

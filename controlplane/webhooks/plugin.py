@@ -6,18 +6,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from controlplane.plugins import Context
+from controlplane.plugins import Context, NoAsteriskFiles
+from controlplane.secret_box import SecretBox, secret_key
 from controlplane.webhooks import http
-from controlplane.webhooks.secret_box import SecretBox
 from controlplane.webhooks.services import EndpointService
-from controlplane.webhooks.settings import Settings, secret_key
+from controlplane.webhooks.settings import Settings
 from controlplane.webhooks.worker import Worker
 
 worker_key = web.AppKey("webhooks_worker", Worker)
 
 
 @dataclass(frozen=True)
-class WebhooksPlugin:
+class WebhooksPlugin(NoAsteriskFiles):
     name: str = "webhooks"
     package: str = "controlplane.webhooks"
 

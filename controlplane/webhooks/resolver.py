@@ -28,16 +28,14 @@ async def system_resolve(host: str, port: int) -> list[IPAddress]:
 class GuardedResolver(AbstractResolver):
     """Resolves, refuses forbidden targets, and pins the connection to what it checked."""
 
-    def __init__(self, resolve: Resolve, allow: AllowList, enforce: bool) -> None:
+    def __init__(self, resolve: Resolve, allow: AllowList) -> None:
         self._resolve = resolve
         self._allow = allow
-        self._enforce = enforce
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         addresses = await self._resolve(host, port)
-        if self._enforce:
-            check_addresses(host.rstrip(".").lower(), addresses, self._allow)  # raises TargetError
+        check_addresses(host.rstrip(".").lower(), addresses, self._allow)  # raises TargetError
         wanted = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)
         return [
             ResolveResult(hostname=host, host=str(a), port=port,

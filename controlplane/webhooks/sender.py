@@ -9,14 +9,14 @@ from datetime import datetime
 
 import aiohttp
 
+from controlplane.secret_box import SecretBox
 from controlplane.webhooks import signing
-from controlplane.webhooks.models import Job, Outcome
+from controlplane.webhooks.models import RESPONSE_EXCERPT, Job, Outcome
 from controlplane.webhooks.resolver import GuardedResolver, Resolve
-from controlplane.webhooks.secret_box import SecretBox
 from controlplane.webhooks.settings import Settings
 from controlplane.webhooks.targets import TargetError, check_addresses, parse_url
 
-RESPONSE_LIMIT = 4096
+RESPONSE_LIMIT = RESPONSE_EXCERPT
 USER_AGENT = "controlplane-webhooks/0.1"
 TIMEOUT = "Timeout"
 
@@ -31,7 +31,7 @@ class Sender:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        resolver = GuardedResolver(self._resolve, self._settings.allow, enforce=self._settings.production)
+        resolver = GuardedResolver(self._resolve, self._settings.allow)
         connector = aiohttp.TCPConnector(limit=self._settings.max_concurrency, limit_per_host=0,
                                          resolver=resolver, ttl_dns_cache=10)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
@@ -82,7 +82,7 @@ def _check_target(url: str, settings: Settings) -> None:
     # Pure and hot (every attempt): cached per URL. Names are still resolved and
     # checked at every connection by the GuardedResolver.
     target = parse_url(url, production=settings.production)
-    if settings.production and target.ip is not None:
+    if target.ip is not None:
         check_addresses(target.host, [target.ip], settings.allow)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from collections.abc import Sequence
 
@@ -10,12 +11,12 @@ import msgspec
 import structlog
 
 from controlplane.events import registry
-from controlplane.http.problems import Problem
+from controlplane.secret_box import SecretBox
+from controlplane.shared.problems import Problem
 from controlplane.webhooks import delivery_store, signing, store
 from controlplane.webhooks.models import (DeliveryView, Endpoint, EndpointCreate, EndpointUpdate,
                                           EndpointWithSecret)
 from controlplane.webhooks.resolver import Resolve, system_resolve
-from controlplane.webhooks.secret_box import SecretBox
 from controlplane.webhooks.settings import Settings
 from controlplane.webhooks.targets import TargetError, check_addresses, parse_url
 
@@ -52,15 +53,14 @@ class EndpointService:
         """The URL if it is an acceptable target now; a 422 naming ``url`` otherwise."""
         try:
             target = parse_url(url, production=self._settings.production)
-            if self._settings.production:
-                if target.ip is not None:
-                    addresses = [target.ip]
-                else:
-                    try:
-                        addresses = await self._resolve(target.host, target.port)
-                    except OSError:
-                        raise TargetError(f"{target.host} does not resolve") from None
-                check_addresses(target.host, addresses, self._settings.allow)
+            if target.ip is not None:
+                addresses = [target.ip]
+            else:
+                try:
+                    addresses = await self._resolve(target.host, target.port)
+                except OSError:
+                    raise TargetError(f"{target.host} does not resolve") from None
+            check_addresses(target.host, addresses, self._settings.allow)
         except TargetError as exc:
             raise Problem(422, f"url {exc}", field="url") from None
         return url
@@ -119,7 +119,8 @@ class EndpointService:
                 raise Problem(404, "no such webhook endpoint")
         log.info("webhooks.endpoint_deleted", endpoint_id=endpoint_id)
 
-    async def deliveries(self, partner_id: str, endpoint_id: str) -> list[DeliveryView]:
+    # builtins.list: inside this class "list" is the method above.
+    async def deliveries(self, partner_id: str, endpoint_id: str) -> builtins.list[DeliveryView]:
         await self.get(partner_id, endpoint_id)
         return await delivery_store.recent(self._pool, endpoint_id, DEBUGGER_ROWS)
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controlplane.config import Config, Mode
-from controlplane.keystore import install_secret
-from controlplane.webhooks.targets import AllowList
+from controlplane.webhooks.targets import LOOPBACK, AllowList
 
 
 @dataclass(frozen=True)
 class Settings:
+    """``production`` keeps http:// off (https only); the address rules apply in every mode.
+
+    ``allow`` is the only way past them: ``webhooks.allow_targets``, plus loopback when a
+    development config sets ``webhooks.allow_loopback``.
+    """
+
     production: bool
     allow: AllowList
     timeout: float
@@ -20,11 +25,8 @@ class Settings:
     @classmethod
     def from_config(cls, config: Config) -> Settings:
         hooks = config.webhooks
-        return cls(production=config.mode is Mode.PRODUCTION, allow=AllowList.parse(hooks.allow_targets),
+        production = config.mode is Mode.PRODUCTION
+        allowed = [*hooks.allow_targets, *(LOOPBACK if hooks.allow_loopback and not production else ())]
+        return cls(production=production, allow=AllowList.parse(allowed),
                    timeout=hooks.timeout, per_endpoint_concurrency=max(1, hooks.per_endpoint_concurrency),
                    max_concurrency=max(1, hooks.max_concurrency))
-
-
-def secret_key(config: Config) -> str:
-    """The key material that encrypts signing secrets at rest."""
-    return config.webhooks.secret_key or install_secret(config.data_path, "webhooks_key", nbytes=32)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from controlplane.db.connection import Connection, Executor
 from controlplane.webhooks.models import DisabledReason, Endpoint
 
-Conn = asyncpg.Connection | asyncpg.Pool
 
 _COLUMNS = ("id, partner_id, url, description, event_types, enabled, disabled_reason,"
             " consecutive_failures, created_at, updated_at")
@@ -41,7 +41,7 @@ def _endpoint(row: asyncpg.Record) -> Endpoint:
                     updated_at=row["updated_at"])
 
 
-async def insert(conn: Conn, endpoint_id: str, partner_id: str, url: str, description: str,
+async def insert(conn: Executor, endpoint_id: str, partner_id: str, url: str, description: str,
                  event_types: Sequence[str], enabled: bool, secret_enc: bytes) -> Endpoint:
     row = await conn.fetchrow(
         f"""INSERT INTO webhook_endpoints (id, partner_id, url, description, event_types, enabled,
@@ -49,24 +49,25 @@ async def insert(conn: Conn, endpoint_id: str, partner_id: str, url: str, descri
             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 THEN NULL ELSE 'manual' END, $7)
             RETURNING {_COLUMNS}""",
         endpoint_id, partner_id, url, description, list(event_types), enabled, secret_enc)
+    assert row is not None  # INSERT ... RETURNING yields the row it inserted
     return _endpoint(row)
 
 
-async def list_for_partner(conn: Conn, partner_id: str) -> list[Endpoint]:
+async def list_for_partner(conn: Executor, partner_id: str) -> list[Endpoint]:
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE partner_id = $1 AND {_LIVE}"
         " ORDER BY created_at, id", partner_id)
     return [_endpoint(r) for r in rows]
 
 
-async def get(conn: Conn, partner_id: str, endpoint_id: str) -> Endpoint | None:
+async def get(conn: Executor, partner_id: str, endpoint_id: str) -> Endpoint | None:
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND partner_id = $2 AND {_LIVE}",
         endpoint_id, partner_id)
     return _endpoint(row) if row else None
 
 
-async def update(conn: Conn, partner_id: str, endpoint_id: str, *, url: str | None,
+async def update(conn: Executor, partner_id: str, endpoint_id: str, *, url: str | None,
                  description: str | None, event_types: Sequence[str] | None) -> Endpoint | None:
     """Change the given fields (None: keep)."""
     row = await conn.fetchrow(
@@ -77,7 +78,7 @@ async def update(conn: Conn, partner_id: str, endpoint_id: str, *, url: str | No
     return _endpoint(row) if row else None
 
 
-async def set_enabled(conn: Conn, partner_id: str, endpoint_id: str, enabled: bool,
+async def set_enabled(conn: Executor, partner_id: str, endpoint_id: str, enabled: bool,
                       reason: DisabledReason = DisabledReason.MANUAL) -> Endpoint | None:
     """Enabling starts the failure count afresh; disabling records why."""
     row = await conn.fetchrow(
@@ -90,7 +91,7 @@ async def set_enabled(conn: Conn, partner_id: str, endpoint_id: str, enabled: bo
     return _endpoint(row) if row else None
 
 
-async def set_secret(conn: Conn, partner_id: str, endpoint_id: str, secret_enc: bytes) -> Endpoint | None:
+async def set_secret(conn: Executor, partner_id: str, endpoint_id: str, secret_enc: bytes) -> Endpoint | None:
     row = await conn.fetchrow(
         f"""UPDATE webhook_endpoints SET secret_enc = $3, updated_at = now()
             WHERE id = $1 AND partner_id = $2 AND {_LIVE} RETURNING {_COLUMNS}""",
@@ -98,7 +99,7 @@ async def set_secret(conn: Conn, partner_id: str, endpoint_id: str, secret_enc: 
     return _endpoint(row) if row else None
 
 
-async def soft_delete(conn: asyncpg.Connection, partner_id: str, endpoint_id: str) -> bool:
+async def soft_delete(conn: Connection, partner_id: str, endpoint_id: str) -> bool:
     done = await conn.fetchval(
         f"""UPDATE webhook_endpoints SET deleted_at = now(), enabled = false, updated_at = now()
             WHERE id = $1 AND partner_id = $2 AND {_LIVE} RETURNING true""",
@@ -106,7 +107,7 @@ async def soft_delete(conn: asyncpg.Connection, partner_id: str, endpoint_id: st
     return bool(done)
 
 
-async def tally_attempts(conn: asyncpg.Connection, tallies: Sequence[FailureTally],
+async def tally_attempts(conn: Connection, tallies: Sequence[FailureTally],
                          threshold: int) -> list[Tripped]:
     """Apply a batch's results to the failure counters; disable those reaching ``threshold``.
 

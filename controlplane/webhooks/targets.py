@@ -23,6 +23,8 @@ _METADATA = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "fd00:ec2::254"))
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# What ``webhooks.allow_loopback`` (development only) adds to the allow list.
+LOOPBACK = ("127.0.0.0/8", "::1/128", "localhost")
 
 
 class TargetError(ValueError):
@@ -94,7 +96,7 @@ def parse_url(url: str, *, production: bool) -> Target:
 
 
 def forbidden_reason(address: IPAddress) -> str | None:
-    """Why production mode must not deliver to ``address``; None when it may."""
+    """Why no mode may deliver to ``address`` unless it is allowed; None when it may."""
     address = _unmapped(address)
     if address in _METADATA:
         return "a cloud metadata address"

@@ -21,10 +21,10 @@ import asyncpg
 import structlog
 
 from controlplane.events import emit, store as events_store
+from controlplane.secret_box import SecretBox
 from controlplane.webhooks import delivery_store, schedule, store
 from controlplane.webhooks.models import DeliveryStatus, Job, Outcome
 from controlplane.webhooks.resolver import Resolve, system_resolve
-from controlplane.webhooks.secret_box import SecretBox
 from controlplane.webhooks.sender import Sender
 from controlplane.webhooks.settings import Settings
 

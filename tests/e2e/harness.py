@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 import pytest
@@ -46,20 +48,47 @@ def free_udp_tcp_port() -> int:
     raise RuntimeError("no port free for both UDP and TCP")
 
 
+RTP_SLOT = 400  # ports per test instance: 100 concurrent two-leg calls
+_rtp_slots = itertools.count()
+
+
+def rtp_range() -> tuple[int, int]:
+    """A small RTP range of its own for each instance (by process and order), so concurrent
+    test runs and the developer's daemon do not compete for the same ports."""
+    slot = (os.getpid() * 7 + next(_rtp_slots)) % 100
+    start = 20000 + slot * RTP_SLOT
+    return start, start + RTP_SLOT - 1
+
+
 def make_config(data_dir: Path, *, instance: str, run: str | None = None,
                 **overrides: object) -> Config:
     """A config on free ports; the run mode follows $CONTROLPLANE_TEST_ASTERISK_RUN."""
     run = run or os.environ.get("CONTROLPLANE_TEST_ASTERISK_RUN", "auto")
+    rtp_start, rtp_end = rtp_range()
     asterisk = AsteriskConfig(run=AsteriskRunMode(run), instance=instance, boot_timeout=60.0,
-                              sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port())
+                              sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
+                              rtp_start=rtp_start, rtp_end=rtp_end)
     return Config(data_dir=str(data_dir), asterisk=asterisk, **overrides)  # type: ignore[arg-type]
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI`` set to anything but empty, ``0``, ``false`` or ``no``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """An e2e prerequisite is missing. A developer's run skips the test; a CI run fails it,
+    since a suite whose e2e tests skipped would pass without having tested anything."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: an e2e test may not skip there)", pytrace=False)
+    pytest.skip(reason)
 
 
 def require_real_asterisk() -> None:
     if os.geteuid() != 0:
-        pytest.skip("the local Asterisk runner needs root (chroot)")
+        unavailable("the local Asterisk runner needs root (chroot)")
     if shutil.which("sipp") is None:
-        pytest.skip("SIPp (Debian: sip-tester) is not installed")
+        unavailable("SIPp (Debian: sip-tester) is not installed")
 
 
 @contextlib.contextmanager

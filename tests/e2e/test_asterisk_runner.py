@@ -28,6 +28,7 @@ from controlplane.asterisk.runner import (
     template_values,
 )
 from controlplane.config import AsteriskConfig, AsteriskRunMode, Config
+from harness import unavailable
 
 pytestmark = [pytest.mark.e2e]
 
@@ -102,7 +103,7 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 def runner(cfg: Config) -> Iterator[AsteriskRunner]:
     chosen = runner_for(cfg, extra_files={"pjsip_extra.conf": SIPP_ENDPOINT})
     if chosen.mode == "local" and os.geteuid() != 0:
-        pytest.skip("the local Asterisk runner needs root (chroot)")
+        unavailable("the local Asterisk runner needs root (chroot)")
     try:
         yield chosen
     finally:
@@ -225,9 +226,10 @@ def test_ari_requires_credentials(runner: AsteriskRunner, booted: dict[str, floa
     assert probe_ari(host, port, creds.ari_user, "wrong")[0] == 401
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="SIPp (Debian: sip-tester) not installed")
 def test_sipp_call_completes(runner: AsteriskRunner, booted: dict[str, float], cfg: Config,
                              tmp_path: Path) -> None:
+    if shutil.which("sipp") is None:
+        unavailable("SIPp (Debian: sip-tester) not installed")
     sipp = subprocess.run(
         ["sipp", "-sn", "uac", "-s", "1000", f"127.0.0.1:{cfg.asterisk.sip_port}", "-i", "127.0.0.1",
          "-p", str(_free_port(socket.SOCK_DGRAM)), "-mp", str(_free_udp_block()),

@@ -17,15 +17,16 @@ import asyncpg
 import msgspec
 import pytest
 from harness import ami_client, asterisk_instance, external, free_port, make_config
+from inventory_support import buy_did
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
 from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
-from controlplane.config import CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig
+from controlplane.config import CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig, LimitsConfig
 from controlplane.daemon import Daemon
 from controlplane.tenants.applier import AmiControl, Applier
-from controlplane.tenants.models import DidCreate, DidUpdate, ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
+from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
 from provisioning.realtime_conf import PgTarget, realtime_files
@@ -65,7 +66,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                          http=HttpConfig(port=free_port(), service_token="t"),
                          database=DatabaseConfig(dsn=database_dsn),
                          carrier=CarrierConfig(host="127.0.0.1", port=free_port(socket.SOCK_DGRAM)),
-                         calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0))
+                         calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0),
+                         limits=LimitsConfig(agi_port=free_port()))
     extra = {**realtime_files(PgTarget.from_dsn(database_dsn)), **cdr_files(config, database_dsn)}
     with asterisk_instance(config, extra) as runner:
         ami = await ami_client(config)
@@ -86,8 +88,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                                                                                          display_name="U"))
                 passwords[creds_.sip_username] = creds_.sip_password
                 ext_ids[number] = creds_.extension.id
-            did = await numbering.create_did(partner, DidCreate(number="+15015550101"))
-            await numbering.update_did(partner, did.id, DidUpdate(tenant_id=tenant, extension_id=ext_ids["103"]))
+            await buy_did(pool, partner, "+15015550101", tenant_id=tenant, extension_id=ext_ids["103"],
+                          numbering=numbering)
             await applier.apply_dialplan(force=True)
             services = CallServices(pool)
             # 60/6 retail, toll-free at $0.03/min; everything else at $0.05/min.
@@ -192,6 +194,7 @@ async def test_asterisk_cdrs_land_in_our_database_and_rebuild_the_same_calls(wor
     """The reconciler's source: cdr_pgsql rows, rebuilt by the pure core, agree with the live path."""
     from cdr_ingest.cdr_rebuild import rebuild
     from cdr_ingest.records import build_record
+    from provisioning.names import channel_extension
     from controlplane.calls import store
     from controlplane.calls.recorder import CallRecorder
 
@@ -209,6 +212,6 @@ async def test_asterisk_cdrs_land_in_our_database_and_rebuild_the_same_calls(wor
                        for r in cdr])
     assert billing is not None and {s.call_id for s in rebuilt} == set(live)
     for summary in rebuilt:
-        record, row = build_record(summary, billing), live[summary.call_id]
+        record, row = build_record(summary, billing, channel_extension), live[summary.call_id]
         assert (record.direction, record.call_class, record.disposition, record.did, record.retail_micros) == \
             (row["direction"], row["call_class"], row["disposition"], row["did"], row["retail_micros"]), row["id"]

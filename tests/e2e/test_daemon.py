@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from controlplane.asterisk.runner import AsteriskRunner
+from controlplane.calls.plugin import tracker_key
 from controlplane.config import AsteriskRunMode, DatabaseConfig, HttpConfig
 from controlplane.daemon import Daemon
 from harness import asterisk_instance, free_port, make_config, sipp_call, sipp_endpoint
@@ -75,18 +76,22 @@ async def test_ready_with_database_ari_and_ami(daemon: Daemon, config) -> None:
     status, body = await _readyz(config)
     assert body["status"] == "ready"
     assert {name: check["ok"] for name, check in body["checks"].items()} == {
-        "database": True, "ari": True, "ami": True}
+        "database": True, "ari": True, "ami": True, "emergency": True}
+    # No emergency trunk in this config: development runs, and says so.
+    assert body["checks"]["emergency"]["detail"] == "not configured"
 
 
 async def test_daemon_sees_a_real_sip_call(daemon: Daemon, config, tmp_path: Path) -> None:
     exten = "4711"
     await sipp_call(config, tmp_path, exten, hold_ms=300)
+    assert daemon.http is not None
+    tracker = daemon.http.app[tracker_key]  # the calls plugin's, fed by the daemon's Asterisk link
 
     def seen() -> set[tuple[str, str]]:
         # The dialled number identifies the call's channel; later events are matched by its id
         # (a hangup reports wherever the channel was in the dialplan, not what was dialled).
-        channels = {s.channel_id for s in daemon.calls.recent() if s.exten == exten}
-        return {(s.source, s.event) for s in daemon.calls.recent() if s.channel_id in channels}
+        channels = {s.channel_id for s in tracker.recent() if s.exten == exten}
+        return {(s.source, s.event) for s in tracker.recent() if s.channel_id in channels}
 
     deadline = time.monotonic() + 5
     # Every channel comes over AMI; ARI carries only the channels in our Stasis app.
@@ -94,7 +99,7 @@ async def test_daemon_sees_a_real_sip_call(daemon: Daemon, config, tmp_path: Pat
     while not want <= seen() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert want <= seen()
-    call_ids = {s.call_id for s in daemon.calls.recent() if s.exten == exten and s.source == "ami"}
+    call_ids = {s.call_id for s in tracker.recent() if s.exten == exten and s.source == "ami"}
     assert len(call_ids) == 1, "one call, one linkedid"
 
 

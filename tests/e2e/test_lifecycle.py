@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from harness import unavailable
 from tenants_e2e import CARRIER_TRUNK, TenantAsterisk, available, call_scenario, register_scenario, sip_invite_status, sipp
 from test_isolation import World, provision_world
 
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.e2e]
 async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
     reason = available()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     asterisk = TenantAsterisk(database_dsn, extra_pjsip=CARRIER_TRUNK)
     try:
         await asyncio.to_thread(asterisk.start)

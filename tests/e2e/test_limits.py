@@ -49,6 +49,7 @@ from controlplane.tenants.http import numbering_services, tenant_services
 from controlplane.tenants.models import (ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate,
                                          TenantStatus, TenantUpdate)
 from controlplane.tenants.plugin import DIALPLAN_FILE
+from provisioning.dialplan import AdmissionStep
 from provisioning.names import REALM
 from provisioning.realtime_conf import PgTarget, realtime_files
 
@@ -299,7 +300,8 @@ async def test_the_daemon_publishes_the_admission_address_over_ami(world: World)
     async def published() -> bool:
         return await world.db_get("admission") == world.agi_address
     await wait_for(published, 15, "controlplane/admission in astdb")
-    assert await world.db_get("admission_fail") == "closed"
+    # The fail policy lives in the rendered dialplan (config), not in astdb: the old key is removed.
+    assert await world.db_get("admission_fail") is None
 
 
 async def test_1_a_call_with_two_minutes_left_starts(world: World) -> None:
@@ -338,6 +340,8 @@ async def test_suspending_a_tenant_ends_its_calls_in_progress(world: World) -> N
     suspended_at = time.monotonic()
     await world.app[tenant_services].update_tenant(world.partner, world.tenants["susp"],
                                                    TenantUpdate(status=TenantStatus.SUSPENDED))
+    # Admission knew before the update returned (tenant_status_changed), not by a poll.
+    assert world.app[limit_services].engine.tenants[world.tenants["susp"]].status == "SUSPENDED"
     result = await asyncio.wait_for(task, 30)
     assert result.ended_by == "asterisk", result
     assert result.ended_at is not None and result.ended_at - suspended_at < 10, result
@@ -381,31 +385,37 @@ async def test_the_fourth_simultaneous_call_is_busy_then_a_slot_frees(world: Wor
 
 
 async def test_fail_policy_when_admission_is_unreachable(world: World) -> None:
-    """Closed (default): billable refused with 503; internal and 911 go on. Open: billable goes on."""
+    """Closed (default): billable refused with 503; internal and 911 go on. Open (rendered
+    from limits.fail_open, as a daemon configured so renders it): billable goes on."""
     phone = await _register_answering(world, "fail_102")
     dead = free_port()
+    applier = world.app[tenant_services].applier
+
+    async def policy(step: AdmissionStep) -> None:
+        applier.admission = step
+        await applier.apply_dialplan(force=True)
     try:
         await world.db_put("admission", f"agi://127.0.0.1:{dead}")
         assert (await world.call("fail", NUMBER, hold_s=1)).code == 503
         assert (await world.call("fail", "102", hold_s=1)).code == 200
         assert (await world.call("fail", "911", hold_s=1)).code == 200
-        await world.db_put("admission_fail", "open")
+        await policy(AdmissionStep.FAIL_OPEN)
         assert (await world.call("fail", NUMBER, hold_s=1)).code == 200
         # A daemon that accepts but never answers: the AGI read timeout, then the policy.
         hung = await asyncio.start_server(lambda r, w: asyncio.sleep(3600), "127.0.0.1", 0)
         try:
             await world.db_put("admission", f"agi://127.0.0.1:{hung.sockets[0].getsockname()[1]}")
-            await world.db_put("admission_fail", "closed")
+            await policy(AdmissionStep.FAIL_CLOSED)
             started = time.monotonic()
             assert (await world.call("fail", NUMBER, hold_s=1)).code == 503
             assert time.monotonic() - started < 5
-            await world.db_put("admission_fail", "open")
+            await policy(AdmissionStep.FAIL_OPEN)
             assert (await world.call("fail", NUMBER, hold_s=1)).code == 200
         finally:
             hung.close()
     finally:
         await world.db_put("admission", world.agi_address)
-        await world.db_put("admission_fail", "closed")
+        await policy(AdmissionStep.FAIL_CLOSED)
         phone.kill()
         phone.wait()
 

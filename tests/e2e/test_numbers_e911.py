@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from harness import unavailable
 from tenants_e2e import (CARRIER_TRUNK, TenantAsterisk, answer_scenario, available, call_scenario, free_port,
                          register_scenario, sipp)
 
@@ -61,7 +62,7 @@ def trunk_uas(expect_from: str | None) -> str:
 async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
     reason = available()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     em, relay = _udp_port(), _udp_port()
     asterisk = TenantAsterisk(database_dsn, extra_pjsip=CARRIER_TRUNK + render_trunks("127.0.0.1", em,
                                                                                       "127.0.0.1", relay))

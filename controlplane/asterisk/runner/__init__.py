@@ -14,7 +14,8 @@ through ``asyncio.to_thread``):
 
 ``auto`` (the default) picks ``container`` when a Docker engine answers, else ``local``.
 
-The configuration is rendered from the templates in ``asterisk/etc/`` (``config_files.py``).
+The configuration is rendered from the templates in ``asterisk/etc/`` (package data,
+``config_files.py``); the whole of it by ``controlplane.asterisk.configuration``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from controlplane.asterisk.runner.config_files import (
-    INSTANCE_ROOT, SEED_ONLY, recipe_dir, render, render_config, template_values, write_config,
+    INSTANCE_ROOT, SEED_ONLY, RenderedConfig, base_templates, recipe_dir, render, render_config,
+    template_values, write_config,
 )
 from controlplane.asterisk.runner.container import IMAGE, ContainerRunner
 from controlplane.asterisk.runner.external import ExternalRunner
@@ -35,24 +37,28 @@ from controlplane.config import AsteriskRunMode, Config
 
 __all__ = [
     "IMAGE", "INSTANCE_ROOT", "INSTANCE_SUBDIRS", "SEED_ONLY", "STOP_TIMEOUT",
-    "AsteriskError", "AsteriskRunner", "AsteriskStatus", "ContainerRunner", "ExternalRunner",
+    "AsteriskError", "AsteriskRunner", "AsteriskStatus", "ContainerRunner", "ExternalRunner", "RenderedConfig",
+    "base_templates",
     "LocalRunner", "ami_command", "default_rootfs", "docker_available", "probe_ari", "recipe_dir",
     "render", "render_config", "runner_for", "template_values", "write_config",
 ]
 
 
-def runner_for(cfg: Config, *, extra_files: Mapping[str, str] | None = None) -> AsteriskRunner:
+def runner_for(cfg: Config, *, extra_files: Mapping[str, str] | None = None,
+               rendered: RenderedConfig | None = None) -> AsteriskRunner:
     """The runner ``cfg.asterisk.run`` asks for (``auto``: container if Docker answers, else local).
 
-    ``extra_files`` are dropped into the instance's etc directory beside the base
-    configuration (rendered with the same placeholders), e.g. ``pjsip_extra.conf``,
-    which ``pjsip.conf`` includes when present. An external Asterisk ignores them.
+    ``rendered`` is the whole configuration (``controlplane.asterisk.configuration``): what
+    the daemon and the CLI start Asterisk with. Without it (tests' own instances) the
+    base templates are rendered with ``extra_files`` beside them (same placeholders),
+    e.g. ``pjsip_extra.conf``, which ``pjsip.conf`` includes when present. An external
+    Asterisk ignores both: its configuration is written by the daemon (``config_dir``).
     """
     mode = cfg.asterisk.run
     if mode == AsteriskRunMode.AUTO:
         mode = AsteriskRunMode.CONTAINER if docker_available() else AsteriskRunMode.LOCAL
     if mode == AsteriskRunMode.LOCAL:
-        return LocalRunner(cfg, extra_files=extra_files)
+        return LocalRunner(cfg, extra_files=extra_files, rendered=rendered)
     if mode == AsteriskRunMode.CONTAINER:
-        return ContainerRunner(cfg, extra_files=extra_files)
+        return ContainerRunner(cfg, extra_files=extra_files, rendered=rendered)
     return ExternalRunner(cfg)

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from controlplane.asterisk.credentials import AsteriskCredentials, resolve_credentials
+from controlplane.asterisk.runner.config_files import RenderedConfig
 from controlplane.asterisk.runner.interface import AsteriskError, AsteriskStatus, describe
 from controlplane.asterisk.runner.probes import probe_ari
 from controlplane.config import Config
@@ -16,9 +17,19 @@ class RunnerBase:
     log_dir: Path | None = None
     etc_dir: Path | None = None
 
+    # The whole configuration to start with (controlplane.asterisk.configuration); None: the
+    # base templates plus the runner's extra files (tests' own instances).
+    rendered: RenderedConfig | None = None
+
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self._creds: AsteriskCredentials | None = None
+
+    def moddir(self) -> str:
+        """Asterisk's module directory as this instance sees it (Debian's build)."""
+        from controlplane.asterisk.configuration import debian_moddir
+
+        return debian_moddir()
 
     def credentials(self) -> AsteriskCredentials:
         if self._creds is None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.abc import Traversable
+from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
 from controlplane.asterisk.credentials import AsteriskCredentials
@@ -23,11 +26,24 @@ _UNSAFE_VALUE = re.compile(r"[;\[\]\s\"'\\]")
 
 
 def recipe_dir() -> Path:
-    """The ``asterisk/`` directory of the repository (templates, Dockerfile, build script)."""
+    """The ``asterisk/`` directory of the repository (Dockerfile, build script)."""
     env = os.environ.get("CONTROLPLANE_ASTERISK_RECIPE_DIR")
     if env:
         return Path(env).expanduser().resolve()
     return Path(__file__).resolve().parents[3] / "asterisk"
+
+
+def base_templates() -> dict[str, str]:
+    """``asterisk/etc/*.conf``, read as package data (``controlplane/asterisk/base_etc``), so an
+    installed wheel has them; ``$CONTROLPLANE_ASTERISK_RECIPE_DIR/etc`` when that is set."""
+    env = os.environ.get("CONTROLPLANE_ASTERISK_RECIPE_DIR")
+    root: Traversable = Path(env).expanduser() / "etc" if env else files("controlplane.asterisk") / "base_etc"
+    # Bytes that are not UTF-8 (Debian's sample configs have Latin-1) pass through untouched.
+    found = {entry.name: entry.read_bytes().decode("utf-8", "surrogateescape")
+             for entry in root.iterdir() if entry.name.endswith(".conf") and entry.is_file()}
+    if "asterisk.conf" not in found:
+        raise AsteriskError(f"{root}: no asterisk.conf template (the package data is missing)")
+    return dict(sorted(found.items()))
 
 
 def template_values(cfg: Config, creds: AsteriskCredentials, *, moddir: str) -> dict[str, str]:
@@ -44,6 +60,8 @@ def template_values(cfg: Config, creds: AsteriskCredentials, *, moddir: str) -> 
         "ami_user": creds.ami_user,
         "ami_password": creds.ami_password,
         "app": a.app,
+        "rtp_start": str(a.rtp_start),
+        "rtp_end": str(a.rtp_end),
     }
     for key, value in values.items():
         if not value or _UNSAFE_VALUE.search(value):
@@ -63,20 +81,47 @@ def render(text: str, values: Mapping[str, str], *, name: str = "template") -> s
     return _PLACEHOLDER.sub(sub, text)
 
 
-def render_config(template_dir: Path, values: Mapping[str, str],
-                  extra_files: Mapping[str, str] | None = None) -> dict[str, str]:
-    """File name -> rendered text for every template (``*.conf``) plus the extra files."""
-    # Bytes that are not UTF-8 (Debian's sample configs have Latin-1) pass through untouched.
-    files = {path.name: render(path.read_text("utf-8", "surrogateescape"), values, name=path.name)
-             for path in sorted(template_dir.glob("*.conf"))}
+def render_config(templates: Path | Mapping[str, str], values: Mapping[str, str],
+                  extra_files: Mapping[str, str] | None = None,
+                  verbatim_files: Mapping[str, str] | None = None) -> dict[str, str]:
+    """File name -> rendered text: every base template, then the extra files.
+
+    ``extra_files`` get the placeholders filled (tests' own objects); ``verbatim_files``
+    (the plugins', which carry database state) are taken as they are. Either may
+    replace a seed file (``SEED_ONLY``), never another base file.
+    """
+    if isinstance(templates, Path):
+        templates = {path.name: path.read_text("utf-8", "surrogateescape")
+                     for path in sorted(templates.glob("*.conf"))}
+    files = {name: render(text, values, name=name) for name, text in templates.items()}
     if "asterisk.conf" not in files:
-        raise AsteriskError(f"{template_dir}: no asterisk.conf template")
-    for name, text in (extra_files or {}).items():
+        raise AsteriskError("no asterisk.conf template")
+    added = [(name, render(text, values, name=name)) for name, text in (extra_files or {}).items()]
+    added += list((verbatim_files or {}).items())
+    for name, text in added:
         check_extra_name(name)
-        if name in files and name not in SEED_ONLY:
+        if name in templates and name not in SEED_ONLY:
             raise AsteriskError(f"extra file {name!r} would replace the base configuration")
-        files[name] = render(text, values, name=name)
+        files[name] = text
     return files
+
+
+@dataclass(frozen=True)
+class RenderedConfig:
+    """A whole instance configuration: file name -> text.
+
+    ``owned`` are the files beyond the base templates (removed once nobody supplies
+    them); ``complete`` is False when some were left out (the database unknown), and
+    then the ones written earlier are kept.
+    """
+
+    files: Mapping[str, str]
+    owned: frozenset[str]
+    complete: bool = True
+
+    def write(self, etc_dir: Path) -> set[str]:
+        """Write into ``etc_dir``; the names of the files that changed."""
+        return write_config(etc_dir, self.files, set(self.owned), prune=self.complete)
 
 
 def check_extra_name(name: str) -> None:
@@ -85,23 +130,41 @@ def check_extra_name(name: str) -> None:
         raise AsteriskError(f"extra file {name!r}: a plain *.conf file name is required")
 
 
-def write_config(etc_dir: Path, files: Mapping[str, str], extra_names: set[str]) -> None:
-    """Write the rendered files; seed-only files only when missing; drop stale extras."""
+def write_config(etc_dir: Path, files: Mapping[str, str], extra_names: set[str], *,
+                 prune: bool = True) -> set[str]:
+    """Write the files whose content differs; return their names.
+
+    A seed file nobody supplies (``SEED_ONLY`` and not in ``extra_names``) is written
+    only when missing. Extra files written last time and not supplied now are
+    removed when ``prune`` (a complete configuration); ``asterisk.conf`` goes last, so
+    whoever waits for it finds the others in place.
+    """
     etc_dir.mkdir(parents=True, exist_ok=True)
     marker = etc_dir / ".controlplane-extra"
     previous = set(marker.read_text().split()) if marker.exists() else set()
-    for name in previous - extra_names:
-        (etc_dir / name).unlink(missing_ok=True)
-    for name, text in files.items():
+    changed: set[str] = set()
+    if prune:
+        for name in sorted(previous - extra_names):
+            if (etc_dir / name).exists():
+                (etc_dir / name).unlink()
+                changed.add(name)
+    for name in sorted(files, key=lambda n: n == "asterisk.conf"):
         target = etc_dir / name
-        # A seed file the caller supplies (the daemon's real DSN) always wins over the seed.
         if name in SEED_ONLY and name not in extra_names and target.exists():
             continue
+        text = files[name]
+        try:
+            if target.read_bytes() == text.encode("utf-8", "surrogateescape"):
+                continue
+        except OSError:
+            pass
         tmp = target.with_name(f".{name}.tmp")
         # Credentials are inside: nobody but root reads the instance configuration.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
             out.write(text)
         os.replace(tmp, target)
-    marker.write_text("".join(f"{n}\n" for n in sorted(extra_names)))
-
+        changed.add(name)
+    kept = extra_names if prune else extra_names | previous
+    marker.write_text("".join(f"{n}\n" for n in sorted(kept)))
+    return changed

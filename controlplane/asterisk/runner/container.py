@@ -1,4 +1,6 @@
-"""The container runner: Asterisk from ``asterisk/Dockerfile``, host networking, driven by the docker CLI."""
+"""The container runner: Asterisk from ``asterisk/Dockerfile``, host networking, driven by the
+docker CLI, or podman's where docker is absent (podman reads ``$CONTAINERS_CONF``; the
+project's ``compose/containers.conf`` suits hosts where crun fails)."""
 
 from __future__ import annotations
 
@@ -12,33 +14,38 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from controlplane.asterisk.runner.base import RunnerBase
 from controlplane.asterisk.runner.config_files import (
-    INSTANCE_ROOT, check_extra_name, recipe_dir, render, template_values, write_config,
+    INSTANCE_ROOT, RenderedConfig, base_templates, recipe_dir, render_config, template_values,
 )
 from controlplane.asterisk.runner.instance import (
     ASTERISK, STOP_TIMEOUT, claim_instance, log_tails, rotate_console,
 )
 from controlplane.asterisk.runner.interface import AsteriskError, AsteriskStatus
+from controlplane.asterisk.runner.probes import docker_available
 from controlplane.config import Config
 
 IMAGE = "controlplane-asterisk:22"
-_IMAGE_MODDIR = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
 
 
 class ContainerRunner(RunnerBase):
-    """Asterisk in a container (``asterisk/Dockerfile``), host networking, driven by the docker CLI.
+    """Asterisk in a container (``asterisk/Dockerfile``), host networking, driven by docker or podman.
 
-    The instance directory is bind-mounted from ``<data_dir>/asterisk/instances/<instance>``
-    so logs and the daemon-written dialplan are on the host; the entrypoint renders
-    the same templates from ``CONTROLPLANE_ASTERISK__*`` variables.
+    The instance directory is bind-mounted from ``<data_dir>/asterisk/instances/<instance>``:
+    the whole configuration is written there before the container starts (the image
+    renders nothing; its entrypoint waits for ``etc/asterisk.conf``), and the logs
+    and the daemon-written dialplan stay on the host.
     """
 
     mode = "container"
 
-    def __init__(self, cfg: Config, *, extra_files: Mapping[str, str] | None = None) -> None:
+    def __init__(self, cfg: Config, *, extra_files: Mapping[str, str] | None = None,
+                 rendered: RenderedConfig | None = None) -> None:
         super().__init__(cfg)
+        self.rendered = rendered
+        self._cli_name: str | None = None
         a = cfg.asterisk
         self.name = f"controlplane-asterisk-{a.instance}"
         self.image = os.environ.get("CONTROLPLANE_ASTERISK_IMAGE", IMAGE)
@@ -53,17 +60,17 @@ class ContainerRunner(RunnerBase):
         deadline = time.monotonic() + self.cfg.asterisk.boot_timeout
         started = not self._running()
         if started:
-            self._docker("rm", "-f", self.name, check=False)
+            self._docker("rm", "-f", "-v", self.name, check=False)
             self._ensure_image()
             claim_instance(self.cfg, self.mode, self.instance_dir)
-            self._write_extras()
+            self._rendered().write(self.instance_dir / "etc")
             rotate_console(self.instance_dir / "log")
             self._run()
         try:
             self._wait_booted(deadline)
         except AsteriskError:
             if started:  # the error carries the logs; leave no half-booted container behind
-                self._docker("rm", "-f", self.name, check=False)
+                self._docker("rm", "-f", "-v", self.name, check=False)
             raise
         return self.status()
 
@@ -72,7 +79,7 @@ class ContainerRunner(RunnerBase):
             with contextlib.suppress(AsteriskError, subprocess.TimeoutExpired):
                 self._rx("core stop now", timeout=STOP_TIMEOUT)
             self._docker("stop", "-t", str(int(STOP_TIMEOUT)), self.name, check=False)
-        self._docker("rm", "-f", self.name, check=False)
+        self._docker("rm", "-f", "-v", self.name, check=False)
 
     def status(self) -> AsteriskStatus:
         state = self._inspect()
@@ -91,50 +98,50 @@ class ContainerRunner(RunnerBase):
 
     # -- helpers
 
-    def _write_extras(self) -> None:
-        """The entrypoint renders the base templates; extras are rendered here."""
-        values = template_values(self.cfg, self.credentials(), moddir=_IMAGE_MODDIR)
-        for name in self.extra_files:
-            check_extra_name(name)
-        extras = {name: render(text, values, name=name) for name, text in self.extra_files.items()}
-        write_config(self.instance_dir / "etc", extras, set(extras))
+    def _rendered(self) -> RenderedConfig:
+        """The whole configuration given (the daemon's), else the base templates plus extras."""
+        if self.rendered is not None:
+            return self.rendered
+        values = template_values(self.cfg, self.credentials(), moddir=self.moddir())
+        files = render_config(base_templates(), values, self.extra_files)
+        return RenderedConfig(files, frozenset(self.extra_files))
 
     def _run(self) -> None:
-        a, creds = self.cfg.asterisk, self.credentials()
-        env = {
-            "CONTROLPLANE_ASTERISK__INSTANCE": a.instance,
-            "CONTROLPLANE_ASTERISK__SIP_PORT": str(a.sip_port),
-            "CONTROLPLANE_ASTERISK__HTTP_PORT": str(a.http_port),
-            "CONTROLPLANE_ASTERISK__AMI_PORT": str(a.ami_port),
-            "CONTROLPLANE_ASTERISK__ARI_USER": creds.ari_user,
-            "CONTROLPLANE_ASTERISK__ARI_PASSWORD": creds.ari_password,
-            "CONTROLPLANE_ASTERISK__AMI_USER": creds.ami_user,
-            "CONTROLPLANE_ASTERISK__AMI_PASSWORD": creds.ami_password,
-            "CONTROLPLANE_ASTERISK__APP": a.app,
-        }
+        a = self.cfg.asterisk
         args = ["run", "-d", "--name", self.name, "--network", "host", "--init",
                 "--label", "controlplane.asterisk.instance=" + a.instance,
+                "-e", "CONTROLPLANE_ASTERISK__INSTANCE=" + a.instance,
                 "-v", f"{self.instance_dir}:{self.inner_dir}"]
-        for key in env:
-            args += ["-e", key]  # values via the environment, not the process list
-        self._docker(*args, self.image, env=env)
+        self._docker(*args, self.image)
 
     def _docker(self, *args: str, check: bool = True, env: Mapping[str, str] | None = None,
                 timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        if shutil.which("docker") is None:
-            raise AsteriskError("the container runner needs the docker CLI on PATH")
+        cli = self._cli()
         full_env = {**os.environ, **(env or {})}
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+        result = subprocess.run([cli, *args], capture_output=True, text=True, timeout=timeout,
                                 env=full_env)
         if check and result.returncode != 0:
-            raise AsteriskError(f"docker {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise AsteriskError(f"{cli} {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
         return result
 
-    def _inspect(self) -> dict[str, object] | None:
+    def _cli(self) -> str:
+        """docker when its engine answers, else podman (same commands, same output), chosen once."""
+        if self._cli_name is None:
+            if shutil.which("podman") and not docker_available():
+                self._cli_name = "podman"
+            elif shutil.which("docker"):
+                self._cli_name = "docker"
+            else:
+                raise AsteriskError("the container runner needs the docker or podman CLI on PATH")
+        return self._cli_name
+
+    def _inspect(self) -> dict[str, Any] | None:
+        """The container's ``State`` object as the engine prints it (Running, Pid, StartedAt...)."""
         result = self._docker("inspect", "--format", "{{json .State}}", self.name, check=False)
         if result.returncode != 0:
             return None
-        return json.loads(result.stdout)
+        state: dict[str, Any] = json.loads(result.stdout)
+        return state
 
     def _running(self) -> bool:
         state = self._inspect()
@@ -144,7 +151,11 @@ class ContainerRunner(RunnerBase):
         if self._docker("image", "inspect", self.image, check=False).returncode == 0:
             return
         recipe = recipe_dir()
-        self._docker("build", "-t", self.image, "-f", str(recipe / "Dockerfile"), str(recipe), timeout=1800)
+        # A host without a registry names a local base (compose/build-base-images.sh).
+        base = os.environ.get("ASTERISK_BASE_IMAGE")
+        build_args = ["--build-arg", f"ASTERISK_BASE_IMAGE={base}"] if base else []
+        self._docker("build", "-t", self.image, *build_args, "-f", str(recipe / "Dockerfile"), str(recipe),
+                     timeout=1800)
 
     def _rx(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
         return self._docker("exec", self.name, ASTERISK, "-C", self.inner_conf, "-rx", command,

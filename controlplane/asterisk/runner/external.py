@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from controlplane.asterisk.runner.base import RunnerBase
 from controlplane.asterisk.runner.interface import AsteriskError, AsteriskStatus
 from controlplane.asterisk.runner.probes import ami_command
+from controlplane.config import Config
 
 
 class ExternalRunner(RunnerBase):
     """Someone else runs Asterisk: up() only waits for ARI; cli() goes through AMI."""
 
     mode = "external"
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        # The instance directory shared with Asterisk (asterisk.config_dir), if the operator shares one.
+        shared = cfg.asterisk.config_dir
+        self.instance_dir: Path | None = Path(shared).expanduser().resolve() if shared else None
+        self.etc_dir: Path | None = self.instance_dir / "etc" if self.instance_dir else None
+        self.log_dir: Path | None = self.instance_dir / "log" if self.instance_dir else None
 
     def up(self) -> AsteriskStatus:
         a = self.cfg.asterisk

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from controlplane.asterisk.runner.base import RunnerBase
 from controlplane.asterisk.runner.config_files import (
-    INSTANCE_ROOT, recipe_dir, render_config, template_values, write_config,
+    INSTANCE_ROOT, RenderedConfig, base_templates, render_config, template_values,
 )
 from controlplane.asterisk.runner.instance import (
     ASTERISK, STOP_TIMEOUT, claim_instance, log_tails, rotate_console,
@@ -46,9 +46,13 @@ class LocalRunner(RunnerBase):
     mode = "local"
 
     def __init__(self, cfg: Config, *, extra_files: Mapping[str, str] | None = None,
-                 rootfs: Path | None = None, template_dir: Path | None = None) -> None:
+                 rootfs: Path | None = None, template_dir: Path | None = None,
+                 rendered: RenderedConfig | None = None, write_config: bool = True) -> None:
         super().__init__(cfg)
-        self.template_dir = template_dir or recipe_dir() / "etc"
+        self.template_dir = template_dir
+        self.rendered = rendered
+        # False: boot from an instance directory someone already wrote (external mode's config_dir).
+        self.write_config = write_config
         a = cfg.asterisk
         self.rootfs = Path(rootfs or a.rootfs or default_rootfs()).expanduser().resolve()
         self.inner_dir = INSTANCE_ROOT / a.instance           # path inside the chroot
@@ -61,6 +65,11 @@ class LocalRunner(RunnerBase):
 
     # -- public API
 
+    def moddir(self) -> str:
+        self._require_root()
+        ensure_rootfs(self.rootfs, self.cfg.data_path / "asterisk" / "build-rootfs.log")
+        return moddir(self.rootfs)
+
     def up(self) -> AsteriskStatus:
         self._require_root()
         ensure_rootfs(self.rootfs, self.cfg.data_path / "asterisk" / "build-rootfs.log")
@@ -68,7 +77,7 @@ class LocalRunner(RunnerBase):
         with self._locked():
             pid = self._pid()
             spawned = pid is None
-            if spawned:
+            if pid is None:
                 self._prepare()
                 pid = self._spawn()
             try:
@@ -111,12 +120,18 @@ class LocalRunner(RunnerBase):
 
     def _prepare(self) -> None:
         claim_instance(self.cfg, self.mode, self.instance_dir)
-        values = template_values(self.cfg, self.credentials(), moddir=moddir(self.rootfs))
-        files = render_config(self.template_dir, values, self.extra_files)
-        write_config(self.instance_dir / "etc", files, set(self.extra_files))
+        if self.write_config:
+            self._rendered().write(self.instance_dir / "etc")
         ensure_hosts(self.rootfs / "etc" / "hosts")
         self._clear_stale()
         rotate_console(self.instance_dir / "log")
+
+    def _rendered(self) -> RenderedConfig:
+        if self.rendered is not None:
+            return self.rendered
+        values = template_values(self.cfg, self.credentials(), moddir=moddir(self.rootfs))
+        files = render_config(self.template_dir or base_templates(), values, self.extra_files)
+        return RenderedConfig(files, frozenset(self.extra_files))
 
     def _spawn(self) -> int:
         argv = chroot_argv(self.rootfs, ASTERISK, "-C", self.inner_conf, "-f", "-n")

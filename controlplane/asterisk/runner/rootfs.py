@@ -7,12 +7,16 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from controlplane.asterisk.runner.config_files import recipe_dir
 from controlplane.asterisk.runner.instance import tail
 from controlplane.asterisk.runner.interface import AsteriskError
 
+PROGRESS_SECONDS = 30.0
+BUILD_TIMEOUT = 1800.0
 CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
@@ -45,14 +49,35 @@ def ensure_rootfs(rootfs: Path, build_log: Path) -> None:
 def _build_rootfs(rootfs: Path, log: Path) -> None:
     script = recipe_dir() / "build-rootfs.sh"
     if not script.exists():
-        raise AsteriskError(f"no Asterisk root filesystem at {rootfs} and no {script} to build it "
-                            "(set CONTROLPLANE_ASTERISK_RECIPE_DIR)")
+        raise AsteriskError(f"no Asterisk root filesystem at {rootfs}: build it from the source tree with "
+                            f"`sudo bash asterisk/build-rootfs.sh {rootfs}` (or set asterisk.rootfs, "
+                            "or CONTROLPLANE_ASTERISK_RECIPE_DIR to the asterisk/ directory)")
     log.parent.mkdir(parents=True, exist_ok=True)
+    _progress(f"building the Asterisk root filesystem into {rootfs} (once; several minutes; log: {log})")
+    started = time.monotonic()
     with log.open("wb") as out:
-        done = subprocess.run(["bash", str(script), str(rootfs)], stdout=out,
-                              stderr=subprocess.STDOUT, timeout=1800)
-    if done.returncode != 0:
+        proc = subprocess.Popen(["bash", str(script), str(rootfs)], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            while proc.poll() is None:
+                try:
+                    proc.wait(PROGRESS_SECONDS)
+                except subprocess.TimeoutExpired:
+                    last = (tail(log, 1) or "").strip()[:120]
+                    _progress(f"still building ({time.monotonic() - started:.0f} s): {last}")
+                if time.monotonic() - started > BUILD_TIMEOUT:
+                    proc.kill()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if proc.returncode != 0:
         raise AsteriskError(f"building the Asterisk root filesystem failed (see {log}):\n{tail(log)}")
+    _progress(f"Asterisk root filesystem ready ({time.monotonic() - started:.0f} s)")
+
+
+def _progress(line: str) -> None:
+    """A line the operator sees whatever the log format (a build takes minutes)."""
+    print(f"controlplane: {line}", file=sys.stderr, flush=True)
 
 
 def moddir(rootfs: Path) -> str:

@@ -70,7 +70,7 @@ class Api:
 
 @asynccontextmanager
 async def api_for(pool: asyncpg.Pool, limiter: RateLimiter | None = None) -> AsyncIterator[Api]:
-    config = Config(webhooks=WebhooksConfig(secret_key="test-webhooks-key"))
+    config = Config(webhooks=WebhooksConfig(secret_key="test-webhooks-key", allow_loopback=True))
     app = make_app(service_token_value=TOKEN, probes=[], plugins=PLUGINS,
                    context=Context(config=config, pool=pool), limiter=limiter)
     client = TestClient(TestServer(app))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncpg
 from api_support import Api, api_for
+from inventory_support import buy_did
 
 from controlplane.http.ratelimit import RateLimiter
 
 
-async def test_a_key_scoped_to_t1_t2_cannot_see_or_touch_t3(api: Api) -> None:
+async def test_a_key_scoped_to_t1_t2_cannot_see_or_touch_t3(api: Api, pool: asyncpg.Pool) -> None:
     pid = await api.partner()
     t1, t2, t3 = (
         await api.tenant(pid, "Scoped 1"), await api.tenant(pid, "Scoped 2"), await api.tenant(pid, "Scoped 3"))
-    did = (await api.call("POST", "/v1/dids", partner=pid, json={"number": "+15550001003"})).body["id"]
+    did = await buy_did(pool, pid, "+15552001003")
     assert (await api.call("PATCH", f"/v1/dids/{did}", partner=pid, json={"tenant_id": t3})).status == 200
     key, _ = await api.key(pid, ["tenants:write", "extensions:write", "phone_numbers:write"], tenant_ids=[t1, t2])
     assert (await api.call("GET", f"/v1/tenants/{t1}", token=key)).status == 200
@@ -30,8 +31,7 @@ async def test_a_key_scoped_to_t1_t2_cannot_see_or_touch_t3(api: Api) -> None:
     csv = await api.call("GET", "/v1/tenants/export", token=key)
     assert csv.status == 200 and t3 not in csv.text and t1 in csv.text and t2 in csv.text
     # an assignable DID of the partner cannot be moved into T3 through the key either
-    did2 = (await api.call("POST", "/v1/dids", partner=pid, json={"number": "+15550001004",
-                                                                  })).body["id"]
+    did2 = await buy_did(pool, pid, "+15552001004")
     await api.call("PATCH", f"/v1/dids/{did2}", partner=pid, json={"tenant_id": t1})
     assert (await api.call("PATCH", f"/v1/dids/{did2}", token=key, json={"tenant_id": t3})).status == 404
     assert (await api.call("PATCH", f"/v1/dids/{did2}", token=key, json={"tenant_id": t2})).status == 200

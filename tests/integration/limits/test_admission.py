@@ -8,6 +8,7 @@ import asyncpg
 import msgspec
 import pytest
 from agi_client import agi_admit
+from inventory_support import buy_did
 
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.recorder import CallRecorder
@@ -18,8 +19,7 @@ from controlplane.limits.engine import Engine
 from controlplane.limits.models import LimitsBody
 from controlplane.limits.services import LimitServices
 from controlplane.tenants.applier import Applier
-from controlplane.tenants.models import (DidCreate, DidUpdate, ExtensionCreate, PartnerCreate, PartnerTier,
-                                         TenantCreate)
+from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
 
@@ -117,8 +117,7 @@ async def test_count_caps_announce_their_threshold_once(pool: asyncpg.Pool) -> N
     assert (event["used"], event["limit"], event["unit"]) == (4, 5, "count")
     # DIDs: the first of two is 50 %, the second 100 %; one announcement.
     for number in ("+15015550101", "+15015550102"):
-        did = await numbering.create_did(partner, DidCreate(number=number))
-        await numbering.update_did(partner, did.id, DidUpdate(tenant_id=tenant))
+        await buy_did(pool, partner, number, tenant_id=tenant, numbering=numbering)
     (event,) = await announced("max_dids")
     assert (event["used"], event["limit"]) == (2, 2)
     assert await pool.fetchval("SELECT status FROM tenants WHERE id = $1", tenant) == "TRIAL"  # never suspends
@@ -147,3 +146,23 @@ async def test_a_tripped_count_cap_is_announced_and_suspends_with_auto_suspend(p
     assert (cap["cap"], cap["used"], cap["limit"], cap["auto_suspend"]) == ("max_extensions", 1, 1, True)
     assert msgspec.json.decode(rows[1]["body"])["data"]["cause"] == "usage_cap:max_extensions"
     assert await pool.fetchval("SELECT status FROM tenants WHERE id = $1", tenant) == "SUSPENDED"
+
+
+async def test_admission_rates_the_trunk_number_and_fails_closed_without_a_rate(pool: asyncpg.Pool) -> None:
+    """Any dial form of a number is the same E.164 number; a non-number is 484; under a spend
+    cap a destination with no wholesale rate (international, no platform deck) is 403 no_rate,
+    and without a money or minutes cap it goes on."""
+    partner, tenant, services, server, engine = await _world(pool, "norate")
+    try:
+        await services.put(partner, tenant, LimitsBody(monthly_spend_micros=10**9))
+        for dialled in ("2125550100", "+12125550100", "01112125550100"):
+            decision = await engine.admit(tenant, dialled, f"n-{dialled}")
+            assert (decision.admit, decision.number) == (True, "+12125550100"), dialled
+        bad = await agi_admit(server.port, tenant, "+1212555*0100", "bad")
+        assert (bad["CP_ADMIT"], bad["CP_REASON"]) == ("28", "not_a_number")  # 484
+        intl = await agi_admit(server.port, tenant, "+442071234567", "intl")
+        assert (intl["CP_ADMIT"], intl["CP_REASON"]) == ("21", "no_rate")  # 403
+        await services.put(partner, tenant, LimitsBody(max_outbound_calls=10))  # no money/minutes cap
+        assert (await agi_admit(server.port, tenant, "+442071234567", "intl2"))["CP_ADMIT"] == "ok"
+    finally:
+        await server.stop()

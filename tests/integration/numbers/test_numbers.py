@@ -9,17 +9,17 @@ from datetime import date
 import asyncpg
 import pytest
 
-from controlplane.http.pagination import PageRequest
 from controlplane.http.problems import Problem
 from controlplane.numbers.e911_services import E911Services
 from controlplane.numbers.models import BulkRequest, E911Address, PortAction, PortCreate
 from controlplane.numbers.ports import PortServices
 from controlplane.numbers.services import NumberServices
+from controlplane.shared.pagination import PageRequest
 from controlplane.tenants.applier import Applier
 from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
-from controlplane.webhooks.secret_box import SecretBox
+from controlplane.secret_box import SecretBox
 
 INVENTORY = ("npa,nxx,first,last,state,city,rate_center\n501,555,0,99,AR,Little Rock,LTLROCK\n"
              "479,444,0,9,AR,Fort Smith,FTSMITH\n877,687,3660,3669,,,\n888,555,1000,1000,,,\n")
@@ -113,7 +113,7 @@ async def test_assign_route_release_and_the_did_limit(world: dict, pool: asyncpg
                        world["t1"])
     with pytest.raises(Problem) as err:
         await n.assign(world["partner"], b, world["t1"], None)
-    assert err.value.code == "did_limit"
+    assert (err.value.status, err.value.code, err.value.field) == (409, "usage_limit", "max_dids")
     await pool.execute("UPDATE tenant_limits SET max_dids = NULL WHERE tenant_id = $1", world["t1"])
     released = await n.release(world["partner"], a)
     assert released.status == "RELEASED" and released.billing_since is None and released.tenant_id is None
@@ -207,3 +207,18 @@ async def test_port_lifecycle_completes_into_active_assigned_numbers(world: dict
     kinds = {r["type"] for r in await pool.fetch("SELECT type FROM events WHERE type LIKE 'port_request.%'")}
     assert {"port_request.created", "port_request.submitted", "port_request.rejected",
             "port_request.foc_received", "port_request.completed"} <= kinds
+
+
+async def test_an_e911_street_with_a_newline_is_422_naming_it_and_changes_nothing(world: dict) -> None:
+    e: E911Services = world["e911"]
+    (a,) = await _bought(world, "+15015550031")
+    await world["numbers"].assign(world["partner"], a, world["t1"], None)
+    (before,) = await e.register(world["partner"], a, ADDRESS)
+    for street in ("1234 Main St\nApt 5", "1234 Main St\r\n", "1234\tMain St"):
+        with pytest.raises(Problem) as err:
+            await e.register(world["partner"], a, E911Address(street=street, city="Little Rock", state="AR",
+                                                               zip="72211"))
+        assert (err.value.status, err.value.field) == (422, "address.street"), street
+    report = await e.compliance(world["partner"], None, world["t1"])
+    (after,) = [d for d in report.items if d.id == a]
+    assert after.e911_status == before.e911_status == "REGISTERED"

@@ -15,6 +15,7 @@ from controlplane.plugins import Context
 from controlplane.tenants.plugin import PLUGIN
 
 TOKEN = "test-token"
+PLATFORM_TOKEN = "test-platform-token"
 
 
 class Rpc:
@@ -34,7 +35,7 @@ class Rpc:
 @asynccontextmanager
 async def rpc_for(pool: asyncpg.Pool) -> AsyncIterator[Rpc]:
     app = make_app(service_token_value=TOKEN, probes=[], plugins=[PLUGIN],
-                   context=Context(config=Config(), pool=pool))
+                   context=Context(config=Config(), pool=pool), platform_token_value=PLATFORM_TOKEN)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tenants_client import Rpc, rpc_for
+from inventory_support import buy_did
+from tenants_client import PLATFORM_TOKEN, TOKEN, Rpc, rpc_for
 
 from controlplane.tenants import realtime_store
 from provisioning.dialplan import render_dialplan
@@ -27,8 +28,8 @@ async def setup(pool: asyncpg.Pool) -> AsyncIterator[tuple[Rpc, str, str, str, s
                                    json={"name": "Target", "billing_email": "t@t.co", "sip_prefix": "target"})
         _, ext = await rpc.call("POST", f"/v1/tenants/{tenant['id']}/extensions", partner=pid,
                                 json={"number": "101", "display_name": "Victim"})
-        _, did = await rpc.call("POST", "/v1/dids", partner=pid, json={"number": "+15015550999"})
-        yield rpc, pid, tenant["id"], ext["extension"]["id"], did["id"]
+        did = await buy_did(pool, pid, "+15015550999")
+        yield rpc, pid, tenant["id"], ext["extension"]["id"], did
 
 
 async def snapshot(pool: asyncpg.Pool) -> tuple[Any, ...]:
@@ -39,6 +40,7 @@ async def snapshot(pool: asyncpg.Pool) -> tuple[Any, ...]:
 
 
 def requests(pid: str, tid: str, eid: str, did: str, bad: str) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(method, path, body, field at fault); POST /v1/dids is sent with the platform token (its only caller)."""
     t, e = f"/v1/tenants/{tid}", f"/v1/tenants/{tid}/extensions"
     return [
         ("POST", "/v1/partners", {"name": bad, "tier": "STARTER"}, "name"),
@@ -66,7 +68,8 @@ async def test_injection_is_refused_and_config_unchanged(setup: tuple[Rpc, str, 
     rpc, pid, tid, eid, did = setup
     before = await snapshot(pool)
     for method, path, body, field in requests(pid, tid, eid, did, bad):
-        status, problem = await rpc.call(method, path, partner=pid, json=body)
+        token = PLATFORM_TOKEN if (method, path) == ("POST", "/v1/dids") else TOKEN
+        status, problem = await rpc.call(method, path, partner=pid, json=body, token=token)
         assert status == 422, (method, path, field, bad[:40], problem)
         assert problem["field"] == field, problem
         assert problem["status"] == 422 and problem["type"]

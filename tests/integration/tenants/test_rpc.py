@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from inventory_support import buy_did
 from tenants_client import Rpc, rpc_for
 
 
@@ -91,7 +92,7 @@ async def test_pagination_is_stable_under_inserts(rpc: Rpc) -> None:
         if cursor is None:
             break
     assert seen == created
-    assert (await rpc.call("GET", "/v1/tenants", partner=pid, params={"limit": "7"}))[0] == 422
+    assert (await rpc.call("GET", "/v1/tenants", partner=pid, params={"limit": "101"}))[0] == 422
     assert (await rpc.call("GET", "/v1/tenants", partner=pid, params={"cursor": "garbage!"}))[0] == 422
     status, body = await rpc.call("GET", "/v1/tenants", partner=pid, params={"q": "inserted"})
     assert [t["name"] for t in body["items"]] == ["Inserted Meanwhile"]
@@ -158,9 +159,11 @@ async def test_did_assignment_and_tenant_cancellation_lifecycle(rpc: Rpc, pool: 
     t = await tenant(rpc, pid, "Lifecycle Ltd", sip_prefix="lifecyc")
     ext = (await rpc.call("POST", f"/v1/tenants/{t['id']}/extensions", partner=pid,
                           json={"number": "101", "display_name": "Lee"}))[1]["extension"]
-    status, did = await rpc.call("POST", "/v1/dids", partner=pid, json={"number": "+15015550100"})
-    assert status == 201 and did["tenant_id"] is None
-    assert (await rpc.call("POST", "/v1/dids", partner=pid, json={"number": "+15015550100"}))[0] == 409
+    status, did = await rpc.call("GET", f"/v1/dids/{await buy_did(pool, pid, '+15015550100')}", partner=pid)
+    assert status == 200 and did["tenant_id"] is None
+    # No DID from nothing: the portal acting for the partner gets 403 (POST /v1/dids is the platform's).
+    status, body = await rpc.call("POST", "/v1/dids", partner=pid, json={"number": "+15015550101"})
+    assert status == 403 and body["type"].endswith("#platform_only")
     status, did = await rpc.call("PATCH", f"/v1/dids/{did['id']}", partner=pid,
                                  json={"tenant_id": t["id"], "extension_id": ext["id"]})
     assert status == 200 and did["tenant_id"] == t["id"]

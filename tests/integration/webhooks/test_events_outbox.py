@@ -19,7 +19,7 @@ class Suspended(msgspec.Struct):
 
 
 async def test_rolled_back_changes_leave_no_event_and_no_delivery(wpool: asyncpg.Pool) -> None:
-    await endpoint(wpool, "p_tx", "https://hooks.example.com/", ["*"])
+    await endpoint(wpool, "p_tx", "https://93.184.216.34/", ["*"])
     async with wpool.acquire() as conn:
         with pytest.raises(RuntimeError, match="rollback"):
             async with conn.transaction():

@@ -86,7 +86,7 @@ async def test_failure_kinds_are_recorded_for_the_debugger(wpool: asyncpg.Pool) 
         assert all(r["attempts"] == 1 and r["status"] == "FAILED" for r in rows.values())
 
 
-async def test_long_responses_are_truncated_to_4kb(wpool: asyncpg.Pool) -> None:
+async def test_long_responses_keep_a_512_byte_excerpt(wpool: asyncpg.Pool) -> None:
     async def chatty(received: Received, n: int) -> web.StreamResponse:
         return web.Response(text="x" * 10_000)
 
@@ -95,7 +95,14 @@ async def test_long_responses_are_truncated_to_4kb(wpool: asyncpg.Pool) -> None:
         event_id = await emit_one(wpool, "p_long")
         await eventually(lambda: _statuses(wpool, ep.id, "DELIVERED", 1))
         row = await delivery_row(wpool, ep.id, event_id)
-        assert len(row["response_body"]) == 4096 and row["response_truncated"]
+        assert len(row["response_body"]) == 512 and row["response_truncated"]
+        shown = (await service(wpool, settings()).deliveries("p_long", ep.id))[0]
+        assert shown.response_body == "x" * 512 and shown.response_truncated
+        # a reply stored whole before the excerpt limit is shown cut as well
+        await wpool.execute("UPDATE webhook_deliveries SET response_body = $2, response_truncated = false"
+                            " WHERE endpoint_id = $1", ep.id, b"y" * 4096)
+        shown = (await service(wpool, settings()).deliveries("p_long", ep.id))[0]
+        assert shown.response_body == "y" * 512 and shown.response_truncated
 
 
 async def test_a_slow_endpoint_is_bounded_and_holds_up_no_other(wpool: asyncpg.Pool) -> None:

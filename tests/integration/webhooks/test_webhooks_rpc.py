@@ -18,7 +18,7 @@ from controlplane.events.store import sequence_pending
 from controlplane.http.app import make_app
 from controlplane.plugins import Context
 from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS, worker_key
-from controlplane.webhooks.secret_box import SecretBox
+from controlplane.secret_box import SecretBox
 from controlplane.webhooks.signing import signature
 from webhooks_support import KEY, emit_one, eventually, ok_after, receiver
 
@@ -44,8 +44,11 @@ class Rpc:
 
 @asynccontextmanager
 async def rpc(pool: asyncpg.Pool, partner: str, *, mode: Mode = Mode.DEVELOPMENT,
-              allow: tuple[str, ...] = (), worker: bool = False) -> AsyncIterator[Rpc]:
-    config = Config(mode=mode, webhooks=WebhooksConfig(secret_key=KEY, allow_targets=list(allow), timeout=0.5))
+              allow: tuple[str, ...] = (), worker: bool = False, loopback: bool | None = None) -> AsyncIterator[Rpc]:
+    # The receivers here listen on 127.0.0.1: development configs allow loopback explicitly.
+    allow_loopback = mode is Mode.DEVELOPMENT if loopback is None else loopback
+    config = Config(mode=mode, webhooks=WebhooksConfig(secret_key=KEY, allow_targets=list(allow), timeout=0.5,
+                                                       allow_loopback=allow_loopback))
     context = Context(config=config, pool=pool)
     app = make_app(service_token_value=TOKEN, probes=[], plugins=[EVENTS, WEBHOOKS], context=context)
     assert [job.__self__ for job in context.background] == [app[worker_key]]  # type: ignore[attr-defined]
@@ -63,24 +66,24 @@ async def rpc(pool: asyncpg.Pool, partner: str, *, mode: Mode = Mode.DEVELOPMENT
 async def test_secret_is_shown_once_and_stored_encrypted(wpool: asyncpg.Pool) -> None:
     async with rpc(wpool, "p_once") as api:
         status, created = await api.call("POST", "/v1/webhook-endpoints", {
-            "url": "https://hooks.example.com/in", "event_types": ["tenant.created", "call.completed"],
+            "url": "https://93.184.216.34/in", "event_types": ["tenant.created", "call.completed"],
             "description": "CRM"})
         assert status == 201 and created["secret"].startswith("whsec_")
         assert created["event_types"] == ["tenant.created", "call.completed"] and created["enabled"]
         status, got = await api.call("GET", f"/v1/webhook-endpoints/{created['id']}")
         assert status == 200 and "secret" not in got
         status, listed = await api.call("GET", "/v1/webhook-endpoints")
-        assert [e["id"] for e in listed["data"]] == [created["id"]] and "secret" not in listed["data"][0]
+        assert [e["id"] for e in listed["items"]] == [created["id"]] and "secret" not in listed["items"][0]
         sealed = await wpool.fetchval("SELECT secret_enc FROM webhook_endpoints WHERE id = $1", created["id"])
         assert created["secret"].encode() not in sealed
         assert SecretBox(KEY).open(created["id"], sealed) == created["secret"]
         # Other partners do not see it.
         assert (await api.call("GET", f"/v1/webhook-endpoints/{created['id']}", partner="p_other"))[0] == 404
-        assert (await api.call("GET", "/v1/webhook-endpoints", partner="p_other"))[1]["data"] == []
+        assert (await api.call("GET", "/v1/webhook-endpoints", partner="p_other"))[1]["items"] == []
 
 
 async def test_bad_input_is_422_naming_the_field(wpool: asyncpg.Pool) -> None:
-    good = {"url": "https://hooks.example.com/in", "event_types": ["*"]}
+    good = {"url": "https://93.184.216.34/in", "event_types": ["*"]}
     cases = [
         ({**good, "url": "ftp://x.example.com"}, "url"),
         ({**good, "url": "http://hooks.example.com/in"}, "url"),
@@ -141,14 +144,34 @@ async def test_production_refuses_http_and_internal_targets(wpool: asyncpg.Pool)
         assert status == 201
 
 
+async def test_development_refuses_internal_targets_unless_allowed(wpool: asyncpg.Pool) -> None:
+    internal = ["https://10.1.2.3/x", "https://169.254.169.254/latest/meta-data", "https://[::ffff:192.168.0.1]/x",
+                "https://100.64.1.1/x", "https://[fd00:ec2::254]/"]
+    loopback = ["http://127.0.0.1:8080/x", "http://localhost:8080/x", "https://127.0.0.2/x", "http://[::1]:9/x"]
+    async with rpc(wpool, "p_dev_guard", loopback=False) as api:
+        for url in internal + loopback:
+            status, problem = await api.call("POST", "/v1/webhook-endpoints", {"url": url, "event_types": ["*"]})
+            assert (status, problem["field"]) == (422, "url"), url
+    async with rpc(wpool, "p_dev_guard") as api:  # allow_loopback: loopback only, nothing else internal
+        for url in loopback:
+            status, _ = await api.call("POST", "/v1/webhook-endpoints", {"url": url, "event_types": ["*"]})
+            assert status == 201, url
+        for url in internal:
+            status, problem = await api.call("POST", "/v1/webhook-endpoints", {"url": url, "event_types": ["*"]})
+            assert (status, problem["field"]) == (422, "url"), url
+    async with rpc(wpool, "p_dev_guard", loopback=False, allow=("10.0.0.0/8",)) as api:
+        status, _ = await api.call("POST", "/v1/webhook-endpoints", {"url": "https://10.1.2.3/x", "event_types": ["*"]})
+        assert status == 201
+
+
 async def test_update_toggle_delete(wpool: asyncpg.Pool) -> None:
     async with rpc(wpool, "p_crud") as api:
         _, ep = await api.call("POST", "/v1/webhook-endpoints",
-                               {"url": "https://a.example.com/", "event_types": ["tenant.created"]})
+                               {"url": "https://93.184.216.34/a", "event_types": ["tenant.created"]})
         path = f"/v1/webhook-endpoints/{ep['id']}"
-        status, updated = await api.call("PATCH", path, {"url": "https://b.example.com/",
+        status, updated = await api.call("PATCH", path, {"url": "https://93.184.216.34/b",
                                                          "event_types": ["call.completed", "*"]})
-        assert status == 200 and updated["url"] == "https://b.example.com/" and updated["event_types"] == ["*"]
+        assert status == 200 and updated["url"] == "https://93.184.216.34/b" and updated["event_types"] == ["*"]
         status, off = await api.call("POST", f"{path}/disable")
         assert (status, off["enabled"], off["disabled_reason"]) == (200, False, "manual")
         status, on = await api.call("PATCH", path, {"enabled": True})
@@ -171,7 +194,7 @@ async def test_debugger_redeliver_and_rotation(wpool: asyncpg.Pool) -> None:
 
         async def first_row() -> dict[str, Any]:
             _, page = await api.call("GET", f"{base}/deliveries")
-            return page["data"][0]
+            return page["items"][0]
 
         await eventually(lambda: _row_is(first_row, status="FAILED"))
         row = await first_row()
@@ -222,26 +245,26 @@ async def test_event_feed_with_filters_and_a_cursor_stable_under_late_commits(wp
         await _sequence(wpool)
 
         status, page = await api.call("GET", "/v1/events")
-        assert status == 200 and [e["type"] for e in page["data"]] == [
+        assert status == 200 and [e["type"] for e in page["items"]] == [
             "tenant.created", "call.completed", "tenant.deleted"]
         cursor = page["next_cursor"]
         await tx.commit()
         await wpool.release(slow)
         await _sequence(wpool)
         _, after = await api.call("GET", "/v1/events", cursor=cursor)
-        assert [e["id"] for e in after["data"]] == [late]  # not lost behind the cursor
+        assert [e["id"] for e in after["items"]] == [late]  # not lost behind the cursor
         _, empty = await api.call("GET", "/v1/events", cursor=after["next_cursor"])
-        assert empty == {"data": [], "next_cursor": after["next_cursor"], "has_more": False}
+        assert empty == {"items": [], "next_cursor": after["next_cursor"], "has_more": False}
 
         _, typed = await api.call("GET", "/v1/events", type="tenant.created,tenant.deleted")
-        assert [e["type"] for e in typed["data"]] == ["tenant.created", "tenant.deleted"]
+        assert [e["type"] for e in typed["items"]] == ["tenant.created", "tenant.deleted"]
         _, tenant = await api.call("GET", "/v1/events", tenant_id="t2")
-        assert [e["type"] for e in tenant["data"]] == ["call.completed"]
+        assert [e["type"] for e in tenant["items"]] == ["call.completed"]
         _, paged = await api.call("GET", "/v1/events", limit="2")
-        assert len(paged["data"]) == 2 and paged["has_more"]
+        assert len(paged["items"]) == 2 and paged["has_more"]
         future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-        assert (await api.call("GET", "/v1/events", created_from=future))[1]["data"] == []
-        assert len((await api.call("GET", "/v1/events", created_before=future))[1]["data"]) == 4
+        assert (await api.call("GET", "/v1/events", created_from=future))[1]["items"] == []
+        assert len((await api.call("GET", "/v1/events", created_before=future))[1]["items"]) == 4
 
         for params, field in [({"type": "nope"}, "type"), ({"cursor": "zzz"}, "cursor"), ({"limit": "0"}, "limit"),
                               ({"created_from": "yesterday"}, "created_from"),
@@ -253,7 +276,7 @@ async def test_event_feed_with_filters_and_a_cursor_stable_under_late_commits(wp
         assert status == 200 and one["id"] == early and one["partner_id"] == partner
         assert (await api.call("GET", f"/v1/events/{early}", partner="p_someone_else"))[0] == 404
         _, types = await api.call("GET", "/v1/event-types")
-        assert {"name": "webhooks", "types": ["webhook_endpoint.disabled"]} in types["data"]
+        assert {"name": "webhooks", "types": ["webhook_endpoint.disabled"]} in types["items"]
 
 
 async def _sequence(pool: asyncpg.Pool) -> None:

@@ -15,10 +15,10 @@ from aiohttp import web
 from controlplane.events import emit
 from controlplane.webhooks.models import EndpointCreate, EndpointWithSecret
 from controlplane.webhooks.resolver import Resolve, system_resolve
-from controlplane.webhooks.secret_box import SecretBox
+from controlplane.secret_box import SecretBox
 from controlplane.webhooks.services import EndpointService
 from controlplane.webhooks.settings import Settings
-from controlplane.webhooks.targets import AllowList
+from controlplane.webhooks.targets import LOOPBACK, AllowList
 from controlplane.webhooks.worker import Clock, Worker
 
 KEY = "test-webhooks-key"
@@ -26,7 +26,10 @@ Behaviour = Callable[["Received", int], Awaitable[web.StreamResponse]]
 
 
 def settings(*, production: bool = False, timeout: float = 0.5, per_endpoint: int = 4, overall: int = 64,
-             allow: tuple[str, ...] = ()) -> Settings:
+             allow: tuple[str, ...] | None = None) -> Settings:
+    """The receivers listen on 127.0.0.1: development allows loopback explicitly (allow_loopback)."""
+    if allow is None:
+        allow = () if production else LOOPBACK
     return Settings(production=production, allow=AllowList.parse(allow), timeout=timeout,
                     per_endpoint_concurrency=per_endpoint, max_concurrency=overall)
 

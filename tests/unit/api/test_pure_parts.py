@@ -8,10 +8,11 @@ import pytest
 
 from controlplane.audit.recorder import changes
 from controlplane.http.caller import Caller, CallerKind
-from controlplane.http.pagination import PageRequest, Sort, decode_cursor, encode_cursor, next_page, page_request
+from controlplane.http.exports import csv_cell as _cell
+from controlplane.http.pagination import page_request
 from controlplane.http.problems import Problem
 from controlplane.http.ratelimit import RateLimiter
-from controlplane.tenants.export import _cell
+from controlplane.shared.pagination import PageRequest, Sort, decode_cursor, encode_cursor, next_page
 
 
 def test_key_bucket_bursts_then_refills_at_its_rate() -> None:
@@ -56,7 +57,7 @@ def test_cursor_round_trip_and_sort_binding() -> None:
     assert refused.value.field == "cursor"
     page = page_request({"limit": "10", "sort": "-updated_at", "cursor": cursor})
     assert page == PageRequest(10, decode_cursor(cursor, Sort.UPDATED_DESC), Sort.UPDATED_DESC)
-    for query, field in (({"limit": "7"}, "limit"), ({"sort": "name"}, "sort"), ({"cursor": "!!"}, "cursor")):
+    for query, field in (({"limit": "101"}, "limit"), ({"sort": "name"}, "sort"), ({"cursor": "!!"}, "cursor")):
         with pytest.raises(Problem) as bad:
             page_request(query)
         assert bad.value.field == field
@@ -74,3 +75,4 @@ def test_next_page_cursor_names_the_last_row() -> None:
 def test_csv_cells_neutralise_formulas_but_keep_phone_numbers() -> None:
     assert _cell("=1+1") == "'=1+1" and _cell("@SUM") == "'@SUM" and _cell("-x") == "'-x"
     assert _cell("+15550001") == "+15550001" and _cell(None) == "" and _cell(3) == "3"
+    assert _cell("-1500") == "-1500" and _cell(["a", "b"]) == "a b" and _cell("\t=cmd") == "'\t=cmd"

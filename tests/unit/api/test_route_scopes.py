@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controlplane.http.access import PORTAL, SCOPES, operation_access
+from controlplane.http.access import PLATFORM, PORTAL, SCOPES, operation_access
 from controlplane.http.app import make_app
 from controlplane.http.openapi import openapi_document
 from controlplane.plugins import Context
@@ -21,7 +21,7 @@ def test_every_secured_operation_has_a_known_scope() -> None:
     table = operation_access(_app()[openapi_document])
     missing = sorted(f"{m} {p}" for (m, p), a in table.items() if a.scope is None)
     assert missing == [], "operations without x-scope (add it to the plugin's openapi.yaml)"
-    unknown = {a.scope for a in table.values()} - set(SCOPES) - {PORTAL}
+    unknown = {a.scope for a in table.values()} - set(SCOPES) - {PORTAL, PLATFORM}
     assert unknown == set()
 
 
@@ -32,7 +32,9 @@ def test_secured_operations_document_403_429_and_their_scope() -> None:
             if method not in {"get", "put", "post", "patch", "delete"} or op.get("security") == []:
                 continue
             assert {"401", "403", "429"} <= set(op["responses"]), f"{method} {path}"
-            if op["x-scope"] != PORTAL:
+            if op["x-scope"] == PLATFORM:
+                assert op["security"] == [{"platformToken": []}], f"{method} {path}"
+            elif op["x-scope"] != PORTAL:
                 assert {"apiKey": [op["x-scope"]]} in op["security"], f"{method} {path}"
             if method == "post":
                 refs = [p.get("$ref", "") for p in op["parameters"]]
@@ -45,3 +47,17 @@ def test_key_management_and_audit_are_the_portals_only() -> None:
         for method, op in doc["paths"][path].items():
             if method != "parameters":
                 assert op["x-scope"] == PORTAL, f"{method} {path}"
+
+
+def test_the_platform_operations_are_exactly_the_documented_ones() -> None:
+    """docs/platform.md lists these; a new platform operation updates both."""
+    doc = _app()[openapi_document]
+    platform = {(method.upper(), path) for path, item in doc["paths"].items() for method, op in item.items()
+                if isinstance(op, dict) and op.get("x-scope") == PLATFORM}
+    assert platform == {
+        ("POST", "/v1/number-inventory"), ("POST", "/v1/dids"), ("POST", "/v1/wallet/credits"),
+        ("POST", "/v1/ports/{port_id}/submit"), ("POST", "/v1/ports/{port_id}/foc"),
+        ("POST", "/v1/ports/{port_id}/complete"), ("POST", "/v1/ports/{port_id}/reject")}
+    # What a partner keeps of the port lifecycle.
+    for step in ("resubmit", "cancel"):
+        assert doc["paths"][f"/v1/ports/{{port_id}}/{step}"]["post"]["x-scope"] == "phone_numbers:write"

@@ -8,8 +8,9 @@ from cdr_ingest.callflow import (CallFlow, CallResumed, ChannelClosed, ChannelOp
                                  DialStarted, Progress, ProgressKind, TenantTagged)
 from cdr_ingest.cdr_rebuild import CdrRow, rebuild
 from cdr_ingest.pricing import BillingProfile
-from cdr_ingest.records import TenantBilling, build_record, call_record_id, extension_of, terminal_event
+from cdr_ingest.records import TenantBilling, build_record, call_record_id, terminal_event
 from cdr_ingest.tiers import Tier
+from provisioning.names import channel_extension
 
 T0 = datetime(2026, 5, 4, 14, 0, tzinfo=UTC)
 BILLING = TenantBilling("ten_a", "ptr_a", Tier.BUSINESS,
@@ -43,7 +44,7 @@ def test_an_answered_outbound_call_is_initiated_answered_finished_and_rated_60_6
     assert kinds == [ProgressKind.INITIATED, ProgressKind.ANSWERED, "finished"]
     summary = actions[-1].summary
     assert summary.trunk_used and not summary.inbound and summary.answered_at == at(2)
-    record = build_record(summary, BILLING)
+    record = build_record(summary, BILLING, channel_extension)
     assert (record.direction, record.call_class, record.answered_s, record.billable_s) == \
         ("outbound", "toll_free", 61, 66)
     assert record.retail_micros == 33_000 and record.wholesale_micros == 18_700
@@ -53,7 +54,7 @@ def test_an_answered_outbound_call_is_initiated_answered_finished_and_rated_60_6
 
 
 def test_an_unanswered_call_costs_nothing_and_fails() -> None:
-    record = build_record(outbound(CallFlow(), answer=False)[-1].summary, BILLING)
+    record = build_record(outbound(CallFlow(), answer=False)[-1].summary, BILLING, channel_extension)
     assert record.disposition == "BUSY" and record.retail_micros == 0 and record.wholesale_micros == 0
     assert terminal_event(record) == "call.failed"
 
@@ -68,7 +69,7 @@ def test_inbound_record_fields() -> None:
     flow.feed(ChannelUp(at(1), "L1", "L1"))
     flow.feed(ChannelClosed(at(3), "L1", "L1", 16))
     (done,) = flow.feed(ChannelClosed(at(3), "L1", "L2", 16))
-    record = build_record(done.summary, BILLING)
+    record = build_record(done.summary, BILLING, channel_extension)
     assert (record.direction, record.call_class, record.did, record.extension) == \
         ("inbound", "local", "+15015550101", "103")
     assert record.caller == "+14155550100" and record.billable_s == 60 and record.retail_micros == 50_000
@@ -80,7 +81,7 @@ def test_internal_calls_are_free_and_calls_without_a_tenant_are_ignored() -> Non
     flow.feed(ChannelOpened(at(0), "L1", "L1", "PJSIP/acme_102-01", "acme-internal", "101", "102", "ten_a"))
     flow.feed(ChannelUp(at(1), "L1", "L1"))
     (done,) = flow.feed(ChannelClosed(at(30), "L1", "L1", 16))
-    record = build_record(done.summary, BILLING)
+    record = build_record(done.summary, BILLING, channel_extension)
     assert (record.direction, record.call_class, record.retail_micros, record.wholesale_micros) == \
         ("internal", "internal", 0, 0)
     flow.feed(ChannelOpened(at(0), "X", "X", "PJSIP/sipp-01", "controlplane-test", "4711"))
@@ -105,12 +106,7 @@ def test_cdr_rows_rebuild_the_call() -> None:
     rows = [CdrRow("L1", "L1", t, t + 2, t + 63, "102", "+18005550199", "PJSIP/acme_102-01", "PJSIP/carrier-02",
                    "ANSWERED", "ten_a")]
     (summary,) = rebuild(rows)
-    record = build_record(summary, BILLING)
+    record = build_record(summary, BILLING, channel_extension)
     assert record.late and record.billable_s == 66 and record.retail_micros == 33_000
     assert rebuild([CdrRow("X", "X", t, 0, t + 1, "", "4711", "PJSIP/sipp-1", "", "ANSWERED", "")]) == []
 
-
-def test_extension_of_a_channel_name() -> None:
-    assert extension_of("PJSIP/acme_101-0000002a") == "101"
-    assert extension_of("PJSIP/carrier-0000002a") is None
-    assert extension_of("") is None

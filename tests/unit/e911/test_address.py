@@ -85,3 +85,13 @@ def test_arbitrary_input_never_crashes(street: str, city: str, state: str, zip_:
         validate(Address(street=street, city=city, state=state, zip=zip_))
     except AddressInvalid:
         pass
+
+
+@pytest.mark.parametrize("field", ["street", "unit", "city", "state", "zip"])
+@pytest.mark.parametrize("bad", ["\n", "\r", "\t", "\x00", "\x1b", "\x7f", "\u2028"])
+def test_control_characters_are_refused_not_folded_into_spaces(field: str, bad: str) -> None:
+    value = {"street": "1234 Main{}St", "unit": "Suite{}200", "city": "Little{}Rock", "state": "A{}R",
+             "zip": "72211{}"}[field].format(bad)
+    with pytest.raises(AddressInvalid) as err:
+        validate(_with(field, value))
+    assert err.value.field == field and "one line" in err.value.reason

@@ -121,3 +121,15 @@ def test_alerts_and_count_caps() -> None:
     assert alerts(limits, {"monthly_minutes": 479}) == []
     assert count_cap_exceeded(2, 2) and not count_cap_exceeded(2, 1) and not count_cap_exceeded(None, 10**6)
     assert count_cap_exceeded(1, 3)  # lowered below usage: the next creation trips
+
+
+def test_no_rate_under_a_money_or_minutes_cap_is_refused_fail_closed() -> None:
+    for limits in (Limits(monthly_spend_micros=10**9), Limits(monthly_minutes=100),
+                   Limits(monthly_spend_micros=10**9, monthly_minutes=100)):
+        no_retail = decide(limits, True, Usage(), Ledger(), "a", None, 14400)
+        assert (no_retail.admit, no_retail.reason, no_retail.cause) == (False, Reason.NO_RATE, CAUSE_FORBIDDEN)
+        no_wholesale = decide(limits, True, Usage(), Ledger(), "b", rate(), 14400, partner_rated=False)
+        assert (no_wholesale.admit, no_wholesale.reason) == (False, Reason.NO_RATE)
+    # No cap measured by rating: nothing to fail closed about.
+    assert decide(Limits(max_outbound=3), True, Usage(), Ledger(), "c", None, 14400).admit
+    assert decide(Limits(), True, Usage(), Ledger(), "d", None, 14400, partner_rated=False).admit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from controlplane.webhooks.secret_box import SecretBox
+from controlplane.secret_box import SecretBox
 
 
 def test_round_trip_and_no_plaintext_in_the_ciphertext() -> None:

@@ -1,5 +1,9 @@
 """AMI events -> call flow inputs. Pure: the adapter passes ``now`` in.
 
+Here, in the calls capability, not in ``cdr_ingest``: the call flow is a pure core
+that speaks only its own inputs (``cdr_ingest.callflow``); reading Asterisk's event
+types is this adapter's job, so the core imports nothing from the daemon.
+
 Why AMI and not ARI: AMI reports every channel of every call (ARI only those in
 a Stasis application unless subscribed to all), and every AMI channel event
 carries ``Linkedid`` (the call) and ``AccountCode`` (the tenant, set on each

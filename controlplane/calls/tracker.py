@@ -2,7 +2,8 @@
 
 Records which channels the daemon has seen come and go (``recent``), and feeds
 AMI events through the pure call flow (``cdr_ingest.callflow``); the actions it
-returns go to the sink the calls capability attaches (buffered until then).
+returns go to the sink the calls plugin attaches (buffered until then). The calls
+plugin owns it and subscribes it to the Asterisk event streams (``Context``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from cdr_ingest.callflow import Action, CallFlow, FlowConfig, Input
 from controlplane.asterisk.events import (
     AmiEvent,
     AriEvent,
@@ -24,9 +26,7 @@ from controlplane.asterisk.events import (
     StasisEnd,
     StasisStart,
 )
-
-from cdr_ingest.ami_inputs import to_input
-from cdr_ingest.callflow import Action, CallFlow, FlowConfig, Input
+from controlplane.calls.ami_inputs import to_input
 
 log = structlog.get_logger(__name__)
 Sink = Callable[[list[Action]], None]
