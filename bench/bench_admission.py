@@ -11,8 +11,8 @@ loopback, the daemon in-process (every plugin), a SIPp carrier UAS answering eve
 and a SIPp UAC placing short calls through the tenant's outbound context at an offered
 rate above capacity (``-r 1000 -l 50``), ``--seconds`` each, in the same run, alternating
 A, B, A, B:
-  run A without admission (astdb key controlplane/admission deleted: no AGI step),
-  run B with admission (key back; the tenant has minutes, spend and channel caps).
+  run A without admission (the dialplan rendered with no admission step, as with limits off),
+  run B with admission (the dialplan the daemon renders; the tenant has minutes, spend and channel caps).
 Printed: calls/s of each and B/A (target >= 0.90), and the decision latency p50/p99
 measured by the AGI server itself per request during run B (target p99 <= 2 ms), plus
 the whole server-side exchange. Exits 1 when a target is missed.
@@ -113,12 +113,11 @@ async def uac_run(work: Path, sip_port: int, name: str, seconds: int) -> tuple[i
 
 
 async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
-    from harness import ami_client, external, free_port, make_config
+    from harness import LOAD_RTP, ami_client, daemon_files, external, free_port, make_config
     from tenants_e2e import call_scenario, load_endpoint, uas_scenario
 
     from controlplane.asterisk.ami import AmiClient
     from controlplane.asterisk.runner import LocalRunner, runner_for
-    from controlplane.calls.asterisk_files import cdr_files
     from controlplane.config import (CarrierConfig, DatabaseConfig, HttpConfig, LimitsConfig,
                                      LoggingConfig)
     from controlplane.daemon import Daemon
@@ -126,10 +125,10 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
     from controlplane.limits.plugin import agi_key
     from controlplane.logs import configure_logging
     from controlplane.tenants.applier import AmiControl
-    from provisioning.realtime_conf import PgTarget, realtime_files
+    from provisioning.dialplan import AdmissionStep
 
     carrier_port = free_port(socket.SOCK_DGRAM)
-    config = make_config(data, instance=f"benchadmit{os.getpid()}", run="local",
+    config = make_config(data, instance=f"benchadmit{os.getpid()}", run="local", rtp=LOAD_RTP,
                          http=HttpConfig(port=free_port(), service_token=secrets.token_hex(8)),
                          database=DatabaseConfig(dsn=dsn), carrier=CarrierConfig(host="127.0.0.1", port=carrier_port),
                          limits=LimitsConfig(agi_port=free_port()), logging=LoggingConfig(level="warning"))
@@ -141,8 +140,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
                                                                 sip_prefix="acme"))).id
     await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
         per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
-    extra = {**realtime_files(PgTarget.from_dsn(dsn)), **cdr_files(config, dsn),
-             "pjsip_extra.conf": load_endpoint(tenant, "acme")}
+    extra = await daemon_files(config, dsn, {"pjsip_extra.conf": load_endpoint(tenant, "acme")})
     runner = runner_for(config, extra_files=extra)
     assert isinstance(runner, LocalRunner)
     work = Path(tempfile.mkdtemp(prefix="bench-admission-"))
@@ -156,8 +154,15 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         assert status.running, status.detail
         ami = await ami_client(config)
         assert runner.etc_dir is not None
-        await Applier(pool, dialplan_path=Path(runner.etc_dir) / "extensions_tenants.conf",
-                      control=AmiControl(ami)).apply_dialplan(force=True)
+        dialplan = Path(runner.etc_dir) / "extensions_tenants.conf"
+
+        async def render(step: AdmissionStep) -> None:
+            """Run A's dialplan has no admission step (limits disabled); run B's is the daemon's."""
+            assert ami is not None
+            await Applier(pool, dialplan_path=dialplan, control=AmiControl(ami),
+                          admission=step).apply_dialplan(force=True)
+
+        await render(AdmissionStep.OFF)
         uas = subprocess.Popen(["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(carrier_port),
                                 "-mp", str(free_port(socket.SOCK_DGRAM)), "-nostdin", "-timeout", "300s",
                                 "-max_recv_loops", "5000"], cwd=work, stdout=subprocess.DEVNULL,
@@ -186,11 +191,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         server.exchanges.clear()
         for _ in range(ROUNDS):
             for name in ("without", "with"):
-                if name == "without":
-                    await ami.action({"Action": "DBDel", "Family": "controlplane", "Key": "admission"})
-                else:
-                    await ami.action({"Action": "DBPut", "Family": "controlplane", "Key": "admission",
-                                      "Val": address})
+                await render(AdmissionStep.OFF if name == "without" else AdmissionStep.FAIL_CLOSED)
                 await asyncio.sleep(2.0)  # the recorder drains the previous run
                 server.keep_latencies = name == "with"
                 ok, failed, wall = await uac_run(work, config.asterisk.sip_port, name, seconds)

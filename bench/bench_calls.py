@@ -12,7 +12,7 @@ one embedded PostgreSQL, SIPp on loopback only:
   outbound path: tenant context -> cp-admit -> Dial(PJSIP/...@carrier)).
 
 Run 1 (baseline): the same SIPp scenario against bare Asterisk, daemon not running (no
-admission address published yet, so no admission step). Run 2: the daemon in-process
+admission step in its dialplan, as with limits off). Run 2: the daemon in-process
 (every plugin, limits included). Printed: calls/s of each run and their ratio, and the
 latency from each call's end (Asterisk's own time: the Timestamp of the last AMI Hangup,
 the record's ended_at) to (a) the commit of its record+debit+usage+event transaction
@@ -41,13 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 import asyncpg  # noqa: E402
-from harness import ami_client, external, free_port, make_config  # noqa: E402
+from harness import LOAD_RTP, ami_client, daemon_files, external, free_port, make_config  # noqa: E402
 from tenants_e2e import LOAD_IP, available, call_scenario, load_endpoint, sipp_load, uas_scenario  # noqa: E402
 
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.asterisk.runner import LocalRunner, runner_for  # noqa: E402
 from controlplane.calls import plugin as calls_plugin  # noqa: E402
-from controlplane.calls.asterisk_files import cdr_files  # noqa: E402
 from controlplane.calls.models import BillingProfileBody  # noqa: E402
 from controlplane.calls.services import CallServices  # noqa: E402
 from controlplane.config import (CarrierConfig, DatabaseConfig, HttpConfig,  # noqa: E402
@@ -57,9 +56,9 @@ from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
 from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.logs import configure_logging  # noqa: E402
 from controlplane.tenants.applier import AmiControl, Applier  # noqa: E402
+from provisioning.dialplan import AdmissionStep  # noqa: E402
 from controlplane.tenants.models import PartnerCreate, PartnerTier, TenantCreate  # noqa: E402
 from controlplane.tenants.services import TenantServices  # noqa: E402
-from provisioning.realtime_conf import PgTarget, realtime_files  # noqa: E402
 
 TARGET_P99_MS = 100.0
 TOLL_FREE = "18005550199"
@@ -110,7 +109,7 @@ class Sipp:
 
 async def bench(dsn: str, data: Path) -> int:
     carrier_port = free_port(socket.SOCK_DGRAM)
-    config = make_config(data, instance=f"benchcalls{os.getpid()}", run="local",
+    config = make_config(data, instance=f"benchcalls{os.getpid()}", run="local", rtp=LOAD_RTP,
                          http=HttpConfig(port=free_port(), service_token=secrets.token_hex(8)),
                          database=DatabaseConfig(dsn=dsn),
                          carrier=CarrierConfig(host="127.0.0.1", port=carrier_port),
@@ -125,8 +124,7 @@ async def bench(dsn: str, data: Path) -> int:
                                                                 sip_prefix="acme"))).id
     await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
         per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60, increment_seconds=6))
-    extra = {**realtime_files(PgTarget.from_dsn(dsn)), **cdr_files(config, dsn),
-             "pjsip_extra.conf": load_endpoint(tenant, "acme")}
+    extra = await daemon_files(config, dsn, {"pjsip_extra.conf": load_endpoint(tenant, "acme")})
     runner = runner_for(config, extra_files=extra)
     assert isinstance(runner, LocalRunner)
     work = Path(tempfile.mkdtemp(prefix="bench-calls-"))
@@ -139,8 +137,9 @@ async def bench(dsn: str, data: Path) -> int:
         assert status.running, status.detail
         ami = await ami_client(config)
         assert runner.etc_dir is not None
+        # Bare Asterisk: the tenant's dialplan without the admission step (as with limits off).
         applier = Applier(pool, dialplan_path=Path(runner.etc_dir) / "extensions_tenants.conf",
-                          control=AmiControl(ami))
+                          control=AmiControl(ami), admission=AdmissionStep.OFF)
         await applier.apply_dialplan(force=True)
         sipp.start_uas()
         await asyncio.sleep(0.5)
@@ -153,6 +152,9 @@ async def bench(dsn: str, data: Path) -> int:
         await asyncio.sleep(1.0)
         # The baseline's calls are not the daemon's to reconcile during run 2.
         await pool.execute("UPDATE asterisk_cdr SET handled = true")
+        # Run 2's dialplan is the daemon's: with the admission step its config renders.
+        applier.admission = AdmissionStep.of(config.limits.enabled, config.limits.fail_open)
+        await applier.apply_dialplan(force=True)
         # The bench's own AMI session (only needed for the dialplan above) would parse every
         # AMI event of run 2 a second time, on the daemon's event loop: close it first.
         await ami.close()

@@ -20,7 +20,10 @@ import pytest
 from controlplane.asterisk.ami import AmiClient
 from controlplane.asterisk.credentials import AsteriskCredentials, resolve_credentials
 from controlplane.asterisk.runner import AsteriskRunner, LocalRunner, runner_for
+from controlplane.asterisk.configuration import merge_files
 from controlplane.config import AsteriskConfig, AsteriskRunMode, Config
+from controlplane.plugin_list import PLUGINS
+from controlplane.plugins import AsteriskSource
 
 # An unauthenticated endpoint for SIPp calls from 127.0.0.1, into context `from-sipp`
 # (define it with extensions_extra.conf) or any context given.
@@ -49,22 +52,26 @@ def free_udp_tcp_port() -> int:
 
 
 RTP_SLOT = 400  # ports per test instance: 100 concurrent two-leg calls
+# Load runs (bench/) take the production default range: 2,500 concurrent two-leg calls.
+LOAD_RTP = (10000, 19999)
 _rtp_slots = itertools.count()
 
 
 def rtp_range() -> tuple[int, int]:
     """A small RTP range of its own for each instance (by process and order), so concurrent
     test runs and the developer's daemon do not compete for the same ports."""
-    slot = (os.getpid() * 7 + next(_rtp_slots)) % 100
+    # Below 32768: Linux hands out ephemeral ports from there (SIPp's, the tests' own sockets).
+    slot = (os.getpid() * 7 + next(_rtp_slots)) % ((32768 - 20000) // RTP_SLOT)
     start = 20000 + slot * RTP_SLOT
     return start, start + RTP_SLOT - 1
 
 
 def make_config(data_dir: Path, *, instance: str, run: str | None = None,
-                **overrides: object) -> Config:
-    """A config on free ports; the run mode follows $CONTROLPLANE_TEST_ASTERISK_RUN."""
+                rtp: tuple[int, int] | None = None, **overrides: object) -> Config:
+    """A config on free ports (``rtp``: the RTP range, else a small one of its own); the
+    run mode follows $CONTROLPLANE_TEST_ASTERISK_RUN."""
     run = run or os.environ.get("CONTROLPLANE_TEST_ASTERISK_RUN", "auto")
-    rtp_start, rtp_end = rtp_range()
+    rtp_start, rtp_end = rtp or rtp_range()
     asterisk = AsteriskConfig(run=AsteriskRunMode(run), instance=instance, boot_timeout=60.0,
                               sip_port=free_udp_tcp_port(), http_port=free_port(), ami_port=free_port(),
                               rtp_start=rtp_start, rtp_end=rtp_end)
@@ -117,6 +124,23 @@ async def ami_client(config: Config) -> AmiClient:
     ami = AmiClient("127.0.0.1", config.asterisk.ami_port, creds.ami_user, creds.ami_password)
     await ami.connect(timeout=10)
     return ami
+
+
+async def daemon_files(config: Config, dsn: str, *more: Mapping[str, str]) -> dict[str, str]:
+    """What the daemon's plugins give Asterisk (realtime, CDRs, trunks; no dialplan), plus a
+    test's own files merged by the same rule, for an instance the test boots itself."""
+    source = AsteriskSource(config=config, dsn=dsn)
+    return merge_files([*[await plugin.asterisk_files(source) for plugin in PLUGINS], *more])
+
+
+async def astdb_get(ami: AmiClient, key: str) -> str | None:
+    """The value of ``controlplane/<key>`` in Asterisk's astdb, None when absent."""
+    result = await ami.action({"Action": "DBGet", "Family": "controlplane", "Key": key},
+                              as_list=True, check=False)
+    for message in result if isinstance(result, list) else [result]:
+        if message.get("Val") is not None:
+            return str(message.get("Val"))
+    return None
 
 
 def external(config: Config) -> Config:

@@ -23,12 +23,11 @@ import asyncpg
 import msgspec
 import pytest
 import yaml
-from harness import ami_client, asterisk_instance, free_port, make_config
+from harness import ami_client, asterisk_instance, daemon_files, free_port, make_config
 from tenants_e2e import uas_scenario
 from test_calls import TOLL_FREE
 from tenants_e2e import call_scenario
 
-from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
 from controlplane.config import CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig
@@ -36,7 +35,6 @@ from controlplane.tenants.applier import AmiControl, Applier
 from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
-from provisioning.realtime_conf import PgTarget, realtime_files
 
 pytestmark = [pytest.mark.e2e]
 CALLS = 100
@@ -103,7 +101,7 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
                          database=DatabaseConfig(dsn=database_dsn),
                          carrier=CarrierConfig(host="127.0.0.1", port=carrier_port),
                          calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0))
-    extra = {**realtime_files(PgTarget.from_dsn(database_dsn)), **cdr_files(config, database_dsn)}
+    extra = await daemon_files(config, database_dsn)
     daemon: subprocess.Popen[bytes] | None = None
     sipps: list[subprocess.Popen[bytes]] = []
     log = tmp_path / "daemon.log"
@@ -149,7 +147,7 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             sipps.append(subprocess.Popen(
                 ["sipp", "-sf", "uac.xml", "-s", TOLL_FREE, "-r", str(RATE), "-m", str(CALLS), "-l", "60",
                  "-p", str(free_port(socket.SOCK_DGRAM)), "-mp", str(free_port(socket.SOCK_DGRAM)),
-                 "-inf", "users.csv", "-au", phone.sip_username, "-ap", phone.sip_password,
+                 "-inf", "users.csv", "-au", phone.sip_username, "-ap", phone.secrets.sip_password,
                  *common, f"127.0.0.1:{config.asterisk.sip_port}"],
                 cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             uas, uac = sipps
