@@ -116,7 +116,7 @@ async def prepare(dsn: str) -> tuple[str, str, bytes]:
     async with pool.acquire() as conn:
         tenant = await get_tenant(conn, "ptr_bench", "ten_bench")
     await pool.close()
-    return "ten_bench", created.key, msgspec.json.encode(tenant)
+    return "ten_bench", created.secrets.key, msgspec.json.encode(tenant)
 
 
 async def main(requests: int, seconds: float) -> None:

@@ -175,7 +175,8 @@ async def main(args: argparse.Namespace) -> None:
             creds = await numbering.create_extension(partner, tenant.id,
                                                      ExtensionCreate(number=str(5000 + i), display_name="New"))
             t1 = time.perf_counter()
-            assert await asyncio.to_thread(sipp_register, dynamic, creds.sip_username, creds.sip_password)
+            assert await asyncio.to_thread(sipp_register, dynamic, creds.sip_username,
+                                           creds.secrets.sip_password)
             lives.append(time.perf_counter() - t0)
             commits.append(t1 - t0)
         await ami.close()

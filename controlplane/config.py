@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import yaml
@@ -150,6 +150,11 @@ class LimitsConfig(_Section, frozen=True):
     max_call_seconds: int = 14400
 
 
+class BillingConfig(_Section, frozen=True):
+    # The platform's one currency (ISO 4217): every *_micros amount the API shows is in it.
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "USD"
+
+
 class LoggingConfig(_Section, frozen=True):
     format: str = "auto"  # auto | json | console; auto = console in development
     level: str = "info"
@@ -166,6 +171,7 @@ class Config(_Section, frozen=True):
     calls: CallsConfig = CallsConfig()
     emergency: EmergencyConfig = EmergencyConfig()
     limits: LimitsConfig = LimitsConfig()
+    billing: BillingConfig = BillingConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property

@@ -24,6 +24,7 @@ from controlplane.keystore import install_secret
 from controlplane.plugin_list import PLUGINS
 from controlplane.plugins import Context
 from controlplane.preflight import StartupError, check, emergency_configured
+from controlplane.shared import money
 
 log = structlog.get_logger(__name__)
 POOL_CLOSE_SECONDS = 10.0
@@ -74,6 +75,7 @@ class Daemon:
     async def start(self) -> None:
         """Raises ``StartupError`` (one line) before starting anything when the config cannot run."""
         config = self.config
+        money.set_currency(config.billing.currency)
         for finding in check(config):
             log.warning("startup.warning", key=finding.key, detail=finding.message)
         self.database = await open_database(config, claim=True)

@@ -42,7 +42,7 @@ async def demo(config: Config) -> int:
                               {"number": "101", "display_name": "Front desk"})
         print(f"tenant {tenant['name']} (prefix {tenant['sip_prefix']}), extension 101 "
               f"as SIP user {ext['sip_username']}")
-        phone = Phone(ext["sip_username"], ext["sip_password"], config.asterisk.sip_port,
+        phone = Phone(ext["sip_username"], ext["secrets"]["sip_password"], config.asterisk.sip_port,
                       config.asterisk.host)
         code, err = await phone.run(register_scenario(), ext["sip_username"])
         print(f"REGISTER: {'200 OK' if code == 0 else 'failed: ' + err}")

@@ -63,11 +63,14 @@ class ApiKey(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class ApiKeyCreated(msgspec.Struct, kw_only=True):
-    """The only response that carries the plaintext key."""
-
-    api_key: ApiKey
+class ApiKeySecrets(msgspec.Struct, kw_only=True):
     key: str
+
+
+class ApiKeyCreated(ApiKey, kw_only=True):
+    """The only response that carries the plaintext key (in ``secrets``; docs/api.md "Response shapes")."""
+
+    secrets: ApiKeySecrets
 
 
 def mask(last4: str) -> str:

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 from msgspec import UNSET
 
 from controlplane import audit
 from controlplane.apikeys import store
 from controlplane.apikeys.models import (
-    MAX_KEY_LIMIT, PREFIX, ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyUpdate, KeyStatus, hash_key)
+    MAX_KEY_LIMIT, PREFIX, ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeySecrets, ApiKeyUpdate, KeyStatus,
+    hash_key)
 from controlplane.shared.pagination import PageRequest, next_page
 from controlplane.shared.problems import Problem
 from controlplane.shared.scopes import SCOPES
@@ -78,7 +80,7 @@ class KeyServices:
             created = await self._get(conn, partner_id, key_id)
             await audit.record(conn, action="create", resource="api_key", resource_id=key_id,
                                partner_id=partner_id, after=created)
-        return ApiKeyCreated(api_key=created, key=key)
+        return ApiKeyCreated(**msgspec.structs.asdict(created), secrets=ApiKeySecrets(key=key))
 
     async def get(self, partner_id: str, key_id: str) -> ApiKey:
         async with self.pool.acquire() as conn:

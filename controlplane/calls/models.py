@@ -7,6 +7,7 @@ from datetime import date, datetime
 import msgspec
 
 from cdr_ingest.records import CallRecord
+from controlplane.shared import money
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -27,9 +28,16 @@ class BillingProfileBody(_Body):
     charge_inbound: bool = True
 
 
+class CallView(CallRecord, kw_only=True):
+    """A call as listed and got: the record plus the currency of its amounts."""
+
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
+
+
 class BillingProfileView(BillingProfileBody, kw_only=True):
     tenant_id: str
     updated_at: datetime
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 
 class UsageLine(msgspec.Struct, kw_only=True):
@@ -40,6 +48,7 @@ class UsageLine(msgspec.Struct, kw_only=True):
     minutes: int  # billable minutes, rounded up
     retail_micros: int
     wholesale_micros: int
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 
 class UsageSummary(msgspec.Struct, kw_only=True):
@@ -50,6 +59,7 @@ class UsageSummary(msgspec.Struct, kw_only=True):
     billable_s: int
     retail_micros: int
     wholesale_micros: int
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 
 class RateDeckView(msgspec.Struct, kw_only=True):
@@ -61,6 +71,7 @@ class RateDeckView(msgspec.Struct, kw_only=True):
 class WalletView(msgspec.Struct, kw_only=True):
     partner_id: str
     balance_micros: int
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 
 class WalletCreditBody(_Body):
@@ -78,3 +89,4 @@ class WalletCredit(msgspec.Struct, kw_only=True):
     note: str | None
     created_at: datetime
     balance_micros: int
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 
 from cdr_ingest.pricing import BillingProfile
 from cdr_ingest.rates import Rounding, load_deck_csv
@@ -14,8 +15,8 @@ from cdr_ingest.cycles import cycle_date
 from cdr_ingest.records import CallRecord
 from controlplane import audit
 from controlplane.calls import store
-from controlplane.calls.models import (BillingProfileBody, BillingProfileView, RateDeckView, UsageLine,
-                                       UsageSummary, WalletCredit, WalletCreditBody, WalletView)
+from controlplane.calls.models import (BillingProfileBody, BillingProfileView, CallView, RateDeckView,
+                                       UsageLine, UsageSummary, WalletCredit, WalletCreditBody, WalletView)
 from controlplane.calls.recorder import CallRecorder
 from controlplane.shared.pagination import PageRequest, encode_cursor
 from controlplane.shared.problems import FieldError, Problem
@@ -30,20 +31,20 @@ class CallServices:
         self.pool = pool
         self.recorder = recorder
 
-    async def list_calls(self, f: store.CallFilter, page: PageRequest) -> tuple[list[CallRecord], str | None]:
+    async def list_calls(self, f: store.CallFilter, page: PageRequest) -> tuple[list[CallView], str | None]:
         async with self.pool.acquire() as conn:
             rows = await store.list_records(conn, f, page)
         if len(rows) <= page.limit:
-            return rows, None
+            return [_view(r) for r in rows], None
         rows = rows[:page.limit]
-        return rows, encode_cursor(rows[-1].started_at, rows[-1].id)
+        return [_view(r) for r in rows], encode_cursor(rows[-1].started_at, rows[-1].id)
 
-    async def get_call(self, partner_id: str, call_id: str) -> CallRecord:
+    async def get_call(self, partner_id: str, call_id: str) -> CallView:
         async with self.pool.acquire() as conn:
             record = await store.get_record(conn, partner_id, call_id)
         if record is None:
             raise Problem(404, "no such call", code="not_found")
-        return record
+        return _view(record)
 
     async def export(self, f: store.CallFilter) -> AsyncIterator[CallRecord]:
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
@@ -169,3 +170,7 @@ def _profile_view(row: asyncpg.Record) -> BillingProfileView:
         international_per_minute_micros=row["international_per_minute"], connect_fee_micros=row["connect_fee"],
         min_seconds=row["min_seconds"], increment_seconds=row["increment_seconds"], rounding=row["rounding"],
         charge_inbound=row["charge_inbound"], updated_at=row["updated_at"])
+
+
+def _view(record: CallRecord) -> CallView:
+    return CallView(**msgspec.structs.asdict(record))

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import msgspec
 
+from controlplane.shared import money
+
 Count = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 Money = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 Pct = Annotated[int, msgspec.Meta(ge=1, le=100)]
@@ -28,9 +30,16 @@ class LimitsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     billing_anchor_day: Day = 1
 
 
+class LimitDefaults(LimitsBody, kw_only=True):
+    """A partner's defaults as shown: the limits plus the currency of the spend cap."""
+
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
+
+
 class TenantLimits(LimitsBody, kw_only=True):
     tenant_id: str
     updated_at: datetime | None = None
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 
 class Figure(msgspec.Struct, kw_only=True):
@@ -49,6 +58,7 @@ class UsageView(msgspec.Struct, kw_only=True):
     spend_micros: Figure
     reserved_seconds: int  # held by calls in progress
     reserved_micros: int
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
     extensions: Figure
     dids: Figure
     concurrent_inbound: Figure

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 import structlog
 
 from cdr_ingest.records import CallRecord
@@ -21,7 +22,7 @@ from controlplane.shared.problems import Problem
 from controlplane.limits import store
 from controlplane.limits.caps import CapTripped
 from controlplane.limits.engine import Engine, TenantState
-from controlplane.limits.models import Figure, LimitsBody, TenantLimits, UsageView
+from controlplane.limits.models import Figure, LimitDefaults, LimitsBody, TenantLimits, UsageView
 from controlplane.limits.policy import Alert, Crossing, Limits, Pool, alert_event, alerts, shortened
 from controlplane.signals import CapTrip, TenantStatusChanged
 
@@ -100,18 +101,18 @@ class LimitServices:
             await self.enforce(state)  # a lowered cap shortens calls in progress
         return result
 
-    async def get_defaults(self, partner_id: str) -> LimitsBody:
+    async def get_defaults(self, partner_id: str) -> LimitDefaults:
         async with self.pool.acquire() as conn:
             limits = store.limits_from(await store.get_defaults(conn, partner_id))
         tenant_view = to_body("", limits, None)  # defaults belong to no tenant: only the limits go out
-        return LimitsBody(**{name: getattr(tenant_view, name) for name in LimitsBody.__struct_fields__})
+        return LimitDefaults(**{name: getattr(tenant_view, name) for name in LimitsBody.__struct_fields__})
 
-    async def put_defaults(self, partner_id: str, body: LimitsBody) -> LimitsBody:
+    async def put_defaults(self, partner_id: str, body: LimitsBody) -> LimitDefaults:
         async with self.pool.acquire() as conn, conn.transaction():
             if await conn.fetchval("SELECT 1 FROM partners WHERE id = $1", partner_id) is None:
                 raise Problem(404, f"no partner {partner_id}", code="not_found")
             await store.put_defaults(conn, partner_id, to_limits(body))
-        return body
+        return LimitDefaults(**msgspec.structs.asdict(body))
 
     async def usage(self, partner_id: str, tenant_id: str) -> UsageView:
         async with self.pool.acquire() as conn:

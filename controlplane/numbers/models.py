@@ -9,6 +9,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from controlplane.numbers.porting import PortStatus
+from controlplane.shared import money
 from e911.provider import E911Status
 
 
@@ -33,9 +34,10 @@ class AvailableNumber(msgspec.Struct, kw_only=True):
     kind: NumberKind
     region: str | None
     rate_center: str | None
-    monthly_price: int | None  # micro-units; None: custom (Enterprise)
-    setup_fee: int
-    per_minute: int | None
+    monthly_price_micros: int | None  # None: custom (Enterprise)
+    setup_fee_micros: int
+    per_minute_micros: int | None
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 
 class PurchaseRequest(_Body):
@@ -62,8 +64,9 @@ class PhoneNumber(msgspec.Struct, kw_only=True):
     extension_id: str | None
     region: str | None
     rate_center: str | None
-    monthly_price: int | None
-    setup_fee: int | None
+    monthly_price_micros: int | None
+    setup_fee_micros: int | None
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
     billing_since: datetime | None
     cnam: str | None
     effective_cnam: str | None
@@ -78,9 +81,10 @@ class PhoneNumber(msgspec.Struct, kw_only=True):
 
 class PurchaseResult(msgspec.Struct, kw_only=True):
     numbers: list[PhoneNumber]
-    setup_total: int
-    monthly_total: int
-    wallet_balance: int
+    setup_total_micros: int
+    monthly_total_micros: int
+    wallet_balance_micros: int
+    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 
 class AssignRequest(_Body):

@@ -99,8 +99,9 @@ class NumberServices:
             p = price(tier, r["kind"])
             region = ", ".join(x for x in (r["city"], r["state"]) if x) or None
             out.append(AvailableNumber(number=r["number"], kind=NumberKind(r["kind"]), region=region,
-                                       rate_center=r["rate_center"], monthly_price=p.monthly, setup_fee=p.setup,
-                                       per_minute=p.per_minute))
+                                       rate_center=r["rate_center"], monthly_price_micros=p.monthly,
+                                       setup_fee_micros=p.setup,
+                                       per_minute_micros=p.per_minute))
         return out
 
     async def search_local(self, partner_id: str, state: str | None, area_code: str | None, nxx: str | None,
@@ -175,8 +176,9 @@ class NumberServices:
                 raise Problem(409, f"the wallet cannot cover the setup fees ({setup_total} micro-units);"
                               " top it up first", code="insufficient_funds", extra={"required": setup_total})
         log.info("numbers.purchased", partner_id=partner_id, numbers=len(created), setup_total=setup_total)
-        return PurchaseResult(numbers=created, setup_total=setup_total, monthly_total=monthly_total,
-                              wallet_balance=balance)
+        return PurchaseResult(numbers=created, setup_total_micros=setup_total,
+                              monthly_total_micros=monthly_total,
+                              wallet_balance_micros=balance)
 
     # ---------------------------------------------------------------- inventory view
 

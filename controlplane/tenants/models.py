@@ -106,13 +106,14 @@ class Extension(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class ExtensionCredentials(msgspec.Struct, kw_only=True):
-    """Returned at creation and on reset only: the password is never stored."""
-
-    extension: Extension
-    sip_username: str
+class ExtensionSecrets(msgspec.Struct, kw_only=True):
     sip_password: str
-    sip_realm: str
+
+
+class ExtensionCredentials(Extension, kw_only=True):
+    """Returned at creation and on reset only (in ``secrets``): the password is never stored."""
+
+    secrets: ExtensionSecrets
 
 
 class DidCreate(_Body):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
+import msgspec
 
 from controlplane import audit
 from controlplane.shared.ids import new_id
@@ -23,12 +24,17 @@ from controlplane.tenants import dids_store, extensions_store, store
 from controlplane.tenants.applier import Applier
 from controlplane.tenants.models import (
     UNSET, Did, DidCreate, DidStatus, DidUpdate, Extension, ExtensionCreate, ExtensionCredentials,
-    ExtensionUpdate, Tier, Tenant, TenantStatus)
+    ExtensionSecrets, ExtensionUpdate, Tier, Tenant, TenantStatus)
 from controlplane.tenants import outbox
 from controlplane.shared.pagination import PageRequest, next_page
 from controlplane.tenants.services import checked, max_extensions
 from provisioning import validate
 from provisioning.names import REALM, endpoint_name
+
+
+def _credentials(ext: Extension, password: str) -> ExtensionCredentials:
+    shown = ExtensionSecrets(sip_password=password)
+    return ExtensionCredentials(**msgspec.structs.asdict(ext), secrets=shown)
 
 
 def sip_ha1(username: str, password: str, realm: str = REALM) -> str:
@@ -100,7 +106,7 @@ class NumberingServices:
             await audit.record(conn, action="create", resource="extension", resource_id=ext_id,
                                partner_id=partner_id, tenant_id=tenant_id, after=ext)
         self.applier.dialplan_changed()
-        return ExtensionCredentials(extension=ext, sip_username=username, sip_password=password, sip_realm=REALM)
+        return _credentials(ext, password)
 
     async def get_extension(self, partner_id: str, tenant_id: str, ext_id: str) -> Extension:
         async with self.pool.acquire() as conn:
@@ -148,8 +154,7 @@ class NumberingServices:
             await audit.record(conn, action="reset_password", resource="extension", resource_id=ext_id,
                                partner_id=partner_id, tenant_id=tenant_id, before={"sip_password": "old"},
                                after={"sip_password": "new"})
-        return ExtensionCredentials(extension=ext, sip_username=ext.sip_username, sip_password=password,
-                                    sip_realm=REALM)
+        return _credentials(ext, password)
 
     async def delete_extension(self, partner_id: str, tenant_id: str, ext_id: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

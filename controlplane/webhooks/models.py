@@ -38,10 +38,14 @@ class Endpoint(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
-class EndpointWithSecret(Endpoint, frozen=True):
-    """Returned at creation and at rotation only: the one time the secret is shown."""
+class EndpointSecrets(msgspec.Struct, frozen=True, kw_only=True):
+    signing_secret: str
 
-    secret: str
+
+class EndpointWithSecret(Endpoint, frozen=True, kw_only=True):
+    """Returned at creation and at rotation only (in ``secrets``): the one time the secret is shown."""
+
+    secrets: EndpointSecrets
 
 
 class EndpointCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -15,7 +15,7 @@ from controlplane.secret_box import SecretBox
 from controlplane.shared.problems import Problem
 from controlplane.webhooks import delivery_store, signing, store
 from controlplane.webhooks.models import (DeliveryView, Endpoint, EndpointCreate, EndpointUpdate,
-                                          EndpointWithSecret)
+                                          EndpointSecrets, EndpointWithSecret)
 from controlplane.webhooks.resolver import Resolve, system_resolve
 from controlplane.webhooks.settings import Settings
 from controlplane.webhooks.targets import TargetError, check_addresses, parse_url
@@ -150,7 +150,8 @@ def _found(endpoint: Endpoint | None) -> Endpoint:
 
 
 def _with_secret(endpoint: Endpoint, secret: str) -> EndpointWithSecret:
-    return EndpointWithSecret(**msgspec.structs.asdict(endpoint), secret=secret)
+    shown = EndpointSecrets(signing_secret=secret)
+    return EndpointWithSecret(**msgspec.structs.asdict(endpoint), secrets=shown)
 
 
 def _check_description(description: str) -> None:

@@ -16,11 +16,10 @@ from types import SimpleNamespace
 import asyncpg
 import msgspec
 import pytest
-from harness import ami_client, asterisk_instance, external, free_port, make_config
+from harness import ami_client, asterisk_instance, daemon_files, external, free_port, make_config
 from inventory_support import buy_did
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
-from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
 from controlplane.config import CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig, LimitsConfig
@@ -29,7 +28,6 @@ from controlplane.tenants.applier import AmiControl, Applier
 from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
-from provisioning.realtime_conf import PgTarget, realtime_files
 
 pytestmark = [pytest.mark.e2e]
 TOLL_FREE = "18005550199"
@@ -68,7 +66,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                          carrier=CarrierConfig(host="127.0.0.1", port=free_port(socket.SOCK_DGRAM)),
                          calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0),
                          limits=LimitsConfig(agi_port=free_port()))
-    extra = {**realtime_files(PgTarget.from_dsn(database_dsn)), **cdr_files(config, database_dsn)}
+    extra = await daemon_files(config, database_dsn)
     with asterisk_instance(config, extra) as runner:
         ami = await ami_client(config)
         daemon = Daemon(external(config))
@@ -86,8 +84,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
             for number in ("101", "102", "103"):
                 creds_ = await numbering.create_extension(partner, tenant, ExtensionCreate(number=number,
                                                                                          display_name="U"))
-                passwords[creds_.sip_username] = creds_.sip_password
-                ext_ids[number] = creds_.extension.id
+                passwords[creds_.sip_username] = creds_.secrets.sip_password
+                ext_ids[number] = creds_.id
             await buy_did(pool, partner, "+15015550101", tenant_id=tenant, extension_id=ext_ids["103"],
                           numbering=numbering)
             await applier.apply_dialplan(force=True)

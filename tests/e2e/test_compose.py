@@ -249,12 +249,12 @@ def _provision(stack: Stack) -> None:
                                               "sip_prefix": "acme"})["id"]
     stack.tenant = tenant
     created = rpc.call("POST", f"/v1/tenants/{tenant}/extensions", {"number": "101", "display_name": "Desk"})
-    stack.passwords[created["sip_username"]] = created["sip_password"]
+    stack.passwords[created["sip_username"]] = created["secrets"]["sip_password"]
     # A second tenant with no registered address: its 911 goes to the national relay.
     beta = rpc.call("POST", "/v1/tenants", {"name": "Beta", "billing_email": "ops@beta.test",
                                             "sip_prefix": "beta"})["id"]
     created_beta = rpc.call("POST", f"/v1/tenants/{beta}/extensions", {"number": "101", "display_name": "Desk"})
-    stack.passwords[created_beta["sip_username"]] = created_beta["sip_password"]
+    stack.passwords[created_beta["sip_username"]] = created_beta["secrets"]["sip_password"]
     rpc.call("PUT", f"/v1/tenants/{tenant}/billing-profile", {
         "per_minute_micros": 50_000, "toll_free_per_minute_micros": 30_000,
         "min_seconds": 60, "increment_seconds": 6})
@@ -265,7 +265,7 @@ def _provision(stack: Stack) -> None:
     bought = rpc.call("POST", "/v1/numbers/purchase", {"numbers": [DID]})
     did_id = bought["numbers"][0]["id"]
     rpc.call("POST", f"/v1/numbers/{did_id}/assign", {"tenant_id": tenant,
-                                                       "extension_id": created["extension"]["id"]})
+                                                       "extension_id": created["id"]})
     rpc.call("PUT", f"/v1/numbers/{did_id}/e911", {"address": {
         "street": "1234 Main St", "unit": "Floor 2", "city": "Little Rock", "state": "AR", "zip": "72211"}})
 

@@ -121,7 +121,7 @@ async def tenant_with_phones(daemon: Daemon, name: str, numbers: tuple[str, ...]
     for number in numbers:
         created = await numbering.create_extension(partner, tenant, ExtensionCreate(number=number,
                                                                                   display_name="U"))
-        passwords[created.sip_username] = created.sip_password
+        passwords[created.sip_username] = created.secrets.sip_password
     await tenants.applier.wait_applied(10)
     return partner, tenant, passwords
 

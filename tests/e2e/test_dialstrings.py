@@ -28,12 +28,11 @@ from urllib.parse import quote, unquote
 import asyncpg
 import msgspec
 import pytest
-from harness import ami_client, asterisk_instance, external, free_port, make_config
+from harness import ami_client, astdb_get, asterisk_instance, daemon_files, external, free_port, make_config
 from tenants_e2e import sip_invite_status
 
 from cdr_ingest.dialing import destination
 from controlplane.asterisk.ami import AmiClient
-from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
 from controlplane.config import CallsConfig, CarrierConfig, Config, DatabaseConfig, HttpConfig, LimitsConfig
@@ -47,7 +46,6 @@ from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerT
 from controlplane.tenants.plugin import DIALPLAN_FILE
 from provisioning.dialplan import AdmissionStep
 from provisioning.names import REALM
-from provisioning.realtime_conf import PgTarget, realtime_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "provisioning"))
 from dialsim import dial as simulate  # noqa: E402
@@ -132,12 +130,7 @@ class World:
                                        quote(dialled, safe="*+&"), REALM)
 
     async def db_get(self, key: str) -> str | None:
-        result = await self.ami.action({"Action": "DBGet", "Family": "controlplane", "Key": key},
-                                       as_list=True, check=False)
-        for message in result if isinstance(result, list) else [result]:
-            if message.get("Val") is not None:
-                return str(message.get("Val"))
-        return None
+        return await astdb_get(self.ami, key)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +142,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                          carrier=CarrierConfig(host="127.0.0.1", port=free_port(socket.SOCK_DGRAM)),
                          calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0),
                          limits=LimitsConfig(agi_port=free_port()))
-    extra = {**realtime_files(PgTarget.from_dsn(database_dsn)), **cdr_files(config, database_dsn)}
+    extra = await daemon_files(config, database_dsn)
     carrier = Carrier(config.carrier.port)
     with asterisk_instance(config, extra) as runner:
         ami = await ami_client(config)
@@ -171,7 +164,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                                                                       sip_prefix=prefix))
                 ids[prefix] = t.id
                 c = await numbering.create_extension(partner, t.id, ExtensionCreate(number="101", display_name="U"))
-                passwords[c.sip_username] = c.sip_password
+                passwords[c.sip_username] = c.secrets.sip_password
                 await calls.put_profile(partner, t.id, BillingProfileBody(
                     per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
             await tenants.applier.apply_dialplan(force=True)

@@ -53,8 +53,8 @@ async def provision_world(pool: asyncpg.Pool, asterisk: TenantAsterisk, ami: Ami
         for number in ("101", "102"):
             creds = await numbering.create_extension(partner, t.id, ExtensionCreate(number=number,
                                                                                     display_name="User"))
-            ids[creds.sip_username] = creds.extension.id
-            passwords[creds.sip_username] = creds.sip_password
+            ids[creds.sip_username] = creds.id
+            passwords[creds.sip_username] = creds.secrets.sip_password
     for number, owner in (("+15015550101", "acme"), ("+15015550102", "beta")):
         ids[number] = await buy_did(pool, partner, number, tenant_id=ids[owner], extension_id=ids[f"{owner}_101"],
                                     numbering=numbering)

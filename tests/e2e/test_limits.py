@@ -28,11 +28,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from harness import ami_client, asterisk_instance, external, free_port, make_config
+from harness import ami_client, astdb_get, asterisk_instance, daemon_files, external, free_port, make_config
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, uas_scenario
 
 from controlplane.asterisk.ami import AmiClient
-from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
 from controlplane.config import (CallsConfig, CarrierConfig, DatabaseConfig, EmergencyConfig,
@@ -44,14 +43,12 @@ from controlplane.limits.plugin import agi_key
 from controlplane.numbers.e911_services import E911Services
 from controlplane.numbers.http import number_services
 from controlplane.numbers.models import E911Address
-from controlplane.numbers.plugin import asterisk_files as numbers_asterisk_files
 from controlplane.tenants.http import numbering_services, tenant_services
 from controlplane.tenants.models import (ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate,
                                          TenantStatus, TenantUpdate)
 from controlplane.tenants.plugin import DIALPLAN_FILE
 from provisioning.dialplan import AdmissionStep
 from provisioning.names import REALM
-from provisioning.realtime_conf import PgTarget, realtime_files
 
 pytestmark = [pytest.mark.e2e]
 ADDRESS = E911Address(street="1234 Main St", unit="Floor 2", city="Little Rock", state="AR", zip="72211")
@@ -210,12 +207,7 @@ class World:
         await self.ami.action({"Action": "DBPut", "Family": "controlplane", "Key": key, "Val": value})
 
     async def db_get(self, key: str) -> str | None:
-        result = await self.ami.action({"Action": "DBGet", "Family": "controlplane", "Key": key},
-                                       as_list=True, check=False)
-        for message in result if isinstance(result, list) else [result]:
-            if message.get("Val") is not None:
-                return str(message.get("Val"))
-        return None
+        return await astdb_get(self.ami, key)
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +222,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                                                    relay_host="127.0.0.1", relay_port=relay),
                          calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0),
                          limits=LimitsConfig(agi_port=free_port()))
-    extra = {**realtime_files(PgTarget.from_dsn(database_dsn)), **cdr_files(config, database_dsn),
-             **numbers_asterisk_files(config)}
+    extra = await daemon_files(config, database_dsn)
     with asterisk_instance(config, extra) as runner:
         ami = await ami_client(config)
         daemon = Daemon(external(config))
@@ -258,10 +249,10 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 for number in ("101", "102"):
                     c = await numbering.create_extension(partner, t.id, ExtensionCreate(number=number,
                                                                                         display_name="U"))
-                    passwords[c.sip_username] = c.sip_password
+                    passwords[c.sip_username] = c.secrets.sip_password
                     if prefix == "cap" and number == "101":
                         (did,) = (await numbers.purchase(partner, ["+15015550101"])).numbers
-                        await numbers.assign(partner, did.id, t.id, c.extension.id)
+                        await numbers.assign(partner, did.id, t.id, c.id)
                         await E911Services(numbers).register(partner, did.id, ADDRESS)
                 await calls.put_profile(partner, t.id, BillingProfileBody(
                     per_minute_micros=50_000, min_seconds=60, increment_seconds=INCREMENT))

@@ -88,9 +88,9 @@ async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
                 t = await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="x@y.co",
                                                                       sip_prefix=prefix))
                 creds = await ext.create_extension(partner, t.id, ExtensionCreate(number="101", display_name="U"))
-                passwords[creds.sip_username] = creds.sip_password
+                passwords[creds.sip_username] = creds.secrets.sip_password
                 (did,) = (await numbers.purchase(partner, [number])).numbers
-                await numbers.assign(partner, did.id, t.id, creds.extension.id)
+                await numbers.assign(partner, did.id, t.id, creds.id)
                 dids[prefix] = did.id
             await E911Services(numbers).register(partner, dids["acme"], ADDRESS)
             await applier.apply_dialplan(force=True)

@@ -63,7 +63,7 @@ class Portal:
     async def created(self, path: str, json: Any) -> str:
         status, body = await self.call("POST", path, json)
         assert status == 201, (path, status, body)
-        return str(body.get("id") or body["extension"]["id"])
+        return str(body["id"])
 
 
 async def _scenario(pool: asyncpg.Pool, plugins: list[Plugin], n: int, where: Path) -> Outcome:

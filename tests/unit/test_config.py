@@ -33,6 +33,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ({"CONTROLPLANE_HTTP__PORT": "70000"}, "http.port: 70000 is not a TCP/UDP port"),
         ({"CONTROLPLANE_LOGGING__FORMAT": "xml"}, "logging.format"),
         ({"CONTROLPLANE_MODE": "staging"}, "mode: Invalid enum value 'staging'"),
+        ({"CONTROLPLANE_BILLING__CURRENCY": "usd"}, "billing.currency: Expected `str` matching regex"),
+        ({"CONTROLPLANE_BILLING__CURRENCY": "EURO"}, "billing.currency: Expected `str` matching regex"),
     ],
 )
 def test_bad_values_name_their_key(environ: dict[str, str], message: str) -> None:
@@ -40,6 +42,11 @@ def test_bad_values_name_their_key(environ: dict[str, str], message: str) -> Non
         load_config(None, environ=environ)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_the_platform_currency_defaults_to_usd_and_is_configurable() -> None:
+    assert load_config(None, environ={}).billing.currency == "USD"
+    assert load_config(None, environ={"CONTROLPLANE_BILLING__CURRENCY": "EUR"}).billing.currency == "EUR"
 
 
 def test_unknown_key_in_file(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ class Api:
         r = await self.call("POST", "/v1/api-keys", partner=pid,
                             json={"name": "Integration", "scopes": scopes, **fields})
         assert r.status == 201, r.body
-        return str(r.body["key"]), dict(r.body["api_key"])
+        return str(r.body["secrets"]["key"]), {k: v for k, v in r.body.items() if k != "secrets"}
 
 
 @asynccontextmanager

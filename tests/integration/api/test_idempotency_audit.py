@@ -53,7 +53,7 @@ async def test_audit_records_who_what_and_when_and_survives_the_key(api: Api) ->
     await api.call("PATCH", f"/v1/tenants/{tid}", token=key, json={"name": "Audited Two"})
     ext = await api.call("POST", f"/v1/tenants/{tid}/extensions", token=key,
                          json={"number": "101", "display_name": "Desk"})
-    await api.call("POST", f"/v1/tenants/{tid}/extensions/{ext.body['extension']['id']}/reset-password",
+    await api.call("POST", f"/v1/tenants/{tid}/extensions/{ext.body['id']}/reset-password",
                    token=key)
     assert (await api.call("DELETE", f"/v1/api-keys/{record['id']}", partner=pid)).status == 204
 

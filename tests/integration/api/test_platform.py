@@ -130,7 +130,7 @@ async def test_inventory_and_wallet_credits_are_the_platforms_and_fund_a_purchas
     assert (await api.call("POST", "/v1/wallet/credits", token=PLATFORM, partner="ptr_nobody",
                            json={**credit, "reference": "wire-x"})).status == 404
     bought = await api.call("POST", "/v1/numbers/purchase", token=world.key, json=buy)
-    assert bought.status == 201 and bought.body["setup_total"] == 1_000_000
+    assert bought.status == 201 and bought.body["setup_total_micros"] == 1_000_000
     assert (await api.call("GET", "/v1/wallet", token=world.key)).body["balance_micros"] == 4_000_000
     ledger = [(r["kind"], r["amount"], r["reference"]) for r in await pool.fetch(
         "SELECT kind, amount, reference FROM wallet_entries WHERE partner_id = $1 ORDER BY id", pid)]

@@ -42,14 +42,15 @@ async def world(pool: asyncpg.Pool) -> dict:
     assert await numbers.load_inventory(INVENTORY) == 121
     assert await numbers.load_inventory(INVENTORY) == 0
     return {"numbers": numbers, "e911": E911Services(numbers), "partner": partner, "other": other, "t1": t1,
-            "t2": t2, "ext": ext.extension.id, "ports": PortServices(numbers, SecretBox("k" * 32))}
+            "t2": t2, "ext": ext.id, "ports": PortServices(numbers, SecretBox("k" * 32))}
 
 
 async def test_local_search_filters_and_prices(world: dict) -> None:
     n: NumberServices = world["numbers"]
     found = await n.search_local(world["partner"], "ar", "479", None, None, None, 20)
     assert [a.number for a in found][:2] == ["+14794440000", "+14794440001"] and len(found) == 10
-    assert found[0].monthly_price == 1_750_000 and found[0].setup_fee == 1_000_000 and found[0].per_minute == 20_000
+    assert found[0].monthly_price_micros == 1_750_000 and found[0].setup_fee_micros == 1_000_000
+    assert found[0].per_minute_micros == 20_000 and found[0].currency == "USD"
     assert found[0].region == "Fort Smith, AR" and found[0].rate_center == "FTSMITH"
     assert len(await n.search_local(world["partner"], "AR", None, None, None, "little rock", 100)) == 100
     with pytest.raises(Problem) as err:
@@ -61,7 +62,7 @@ async def test_toll_free_regular_and_vanity(world: dict) -> None:
     n: NumberServices = world["numbers"]
     assert len(await n.search_toll_free(world["partner"], None, 10)) == 10
     food = await n.search_toll_free(world["partner"], "8XX-OUR-FOOD", 10)
-    assert [a.number for a in food] == ["+18776873663"] and food[0].monthly_price == 2_500_000
+    assert [a.number for a in food] == ["+18776873663"] and food[0].monthly_price_micros == 2_500_000
     assert [a.number for a in await n.search_toll_free(world["partner"], "888-XXX-1000")] == ["+18885551000"]
     with pytest.raises(Problem) as err:
         await n.search_toll_free(world["partner"], "501-555-XXXX")
@@ -82,9 +83,9 @@ async def test_purchase_charges_the_setup_fee_and_records_the_monthly_price(worl
     n: NumberServices = world["numbers"]
     before = await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", world["partner"])
     result = await n.purchase(world["partner"], ["+15015550001", "5015550002"])
-    assert result.setup_total == 2_000_000 and result.monthly_total == 3_500_000
-    assert result.wallet_balance == before - 2_000_000
-    assert all(d.status == "ACTIVE" and d.monthly_price == 1_750_000 for d in result.numbers)
+    assert result.setup_total_micros == 2_000_000 and result.monthly_total_micros == 3_500_000
+    assert result.wallet_balance_micros == before - 2_000_000
+    assert all(d.status == "ACTIVE" and d.monthly_price_micros == 1_750_000 for d in result.numbers)
     assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'phone_number.purchased'"
                                " AND partner_id = $1", world["partner"]) >= 2
     assert "+15015550001" not in [a.number for a in await n.search_local(world["partner"], "AR", "501", None,

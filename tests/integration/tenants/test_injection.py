@@ -29,7 +29,7 @@ async def setup(pool: asyncpg.Pool) -> AsyncIterator[tuple[Rpc, str, str, str, s
         _, ext = await rpc.call("POST", f"/v1/tenants/{tenant['id']}/extensions", partner=pid,
                                 json={"number": "101", "display_name": "Victim"})
         did = await buy_did(pool, pid, "+15015550999")
-        yield rpc, pid, tenant["id"], ext["extension"]["id"], did
+        yield rpc, pid, tenant["id"], ext["id"], did
 
 
 async def snapshot(pool: asyncpg.Pool) -> tuple[Any, ...]:

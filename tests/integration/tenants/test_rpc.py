@@ -104,9 +104,9 @@ async def test_extension_password_is_returned_once_and_stored_as_digest(rpc: Rpc
     status, body = await rpc.call("POST", f"/v1/tenants/{t['id']}/extensions", partner=pid,
                                   json={"number": "101", "display_name": "Alice"})
     assert status == 201, body
-    password, ext_id = body["sip_password"], body["extension"]["id"]
-    assert body["sip_username"] == "digest_101" and "sip_password" not in body["extension"]
-    ha1 = hashlib.md5(f"digest_101:{body['sip_realm']}:{password}".encode()).hexdigest()
+    password, ext_id = body["secrets"]["sip_password"], body["id"]
+    assert body["sip_username"] == "digest_101" and set(body["secrets"]) == {"sip_password"}
+    ha1 = hashlib.md5(f"digest_101:controlplane:{password}".encode()).hexdigest()
     row = await pool.fetchrow("SELECT * FROM ps_auths WHERE id = 'digest_101'")
     assert row["md5_cred"] == ha1 and row["password"] is None
     endpoint = await pool.fetchrow("SELECT * FROM ps_endpoints WHERE id = 'digest_101'")
@@ -117,7 +117,7 @@ async def test_extension_password_is_returned_once_and_stored_as_digest(rpc: Rpc
     status, got = await rpc.call("GET", f"/v1/tenants/{t['id']}/extensions/{ext_id}", partner=pid)
     assert status == 200 and "sip_password" not in got
     status, reset = await rpc.call("POST", f"/v1/tenants/{t['id']}/extensions/{ext_id}/reset-password", partner=pid)
-    assert status == 200 and reset["sip_password"] != password
+    assert status == 200 and reset["secrets"]["sip_password"] != password
     assert await pool.fetchval("SELECT md5_cred FROM ps_auths WHERE id = 'digest_101'") != ha1
     dup = await rpc.call("POST", f"/v1/tenants/{t['id']}/extensions", partner=pid,
                          json={"number": "101", "display_name": "Again"})
@@ -158,7 +158,7 @@ async def test_did_assignment_and_tenant_cancellation_lifecycle(rpc: Rpc, pool: 
     pid = await partner(rpc)
     t = await tenant(rpc, pid, "Lifecycle Ltd", sip_prefix="lifecyc")
     ext = (await rpc.call("POST", f"/v1/tenants/{t['id']}/extensions", partner=pid,
-                          json={"number": "101", "display_name": "Lee"}))[1]["extension"]
+                          json={"number": "101", "display_name": "Lee"}))[1]
     status, did = await rpc.call("GET", f"/v1/dids/{await buy_did(pool, pid, '+15015550100')}", partner=pid)
     assert status == 200 and did["tenant_id"] is None
     # No DID from nothing: the portal acting for the partner gets 403 (POST /v1/dids is the platform's).

@@ -46,7 +46,7 @@ async def test_documented_snippet_verifies_every_delivery_and_rejects_forgeries(
 
     async with receiver() as rx, running_worker(wpool, settings()):
         ep = await endpoint(wpool, "p_sig", rx.on("/verify", verifying))
-        secrets["s"] = ep.secret
+        secrets["s"] = ep.secrets.signing_secret
         ids = [await emit_one(wpool, "p_sig", tenant=f"t{i % 3}", i=i, text="é ✓ \"quoted\"") for i in range(20)]
         await eventually(lambda: _statuses(wpool, ep.id, "DELIVERED", 20), message="20 verified deliveries")
         assert {r.event_id for r in rx.at("/verify")} == set(ids)

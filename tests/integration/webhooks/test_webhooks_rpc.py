@@ -68,15 +68,15 @@ async def test_secret_is_shown_once_and_stored_encrypted(wpool: asyncpg.Pool) ->
         status, created = await api.call("POST", "/v1/webhook-endpoints", {
             "url": "https://93.184.216.34/in", "event_types": ["tenant.created", "call.completed"],
             "description": "CRM"})
-        assert status == 201 and created["secret"].startswith("whsec_")
+        assert status == 201 and created["secrets"]["signing_secret"].startswith("whsec_")
         assert created["event_types"] == ["tenant.created", "call.completed"] and created["enabled"]
         status, got = await api.call("GET", f"/v1/webhook-endpoints/{created['id']}")
-        assert status == 200 and "secret" not in got
+        assert status == 200 and "secrets" not in got
         status, listed = await api.call("GET", "/v1/webhook-endpoints")
-        assert [e["id"] for e in listed["items"]] == [created["id"]] and "secret" not in listed["items"][0]
+        assert [e["id"] for e in listed["items"]] == [created["id"]] and "secrets" not in listed["items"][0]
         sealed = await wpool.fetchval("SELECT secret_enc FROM webhook_endpoints WHERE id = $1", created["id"])
-        assert created["secret"].encode() not in sealed
-        assert SecretBox(KEY).open(created["id"], sealed) == created["secret"]
+        assert created["secrets"]["signing_secret"].encode() not in sealed
+        assert SecretBox(KEY).open(created["id"], sealed) == created["secrets"]["signing_secret"]
         # Other partners do not see it.
         assert (await api.call("GET", f"/v1/webhook-endpoints/{created['id']}", partner="p_other"))[0] == 404
         assert (await api.call("GET", "/v1/webhook-endpoints", partner="p_other"))[1]["items"] == []
@@ -214,13 +214,14 @@ async def test_debugger_redeliver_and_rotation(wpool: asyncpg.Pool) -> None:
 
         # Rotation: the next attempt is signed with the new secret, not the old one.
         status, rotated = await api.call("POST", f"{base}/rotate-secret")
-        assert status == 200 and rotated["secret"] != ep["secret"]
+        assert status == 200 and rotated["secrets"]["signing_secret"] != ep["secrets"]["signing_secret"]
         await api.call("POST", f"{base}/deliveries/{row['id']}/redeliver")
         await eventually(lambda: len(rx.at("/dbg")) == 3)
         third = rx.at("/dbg")[2]
         stamp = int(third.headers["Webhook-Timestamp"])
-        assert third.headers["Webhook-Signature"] == signature(rotated["secret"], stamp, third.body)
-        assert third.headers["Webhook-Signature"] != signature(ep["secret"], stamp, third.body)
+        new, old = rotated["secrets"]["signing_secret"], ep["secrets"]["signing_secret"]
+        assert third.headers["Webhook-Signature"] == signature(new, stamp, third.body)
+        assert third.headers["Webhook-Signature"] != signature(old, stamp, third.body)
 
         assert (await api.call("POST", f"{base}/deliveries/dlv_999999/redeliver"))[0] == 404
         assert (await api.call("POST", f"{base}/deliveries/nonsense/redeliver"))[0] == 404
