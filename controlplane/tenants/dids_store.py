@@ -15,15 +15,6 @@ def did_from(r: asyncpg.Record) -> Did:
                created_at=r["created_at"], updated_at=r["updated_at"])
 
 
-async def insert(conn: Conn, did_id: str, partner_id: str, number: str, cnam: str | None) -> bool:
-    """False when the number already exists (in any partner's inventory)."""
-    row = await conn.fetchrow(
-        "INSERT INTO dids (id, partner_id, number, status, cnam, created_at, updated_at)"
-        " VALUES ($1,$2,$3,'ACTIVE',$4, clock_timestamp(), clock_timestamp())"
-        " ON CONFLICT (number) DO NOTHING RETURNING id", did_id, partner_id, number, cnam)
-    return row is not None
-
-
 async def get(conn: Conn, partner_id: str, did_id: str, *, lock: bool = False) -> Did | None:
     sql = "SELECT * FROM dids WHERE id = $1 AND partner_id = $2" + (" FOR UPDATE" if lock else "")
     row = await conn.fetchrow(sql, did_id, partner_id)
@@ -46,13 +37,6 @@ async def list_page(conn: Conn, partner_id: str, page: PageRequest, tenant_id: s
     if search:
         q.add("number LIKE ?", like(search))
     return [did_from(r) for r in await conn.fetch("SELECT * FROM dids " + q.page(page), *q.args)]
-
-
-async def update(conn: Conn, did: Did) -> None:
-    await conn.execute(
-        "UPDATE dids SET tenant_id=$2, extension_id=$3, cnam=$4, status=$5, released_from_tenant=NULL,"
-        " released_extension=NULL, updated_at=now() WHERE id=$1",
-        did.id, did.tenant_id, did.extension_id, did.cnam, did.status.value)
 
 
 async def delete(conn: Conn, did_id: str) -> None:

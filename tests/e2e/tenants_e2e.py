@@ -334,6 +334,16 @@ async def sipp_load(args: list[str], cwd: Path, stat: Path, limit_s: float) -> t
     return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")]), wall
 
 
+def finished(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """A background SIPp run's exit code, or None (and the run killed) after ``timeout`` s."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
 def sipp_failure(proc: subprocess.Popen[bytes]) -> str:
     """What a background SIPp run saw go wrong (its error trace), for an assertion message."""
     workdir = getattr(proc, "workdir", None)

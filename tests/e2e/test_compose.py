@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 from harness import unavailable
-from tenants_e2e import call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
+from tenants_e2e import call_scenario, finished, register_scenario, sipp, sipp_failure, uas_scenario
 
 pytestmark = [pytest.mark.e2e]
 
@@ -282,15 +282,6 @@ def _uas_checking(header_or_msg: str, regexp: str) -> str:
     return scenario.replace(plain, check)
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float = 60) -> int | None:
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
-
-
 def test_compose_tenant_extension_registers(stack: Stack) -> None:
     result = stack.phone(register_scenario(), "acme_101", "acme_101")
     assert result.returncode == 0, f"REGISTER refused:\n{result.stderr.decode()[-1500:]}\n{stack.logs()}"
@@ -303,7 +294,7 @@ def test_compose_outbound_call_reaches_the_carrier_and_is_rated(stack: Stack) ->
         time.sleep(0.3)
         call = stack.phone(call_scenario(auth=True, hold_ms=1000), TOLL_FREE, "acme_101")
         assert call.returncode == 0, f"outbound call failed:\n{call.stderr.decode()[-1500:]}\n{stack.logs()}"
-        assert _wait(carrier) == 0, f"the carrier UAS did not get +{TOLL_FREE}: {sipp_failure(carrier)}"
+        assert finished(carrier, 60) == 0, f"the carrier UAS did not get +{TOLL_FREE}: {sipp_failure(carrier)}"
     finally:
         if carrier.poll() is None:
             carrier.kill()
@@ -324,29 +315,25 @@ def test_compose_outbound_call_reaches_the_carrier_and_is_rated(stack: Stack) ->
     assert record["wholesale_billable_s"] == 6 and record["wholesale_micros"] == 1_700  # Business $0.017/min
 
 
-def test_compose_911_reaches_the_emergency_uas_with_the_registered_did(stack: Stack) -> None:
-    trunk = stack.phone(_uas_checking("From:", r"\+15015550177"), "uas", background=True,
-                        port=stack.emergency_port)
+def _911_reaches(stack: Stack, uas: str, port: int, caller: str, what: str) -> None:
+    """``caller`` dials 911; the UAS on ``port`` (running ``uas``) must get and end the call."""
+    trunk = stack.phone(uas, "uas", background=True, port=port)
     try:
         time.sleep(0.3)
-        call = stack.phone(call_scenario(auth=True), "911", "acme_101")
+        call = stack.phone(call_scenario(auth=True), "911", caller)
         assert call.returncode == 0, f"911 failed:\n{call.stderr.decode()[-1500:]}\n{stack.logs()}"
-        assert _wait(trunk) == 0, f"the emergency UAS did not get the call from {DID}: {sipp_failure(trunk)}"
+        assert finished(trunk, 60) == 0, f"{what}: {sipp_failure(trunk)}"
     finally:
         if trunk.poll() is None:
             trunk.kill()
             trunk.wait()
 
 
+def test_compose_911_reaches_the_emergency_uas_with_the_registered_did(stack: Stack) -> None:
+    _911_reaches(stack, _uas_checking("From:", r"\+15015550177"), stack.emergency_port, "acme_101",
+                 f"the emergency UAS did not get the call from {DID}")
+
+
 def test_compose_911_without_a_registered_address_reaches_the_relay_uas(stack: Stack) -> None:
-    relay = stack.phone(uas_scenario(invite_timeout_ms=60000, bye_timeout_ms=60000), "uas", background=True,
-                        port=stack.relay_port)
-    try:
-        time.sleep(0.3)
-        call = stack.phone(call_scenario(auth=True), "911", "beta_101")
-        assert call.returncode == 0, f"911 failed:\n{call.stderr.decode()[-1500:]}\n{stack.logs()}"
-        assert _wait(relay) == 0, f"the relay UAS did not get the call: {sipp_failure(relay)}"
-    finally:
-        if relay.poll() is None:
-            relay.kill()
-            relay.wait()
+    _911_reaches(stack, uas_scenario(invite_timeout_ms=60000, bye_timeout_ms=60000), stack.relay_port,
+                 "beta_101", "the relay UAS did not get the call")

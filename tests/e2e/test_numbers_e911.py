@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import pytest
 from harness import unavailable
-from tenants_e2e import (CARRIER_TRUNK, TenantAsterisk, answer_scenario, available, call_scenario, free_port,
-                         register_scenario, sipp)
+from tenants_e2e import (CARRIER_TRUNK, TenantAsterisk, answer_scenario, available, call_scenario, finished,
+                         free_port, register_scenario, sipp)
 
 from controlplane.asterisk.ami import AmiClient
 from controlplane.numbers.alerts import record_relay_call
@@ -114,15 +114,6 @@ def _background(world: World, scenario: str, port: int) -> subprocess.Popen[byte
     return proc
 
 
-def _finished(proc: subprocess.Popen[bytes], timeout: float = 20) -> int | None:
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
-
-
 async def test_a_bought_assigned_routed_did_rings_its_extension(world: World, pool: asyncpg.Pool) -> None:
     port = _udp_port()
     reg = await asyncio.to_thread(sipp, world.asterisk, register_scenario(), "acme_101", user="acme_101",
@@ -133,7 +124,7 @@ async def test_a_bought_assigned_routed_did_rings_its_extension(world: World, po
     try:
         call = await asyncio.to_thread(_run, world, call_scenario(auth=False), "+15015550101")
         assert call.returncode == 0, call.stderr.decode()[-1500:]
-        assert await asyncio.to_thread(_finished, phone) == 0
+        assert await asyncio.to_thread(finished, phone, 20) == 0
     finally:
         if phone.poll() is None:
             phone.kill()
@@ -145,7 +136,7 @@ async def test_911_from_a_registered_did_reaches_the_emergency_trunk_with_that_d
     time.sleep(0.3)
     call = await asyncio.to_thread(_run, world, call_scenario(auth=True), "911", "acme_101")
     assert call.returncode == 0, call.stderr.decode()[-1500:]
-    assert await asyncio.to_thread(_finished, trunk) == 0, "the emergency trunk did not get the call as +15015550101"
+    assert await asyncio.to_thread(finished, trunk, 20) == 0, "the emergency trunk did not get the call as +15015550101"
 
 
 async def test_911_without_a_registered_address_reaches_the_relay_and_alerts(world: World,
@@ -154,7 +145,7 @@ async def test_911_without_a_registered_address_reaches_the_relay_and_alerts(wor
     time.sleep(0.3)
     call = await asyncio.to_thread(_run, world, call_scenario(auth=True), "911", "beta_101")
     assert call.returncode == 0, call.stderr.decode()[-1500:]
-    assert await asyncio.to_thread(_finished, relay) == 0, "the relay trunk did not get the call"
+    assert await asyncio.to_thread(finished, relay, 20) == 0, "the relay trunk did not get the call"
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if await pool.fetchval("SELECT count(*) FROM events WHERE type = 'e911.unregistered_call'"):
