@@ -151,6 +151,29 @@ class DialplanChanged:
     by: str
 
 
+@dataclass(frozen=True, slots=True)
+class WalletChanged:
+    """A partner's wallet balance after a committed ledger entry (any kind)."""
+
+    partner_id: str
+    balance_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerStatusChanged:
+    partner_id: str
+    previous: str  # PartnerStatus values: TRIAL, ACTIVE, SUSPENDED
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethodsChanged:
+    """A partner's saved payment methods changed; ``default_method`` None: none left to charge."""
+
+    partner_id: str
+    default_method: str | None
+
+
 class DialplanSink(Protocol):
     """What a capability that changes dialplan data is given: it says so after commit."""
 
@@ -188,6 +211,17 @@ class Signals:
     cap_tripped: AfterCommit[CapTrip] = field(default_factory=lambda: AfterCommit("cap_tripped"))
     # numbers -> tenants: dialplan data changed, after commit; the applier re-renders.
     dialplan_changed: Notice[DialplanChanged] = field(default_factory=lambda: Notice("dialplan_changed"))
+
+    # wallet -> limits: a ledger entry committed; admission holds in-flight calls against
+    # the new balance (sync: the recorder's writer must not wait).
+    wallet_changed: Notice[WalletChanged] = field(default_factory=lambda: Notice("wallet_changed"))
+    # account -> tenants (re-render the partner's tenants), limits: trial ended, activation.
+    partner_status_changed: AfterCommit[PartnerStatusChanged] = field(
+        default_factory=lambda: AfterCommit("partner_status_changed"))
+    # payments -> wallet: inside the change's transaction (deleting the last card turns
+    # auto-recharge off atomically).
+    payment_methods_changed: InTransaction[PaymentMethodsChanged] = field(
+        default_factory=lambda: InTransaction("payment_methods_changed"))
 
     def freeze(self) -> None:
         for f in fields(self):

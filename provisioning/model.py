@@ -10,6 +10,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class PartnerStatus(StrEnum):
+    """A partner's platform account (seed 003 "Trial -> Active"): TRIAL for 14 days, ACTIVE once
+    activated with a card, SUSPENDED when a trial ends unactivated (activation restores it)."""
+
+    TRIAL = "TRIAL"
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+
+
 class TenantStatus(StrEnum):
     TRIAL = "TRIAL"
     ACTIVE = "ACTIVE"

@@ -82,7 +82,8 @@ def test_a_notice_is_sync_and_survives_a_failing_handler() -> None:
 def test_the_set_freezes_every_signal() -> None:
     signals = Signals()
     assert set(signals.all()) == {"call_recorded", "tenant_status_changed", "suspension_due", "cap_tripped",
-                                  "dialplan_changed"}
+                                  "dialplan_changed", "wallet_changed", "partner_status_changed",
+                                  "payment_methods_changed"}
     assert not any(s.frozen for s in signals.all().values())
     signals.freeze()
     assert all(s.frozen for s in signals.all().values())
