@@ -4,7 +4,8 @@
 
 Part 1 (no Asterisk): p50/p99 of (a) Engine.admit alone and (b) one AGI(agi://.../admit)
 round trip over loopback TCP, against an embedded PostgreSQL with a tenant that has
-minutes, spend and concurrency caps.
+minutes, spend and concurrency caps, of an ACTIVE partner with a funded wallet: every
+decision also holds the call against the wallet (issue 14), at the partner's wholesale rate.
 
 Part 2 (root, the Asterisk rootfs and sipp, like the e2e tests): one real Asterisk on
 loopback, the daemon in-process (every plugin), a SIPp carrier UAS answering everything
@@ -12,10 +13,12 @@ and a SIPp UAC placing short calls through the tenant's outbound context at an o
 rate above capacity (``-r 1000 -l 50``), ``--seconds`` each, in the same run, alternating
 A, B, A, B:
   run A without admission (the dialplan rendered with no admission step, as with limits off),
-  run B with admission (the dialplan the daemon renders; the tenant has minutes, spend and channel caps).
-Printed: calls/s of each and B/A (target >= 0.90), and the decision latency p50/p99
-measured by the AGI server itself per request during run B (target p99 <= 2 ms), plus
-the whole server-side exchange. Exits 1 when a target is missed.
+  run B with admission (the dialplan the daemon renders; the tenant has minutes, spend and channel caps,
+  its partner is ACTIVE with a funded wallet: the wallet check and hold are in the path).
+Printed: calls/s of each and B/A (target >= 0.95), and the decision latency p50/p99
+measured by the AGI server itself per request during run B (target p99 <= 1 ms), plus
+the whole server-side exchange. Exits 1 when a target is missed; without root, the
+rootfs or SIPp part 2 says SKIPPED, and exits 3 when CI is set (bench/verdict.py).
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration" / "limits"), str(ROOT / "tests" / "e2e")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration" / "limits"), str(ROOT / "tests" / "e2e"),
+                str(ROOT / "bench")]
 
 import asyncpg  # noqa: E402
 from agi_client import agi_admit  # noqa: E402
+from verdict import Verdicts  # noqa: E402
 
 from controlplane.calls.models import BillingProfileBody  # noqa: E402
 from controlplane.calls.recorder import CallRecorder  # noqa: E402
@@ -52,8 +57,11 @@ from controlplane.tenants.models import PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.services import TenantServices  # noqa: E402
 
 N = 5000
-TARGET_RATIO = 0.90
-TARGET_P99_MS = 2.0
+# Issue 18's targets (were 0.90 and 2 ms).
+TARGET_RATIO = 0.95
+TARGET_P99_MS = 1.0
+# Every figure of the run, its target and verdict (bench/verdict.py): printed and the exit code at the end.
+VERDICTS = Verdicts("bench_admission")
 NUMBER = "5015550100"
 ROUNDS = 2  # each side runs ROUNDS times, alternating
 
@@ -62,12 +70,34 @@ def pct(values: list[float], p: float) -> float:
     return sorted(values)[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
+WALLET_MICROS = 10**12
+
+
+async def fund(pool: asyncpg.Pool, partner: str) -> None:
+    """The partner ACTIVE with a wallet through the ledger (the wallet store, a manual adjustment):
+    admission then checks and holds every billable call against it."""
+    from controlplane.wallet.models import Entry, EntryKind
+    from controlplane.wallet.store import post
+
+    async with pool.acquire() as conn, conn.transaction():
+        # The account capability's activation charges a card; a bench has none: the status as activation sets it.
+        await conn.execute("UPDATE partners SET status = 'ACTIVE' WHERE id = $1", partner)
+        await post(conn, Entry(partner, EntryKind.MANUAL_ADJUSTMENT, WALLET_MICROS, f"adjust:bench-{partner}"))
+
+
+def wallet_line(engine: Engine, partner: str) -> str:
+    state = engine.partners[partner]
+    return (f"wallet in the path: partner {state.status.value}, balance {state.balance_micros} micros,"
+            f" held now {state.held_micros} micros by {len(state.holds)} call(s)")
+
+
 async def main(dsn: str) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     tenants = TenantServices(pool, Applier(pool))
     partner = (await tenants.create_partner(PartnerCreate(name="B", tier=PartnerTier.BUSINESS))).id
     tenant = (await tenants.create_tenant(partner, TenantCreate(name="Bench", billing_email="a@b.co"))).id
     await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(per_minute_micros=50_000))
+    await fund(pool, partner)
     engine = Engine(pool, CallRecorder(pool).billing)
     services = LimitServices(pool, engine)
     await services.put(partner, tenant, LimitsBody(monthly_minutes=10**6, monthly_spend_micros=10**12,
@@ -79,7 +109,7 @@ async def main(dsn: str) -> None:
         start = time.perf_counter()
         decision = await engine.admit(tenant, "+15015550100", f"e{i}")
         engine_times.append(time.perf_counter() - start)
-        assert decision.admit
+        assert decision.admit and decision.hold is not None and decision.hold.wallet_micros > 0, decision
         engine.release(state, f"e{i}")
     server = AgiServer(engine.admit, port=0)
     await server.start()
@@ -93,10 +123,13 @@ async def main(dsn: str) -> None:
     await server.stop()
     await engine.persist()
     await pool.close()
+    print(wallet_line(engine, partner))
     print(f"admission decision (engine, in memory): p50 {pct(engine_times, .5):.3f} ms"
           f"  p99 {pct(engine_times, .99):.3f} ms  (n={N})")
+    VERDICTS.info("part 1: engine decision p99 (in memory, no load)", pct(engine_times, .99), "ms")
+    VERDICTS.info("part 1: FastAGI round trip p99 (incl. client, no load)", pct(agi_times, .99), "ms")
     print(f"admission over FastAGI (TCP round trip incl. client): p50 {pct(agi_times, .5):.3f} ms"
-          f"  p99 {pct(agi_times, .99):.3f} ms  mean {statistics.mean(agi_times) * 1000:.3f} ms  target p99 <= 2 ms")
+          f"  p99 {pct(agi_times, .99):.3f} ms  mean {statistics.mean(agi_times) * 1000:.3f} ms")
 
 
 async def uac_run(work: Path, sip_port: int, name: str, seconds: int) -> tuple[int, int, float]:
@@ -140,6 +173,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
                                                                 sip_prefix="acme"))).id
     await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
         per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
+    await fund(pool, partner)
     extra = await daemon_files(config, dsn, {"pjsip_extra.conf": load_endpoint(tenant, "acme")})
     runner = runner_for(config, extra_files=extra)
     assert isinstance(runner, LocalRunner)
@@ -204,6 +238,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         print(f"SIPp without admission: {ok_a} calls ok ({failed_a} failed) in {wall_a:.1f} s -> {rate_a:.1f} calls/s")
         print(f"SIPp with admission:    {ok_b} calls ok ({failed_b} failed) in {wall_b:.1f} s -> {rate_b:.1f} calls/s")
         print(f"call rate with/without admission: {ratio:.3f}  target >= {TARGET_RATIO}")
+        print(wallet_line(app[limit_services].engine, partner))
         decisions, exchanges = server.latencies, server.exchanges
         p99 = pct(decisions, .99) if decisions else float("inf")
         if decisions:
@@ -211,9 +246,14 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
                   f"  (n={len(decisions)})  target p99 <= {TARGET_P99_MS} ms")
             print(f"AGI server-side exchange (environment read -> last reply read): p50 {pct(exchanges, .5):.3f} ms"
                   f"  p99 {pct(exchanges, .99):.3f} ms")
-        good = ratio >= TARGET_RATIO and p99 <= TARGET_P99_MS and ok_b >= 0.99 * (ok_b + failed_b)
-        print("PASS" if good else "FAIL")
-        return good
+        VERDICTS.at_least("calls/s with admission / without", ratio, TARGET_RATIO)
+        VERDICTS.info("calls/s with admission", rate_b, "/s")
+        if decisions:
+            VERDICTS.at_most("AGI server-side decision p99 under SIPp load", p99, TARGET_P99_MS, "ms")
+        else:
+            VERDICTS.broken("AGI server-side decision p99 under SIPp load", "no admission request reached the server")
+        VERDICTS.at_most("failed calls with admission, share of all", failed_b / max(ok_b + failed_b, 1), 0.01)
+        return VERDICTS.exit_code() == 0
     finally:
         if uas is not None and uas.poll() is None:
             uas.kill()
@@ -247,21 +287,21 @@ async def _prepare_and_run(server: EmbeddedPostgres, tmp: Path, args: argparse.N
     await create_database(server.dsn(), name)
     await migrate_dsn(server.dsn(name))
     await main(server.dsn(name))
-    if args.no_sipp:
-        return 0
-    from harness import in_ci
+    if args.no_sipp:  # asked for: part 1 only, not a skip
+        return VERDICTS.finish()
     from tenants_e2e import available
 
     reason = available()
-    if reason:
-        print(f"SIPp call-rate part skipped: {reason}")
-        return 1 if in_ci() else 0  # a CI run must measure it (--no-sipp says part 1 only)
+    if reason:  # SKIPPED, and a failure under CI: a CI run must measure it
+        VERDICTS.skipped("part 2: calls/s with admission / without (SIPp, Asterisk)", reason)
+        return VERDICTS.finish()
     name = f"bench_{secrets.token_hex(4)}"
     await create_database(server.dsn(), name)
     await migrate_dsn(server.dsn(name))
     data = tmp / "data"
     data.mkdir()
-    return 0 if await sipp_ratio(server.dsn(name), data, args.seconds) else 1
+    await sipp_ratio(server.dsn(name), data, args.seconds)
+    return VERDICTS.finish()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Target: p99 under 50 ms through NumberServices.search_local (state + optional
 area code / city, first 20). Baselines in the same run: the same search with the
 partial indexes dropped (what the indexes buy), and a primary-key lookup (the
 floor of one round trip). Run: .venv/bin/python bench/bench_numbers.py [--rows N]
+Exits 1 when the target is missed (bench/verdict.py).
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ import random
 import secrets
 import statistics
 import tempfile
+import sys
 import time
 from pathlib import Path
 
-import asyncpg
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-from controlplane.db.database import create_database, migrate_dsn
-from controlplane.db.embedded import EmbeddedPostgres
-from controlplane.numbers.services import NumberServices
+import asyncpg  # noqa: E402
+from verdict import Verdicts  # noqa: E402
+
+from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
+from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
+from controlplane.numbers.services import NumberServices  # noqa: E402
+
+TARGET_P99_MS = 50.0
 
 STATES = ["AR", "TX", "CA", "NY", "FL", "IL", "OH", "GA", "NC", "MI", "WA", "AZ", "MA", "TN", "IN", "MO", "MD",
           "WI", "CO", "MN"]
@@ -58,7 +65,8 @@ async def timed(label: str, n: int, call) -> list[float]:  # type: ignore[no-unt
     return samples
 
 
-async def main(rows: int, queries: int) -> None:
+async def main(rows: int, queries: int) -> int:
+    verdicts = Verdicts("bench_numbers")
     with tempfile.TemporaryDirectory(prefix="bench-numbers-") as tmp:
         server = EmbeddedPostgres(Path(tmp))
         server.start()
@@ -97,11 +105,13 @@ async def main(rows: int, queries: int) -> None:
                                     search("state"))
             ratio = statistics.median(unindexed) / statistics.median(indexed)
             p99 = indexed[min(len(indexed) - 1, int(len(indexed) * 0.99))]
-            print(f"indexed search p99 {p99:.2f} ms (target < 50 ms: {'OK' if p99 < 50 else 'MISSED'});"
-                  f" {ratio:,.0f}x faster at p50 than without the indexes")
+            print(f"indexed search p99 {p99:.2f} ms; {ratio:,.0f}x faster at p50 than without the indexes")
+            verdicts.below(f"search_local(state) p99, {count:,} numbers", p99, TARGET_P99_MS, "ms")
+            verdicts.info("speed-up at p50 from the partial indexes", ratio, "x")
             await pool.close()
         finally:
             server.stop()
+    return verdicts.finish()
 
 
 if __name__ == "__main__":
@@ -109,4 +119,4 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=1000)
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.queries))
+    sys.exit(asyncio.run(main(args.rows, args.queries)))

@@ -9,6 +9,10 @@ Needs root, the Asterisk rootfs and sipp (like the e2e tests). Prints figures an
 - Asterisk (the product's runner and base config, realtime from PostgreSQL) booted with the
   state: seconds to FullyBooted (budget: well under a minute), then seconds from FullyBooted
   until the endpoints are usable (restore + a random sample registering; budget 30 s).
+
+An endpoint that does not register is tried again once (a lost UDP REGISTER is SIPp's, not
+ours); what still fails is counted and reported, never asserted. Exits 1 when a target is
+missed (bench/verdict.py), 3 under CI when it cannot run (no root, rootfs or SIPp).
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
 
 import asyncpg  # noqa: E402
 from tenants_e2e import TenantAsterisk, available, register_scenario, sipp  # noqa: E402
+from verdict import Verdicts  # noqa: E402
 
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
@@ -42,6 +47,10 @@ from provisioning.names import endpoint_name  # noqa: E402
 from provisioning.pjsip import render_pjsip, render_static_conf  # noqa: E402
 
 PASSWORD = "bench-password"
+RENDER_BUDGET_S = 2.0
+BOOT_BUDGET_S = 60.0
+USABLE_BUDGET_S = 30.0
+LIVE_BUDGET_MS = 100.0
 
 
 def state(tenants: int, per_tenant: int, dids: int) -> ProvisioningState:
@@ -79,10 +88,42 @@ def sipp_register(asterisk: TenantAsterisk, user: str, password: str) -> bool:
     return getattr(result, "returncode", 1) == 0
 
 
-async def main(args: argparse.Namespace) -> None:
+async def register_all(asterisk: TenantAsterisk, users: list[str], concurrency: int = 16) -> list[str]:
+    """Register each user (password PASSWORD); those failing twice, in order."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(user: str) -> bool:
+        async with semaphore:
+            return await asyncio.to_thread(sipp_register, asterisk, user, PASSWORD)
+
+    results = await asyncio.gather(*(one(u) for u in users))
+    failed = [u for u, ok in zip(users, results, strict=True) if not ok]
+    if failed:
+        print(f"{len(failed)} of {len(users)} did not register; trying them once more")
+        await asyncio.sleep(1.0)
+        again = await asyncio.gather(*(one(u) for u in failed))
+        failed = [u for u, ok in zip(failed, again, strict=True) if not ok]
+    return failed
+
+
+async def main(args: argparse.Namespace) -> int:
+    verdicts = Verdicts("bench_provisioning")
     reason = available()
     if reason:
-        raise SystemExit(f"cannot run: {reason}")
+        print(f"cannot run here: {reason}")
+        verdicts.skipped("provisioning at scale", reason)
+        return verdicts.finish()
+    try:
+        await measure(args, verdicts)
+    except Exception as exc:  # reported with the figures measured so far, not a bare traceback
+        import traceback
+
+        traceback.print_exc()
+        verdicts.broken("run", f"{type(exc).__name__}: {exc}")
+    return verdicts.finish()
+
+
+async def measure(args: argparse.Namespace, verdicts: Verdicts) -> None:
     st = state(args.tenants, args.per_tenant, args.dids)
     n_endpoints = len(st.extensions)
 
@@ -92,6 +133,7 @@ async def main(args: argparse.Namespace) -> None:
     render_s = time.perf_counter() - started
     print(f"render: {args.tenants} tenants x {args.per_tenant} = {n_endpoints} endpoints + {args.dids} DIDs: "
           f"{render_s:.2f} s ({len(dialplan.splitlines())} dialplan lines); budget 2 s -> {render_s / 2:.0%} of it")
+    verdicts.below(f"render {n_endpoints} endpoints + {args.dids} DIDs", render_s, RENDER_BUDGET_S, "s")
 
     pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="bench-pg-")))
     pg.start()
@@ -138,48 +180,55 @@ async def main(args: argparse.Namespace) -> None:
         rng = random.Random(1)
         sample = rng.sample(list(objects.endpoints), args.sample)
         started = time.perf_counter()
-        semaphore = asyncio.Semaphore(16)
-
-        async def register_one(endpoint_id: str) -> bool:
-            async with semaphore:
-                return await asyncio.to_thread(sipp_register, dynamic, endpoint_id, PASSWORD)
-
-        ok = sum(await asyncio.gather(*(register_one(e.id) for e in sample)))
+        unregistered = await register_all(dynamic, [e.id for e in sample])
+        ok = args.sample - len(unregistered)
         sample_s = time.perf_counter() - started
         usable_s = time.perf_counter() - booted_at
         print(f"boot with realtime ({n_endpoints} endpoints in PostgreSQL): FullyBooted after {boot_s:.1f} s "
               f"(budget: well under 60 s; static file baseline {boot_static:.1f} s)")
         print(f"usable: restore (sync + dialplan reload) {restore_s:.2f} s; {ok}/{args.sample} random endpoints "
               f"registered {sample_s:.2f} s later -> {usable_s:.1f} s after FullyBooted (budget 30 s)")
-        assert ok == args.sample, f"only {ok}/{args.sample} endpoints registered after boot"
+        verdicts.below("boot with realtime: to FullyBooted", boot_s, BOOT_BUDGET_S, "s")
+        verdicts.below("FullyBooted -> sample registered (usable)", usable_s, USABLE_BUDGET_S, "s")
+        verdicts.exactly(f"endpoints of the sample not registering (twice) after boot, of {args.sample}",
+                         len(unregistered), 0)
+        if unregistered:
+            print(f"not registered: {', '.join(unregistered[:10])}{' ...' if len(unregistered) > 10 else ''}")
         last = sample[-1].id
         shown = dynamic.cli(f"pjsip show endpoint {last}", timeout=60)
-        assert f"Endpoint:  {last}" in shown, shown[-500:]
-        print(f"`pjsip show endpoint {last}` finds a realtime endpoint by id; listings show static objects "
-              "only (allow_unqualified_fetch=no)")
+        found = f"Endpoint:  {last}" in shown
+        verdicts.exactly("realtime endpoint not found by id (pjsip show endpoint)", 0 if found else 1, 0)
+        print(f"`pjsip show endpoint {last}` {'finds' if found else 'does NOT find'} a realtime endpoint by id; "
+              "listings show static objects only (allow_unqualified_fetch=no)")
 
         # ---- baseline for SIPp itself: registering an existing endpoint
         base = []
         for e in sample[:20]:
             t0 = time.perf_counter()
-            assert sipp_register(dynamic, e.id, PASSWORD)
-            base.append(time.perf_counter() - t0)
-        sipp_base = statistics.median(base)
+            if sipp_register(dynamic, e.id, PASSWORD):
+                base.append(time.perf_counter() - t0)
+        sipp_base = statistics.median(base) if base else 0.0
 
         # ---- one change at scale: add an extension, then REGISTER it
         numbering = NumberingServices(pool, applier)
-        commits, lives = [], []
+        commits, lives, not_live = [], [], 0
         for i in range(args.changes):
             tenant = st.tenants[i % len(st.tenants)]
             t0 = time.perf_counter()
             creds = await numbering.create_extension(partner, tenant.id,
                                                      ExtensionCreate(number=str(5000 + i), display_name="New"))
             t1 = time.perf_counter()
-            assert await asyncio.to_thread(sipp_register, dynamic, creds.sip_username,
-                                           creds.secrets.sip_password)
-            lives.append(time.perf_counter() - t0)
             commits.append(t1 - t0)
+            if await asyncio.to_thread(sipp_register, dynamic, creds.sip_username, creds.secrets.sip_password):
+                lives.append(time.perf_counter() - t0)
+            else:
+                not_live += 1
         await ami.close()
+        verdicts.exactly(f"new extensions not registering at once, of {args.changes}", not_live, 0)
+        if not lives:
+            verdicts.broken("one extension added: live", "no new extension registered")
+            await pool.close()
+            return
         print(f"one extension added ({args.changes} changes at {n_endpoints} endpoints): commit p50 "
               f"{pct(commits, 50) * 1000:.1f} ms p99 {pct(commits, 99) * 1000:.1f} ms; commit + SIPp REGISTER 200 "
               f"p50 {pct(lives, 50) * 1000:.0f} ms p99 {pct(lives, 99) * 1000:.0f} ms (SIPp alone, existing "
@@ -187,6 +236,10 @@ async def main(args: argparse.Namespace) -> None:
         live = [v - sipp_base for v in lives]
         print(f"live in Asterisk (commit + REGISTER minus SIPp's own start-up): p50 {pct(live, 50) * 1000:.0f} ms"
               f" p99 {pct(live, 99) * 1000:.0f} ms (budget 100 ms)")
+        verdicts.below("one extension added: live in Asterisk p99 (minus SIPp start-up)", pct(live, 99) * 1000,
+                       LIVE_BUDGET_MS, "ms")
+        verdicts.info("full PJSIP reload / one realtime change (p99 commit + REGISTER)", reload_s / pct(lives, 99),
+                      "x")
         print(f"ratio: full PJSIP reload / one realtime change (p99 commit) = {reload_s / pct(commits, 99):.0f}x")
         print(f"ratio: full PJSIP reload / one realtime change (p99 commit + REGISTER) = "
               f"{reload_s / pct(lives, 99):.0f}x; last dialplan reload {applier.last_reload_seconds or 0:.3f} s")
@@ -205,4 +258,4 @@ if __name__ == "__main__":
     parser.add_argument("--dids", type=int, default=5000)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--sample", type=int, default=200)
-    asyncio.run(main(parser.parse_args()))
+    sys.exit(asyncio.run(main(parser.parse_args())))

@@ -15,9 +15,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 from cdr_ingest.rates import Rate, RateDeck, Rounding, load_deck_csv  # noqa: E402
+from verdict import Verdicts  # noqa: E402
 
 SEED = 20240611
 LOAD_TARGET_S = 2.0
@@ -136,9 +137,11 @@ def main() -> int:
         f"baseline dict.get exact key:       {base_rate:,.0f}/s (deck is {base_rate / deck_rate:.1f}x slower)"
     )
     print(f"for comparison, nested-dict trie:  {trie:,.0f}/s (same answers)")
-    ok = load_s < LOAD_TARGET_S and deck_rate >= LOOKUP_TARGET
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+    verdicts = Verdicts("bench_rating")
+    verdicts.below("load of a 100,000-prefix deck from CSV", load_s, LOAD_TARGET_S, "s")
+    verdicts.at_least("deck lookups", deck_rate, LOOKUP_TARGET, "/s")
+    verdicts.info("baseline dict.get / deck lookups", base_rate / deck_rate, "x")
+    return verdicts.finish()
 
 
 if __name__ == "__main__":

@@ -184,6 +184,10 @@ class CallFlow:
     def live_call_ids(self) -> frozenset[str]:
         return frozenset(self._calls)
 
+    def live_calls(self) -> list[tuple[bool, str]]:
+        """(inbound, number dialled) of every call in progress (the metrics count them by class)."""
+        return [(call.inbound, call.first.exten) for call in self._calls.values()]
+
     def feed(self, event: Input) -> list[Action]:
         call = self._calls.get(event.call_id)
         if isinstance(event, CallResumed):

@@ -20,7 +20,7 @@ from cdr_ingest.classify import CallClass, Direction, classify, normalize_e164, 
 from cdr_ingest.cycles import cycle_date
 from cdr_ingest.pricing import BillingProfile, price_call
 from cdr_ingest.rates import RateDeck
-from cdr_ingest.tiers import Tier
+from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier, TierSchedule
 
 __all__ = ["Disposition", "TenantBilling", "CallRecord", "call_record_id", "disposition", "build_record",
            "ExtensionOf", "terminal_event", "progress_event", "CallProgress",
@@ -46,6 +46,8 @@ class TenantBilling:
     wholesale_deck: RateDeck | None = None
     timezone: str = "UTC"
     anchor_day: int = 1  # usage counts by the tenant's billing cycle (cdr_ingest.cycles)
+    # The partner's dated tier prices (operator changes, an Enterprise contract: controlplane.account).
+    schedule: TierSchedule = DEFAULT_SCHEDULE
 
     def cycle(self, at: datetime) -> date:
         return cycle_date(at, self.timezone, self.anchor_day)
@@ -133,7 +135,7 @@ def build_record(summary: CallSummary, billing: TenantBilling, extension_of: Ext
     profile = billing.profile or BillingProfile("none", 0)
     price = price_call(call_class=call_class, direction=direction, answered_s=answered_s,
                        start=summary.started_at, tier=billing.tier, profile=profile, number_digits=digits,
-                       wholesale_deck=billing.wholesale_deck)
+                       wholesale_deck=billing.wholesale_deck, schedule=billing.schedule)
     wholesale, retail = price.wholesale, price.retail
     if billing.profile is None and retail is not None and retail.amount == 0 and answered_s:
         retail = None

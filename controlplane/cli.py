@@ -1,11 +1,14 @@
-"""The ``controlplane`` command: serve, migrate, asterisk up|down|status|config, demo."""
+"""The ``controlplane`` command: serve, migrate, asterisk up|down|status|config, demo, and the
+operator's chores: db dsn|backup|restore, platform-token, partners, wallet adjust (docs/operations.md)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,7 +61,102 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="bring everything up, place one SIP call, show what was seen")
     demo.set_defaults(run=_demo)
+    _operator_commands(commands)
     return parser
+
+
+def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = commands.add_parser("db", help="the database: print its DSN, back it up, restore a backup")
+    db_commands = db.add_subparsers(required=True, metavar="ACTION")
+    db_commands.add_parser("dsn", help="print the DSN (the embedded server must be running)").set_defaults(
+        run=_db_dsn)
+    backup = db_commands.add_parser("backup", help="dump the database into FILE (pg_dump, custom format)")
+    backup.add_argument("file", type=Path)
+    backup.set_defaults(run=_db_backup)
+    restore = db_commands.add_parser("restore", help="load a backup (the daemon stopped)")
+    restore.add_argument("file", type=Path)
+    restore.add_argument("--replace", action="store_true", help="drop what the database holds first")
+    restore.set_defaults(run=_db_restore)
+
+    token = commands.add_parser("platform-token",
+                                help="print the platform operator's credential, creating it")
+    token.add_argument("--rotate", action="store_true", help="replace it (restart the daemon to apply)")
+    token.set_defaults(run=_platform_token)
+
+    commands.add_parser("partners", help="list the partners").set_defaults(run=_partners)
+
+    wallet = commands.add_parser("wallet", help="a partner's wallet")
+    wallet_commands = wallet.add_subparsers(required=True, metavar="ACTION")
+    adjust = wallet_commands.add_parser("adjust", help="post a manual adjustment (credit > 0, debit < 0)")
+    adjust.add_argument("partner_id")
+    adjust.add_argument("amount_micros", type=int, help="in micro-units of billing.currency")
+    adjust.add_argument("--reason", required=True, help="why (kept on the ledger entry)")
+    adjust.add_argument("--reference", required=True,
+                        help="your reference: the same one twice posts once "
+                             "(ledger reference adjust:REFERENCE)")
+    adjust.set_defaults(run=_wallet_adjust)
+
+
+def _admin(action: Callable[[], Awaitable[str] | str]) -> int:
+    """Run one chore: its line on stdout, or its error on stderr (exit 1)."""
+    from controlplane.admin import AdminError
+    from controlplane.db.embedded import EmbeddedPostgresError
+    from controlplane.db.migrate import MigrationError
+
+    try:
+        result = action()
+        line = asyncio.run(_awaited(result)) if inspect.isawaitable(result) else result
+    except (AdminError, EmbeddedPostgresError, MigrationError, OSError, asyncpg.PostgresError) as exc:
+        print(f"controlplane: {exc}", file=sys.stderr)
+        return 1
+    if line:
+        print(line)
+    return 0
+
+
+async def _awaited(result: Awaitable[str]) -> str:
+    return await result
+
+
+def _db_dsn(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import admin
+
+    return _admin(lambda: admin.dsn(config))
+
+
+def _db_backup(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import admin
+
+    return _admin(lambda: admin.backup(config, args.file))
+
+
+def _db_restore(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import admin
+
+    return _admin(lambda: admin.restore(config, args.file, replace=args.replace))
+
+
+def _platform_token(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import admin
+
+    return _admin(lambda: admin.platform_token(config, rotate=args.rotate))
+
+
+def _partners(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import admin
+
+    async def listing() -> str:
+        admin.print_partners(await admin.partners(config))
+        return ""
+
+    return _admin(listing)
+
+
+def _wallet_adjust(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import admin
+
+    return _admin(lambda: admin.adjust_wallet(config, args.partner_id, args.amount_micros, reason=args.reason,
+                                              reference=args.reference))
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:
@@ -69,6 +167,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 
 def _migrate(config: Config, args: argparse.Namespace) -> int:
     from controlplane.db.database import migrate_dsn, open_database
+    from controlplane.db.migrate import MigrationError
 
     async def run() -> int:
         database = await open_database(config)
@@ -76,6 +175,9 @@ def _migrate(config: Config, args: argparse.Namespace) -> int:
             applied = await migrate_dsn(database.dsn)
             print(f"migrations applied: {applied}")
             return 0
+        except MigrationError as exc:
+            print(f"controlplane: {exc}", file=sys.stderr)
+            return 2
         finally:
             database.stop()
 

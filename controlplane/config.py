@@ -155,6 +155,71 @@ class BillingConfig(_Section, frozen=True):
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "USD"
 
 
+class MetricsConfig(_Section, frozen=True):
+    """Prometheus metrics (docs/operations.md): a listener of its own, without authentication,
+    serving only GET /metrics. None: no listener (the metrics are still counted)."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+
+class MailConfig(_Section, frozen=True):
+    """The SMTP relay the email outbox sends through (docs/mail.md). ``host`` None: mail is
+    disabled; emails are still queued (and sent once a relay is configured)."""
+
+    host: str | None = None
+    port: int = 25
+    # The sender when the partner's brand has no from-email (shown with the brand name).
+    from_address: str = "noreply@localhost"
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False  # STARTTLS on a plain connection (port 587)
+    use_tls: bool = False  # TLS from the first byte (port 465)
+    timeout: float = 30.0
+    max_attempts: int = 8
+
+
+class PaymentsConfig(_Section, frozen=True):
+    """The platform's own payment provider (docs/payments.md). ``stripe_secret_key`` None:
+    payments are disabled (every payment route and charge answers 409 payments_disabled)."""
+
+    stripe_secret_key: str | None = None
+    # None: Stripe itself; tests point it at localstripe (http://127.0.0.1:<port>).
+    stripe_api_base: str | None = None
+    timeout: float = 30.0
+
+
+class WalletConfig(_Section, frozen=True):
+    """The partner wallet (docs/wallet.md)."""
+
+    # wallet.low_balance is emitted (and emailed) once each time a balance falls below this.
+    low_balance_threshold_micros: int = 25_000_000
+    # Behind the wallet_changed notifications: how often balances are checked anyway
+    # (auto-recharge and the warning after a lost notification or a restart).
+    sweep_seconds: float = 60.0
+
+
+class TeamConfig(_Section, frozen=True):
+    """Partner users (docs/team.md). ``invitation_url``: the portal's page where an invitee sets
+    a password; ``{token}`` is replaced by the invitation token (the portal then calls
+    POST /v1/team/invitations/accept with it)."""
+
+    invitation_url: str = "http://127.0.0.1:3000/invitations/accept?token={token}"
+    # How long a resolved X-Acting-User stays cached (another daemon sees a removal within it).
+    acting_user_cache_seconds: float = 10.0
+
+
+class AccountConfig(_Section, frozen=True):
+    """The partner's account (docs/account.md): trial, activation, the cycle job."""
+
+    # Credited to the wallet at activation, charged to the card with the prorated fee (whole cents).
+    initial_wallet_credit_micros: int = 25_000_000
+    # How often the cycle job runs (unit fees of units added mid-cycle, the 1st's charges, retries).
+    unit_fee_interval_s: float = 60.0
+    # How often ended trials are looked for.
+    trial_expiry_interval_s: float = 60.0
+
+
 class LoggingConfig(_Section, frozen=True):
     format: str = "auto"  # auto | json | console; auto = console in development
     level: str = "info"
@@ -173,6 +238,12 @@ class Config(_Section, frozen=True):
     limits: LimitsConfig = LimitsConfig()
     billing: BillingConfig = BillingConfig()
     logging: LoggingConfig = LoggingConfig()
+    account: AccountConfig = AccountConfig()
+    payments: PaymentsConfig = PaymentsConfig()
+    mail: MailConfig = MailConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    wallet: WalletConfig = WalletConfig()
+    team: TeamConfig = TeamConfig()
 
     @property
     def data_path(self) -> Path:
@@ -250,6 +321,8 @@ def _check_values(config: Config) -> None:
         "limits.agi_port": config.limits.agi_port,
     }
     ports["carrier.port"] = config.carrier.port
+    if config.metrics.port is not None:
+        ports["metrics.port"] = config.metrics.port
     for key, port in ports.items():
         if not 1 <= port <= 65535:
             raise ConfigError(f"invalid configuration: {key}: {port} is not a TCP/UDP port (1-65535)")
@@ -266,6 +339,16 @@ def _check_values(config: Config) -> None:
     if config.webhooks.allow_loopback and config.mode is Mode.PRODUCTION:
         raise ConfigError("invalid configuration: webhooks.allow_loopback: development mode only"
                           " (list the host in webhooks.allow_targets instead)")
+    _check_payments(config)
+    credit = config.account.initial_wallet_credit_micros
+    if credit < 0 or credit % 10_000:
+        raise ConfigError("invalid configuration: account.initial_wallet_credit_micros: 0 or more, whole cents"
+                          " (a multiple of 10000)")
+    if "{token}" not in config.team.invitation_url or not config.team.invitation_url.startswith(
+            ("https://", "http://")):
+        raise ConfigError("invalid configuration: team.invitation_url: an http(s) URL containing {token}")
+    if config.team.acting_user_cache_seconds < 0:
+        raise ConfigError("invalid configuration: team.acting_user_cache_seconds: 0 or more")
     if config.http.platform_token is not None and config.http.platform_token == config.http.service_token:
         raise ConfigError("invalid configuration: http.platform_token: must differ from http.service_token")
 
@@ -281,9 +364,13 @@ def _positive(config: Config) -> dict[str, float]:
         "webhooks.timeout": config.webhooks.timeout,
         "webhooks.per_endpoint_concurrency": config.webhooks.per_endpoint_concurrency,
         "webhooks.max_concurrency": config.webhooks.max_concurrency,
+        "mail.timeout": config.mail.timeout,
+        "mail.max_attempts": config.mail.max_attempts,
         "http.export_slots": config.http.export_slots,
         "http.export_seconds": config.http.export_seconds,
         "calls.reconcile_seconds": config.calls.reconcile_seconds,
+        "account.unit_fee_interval_s": config.account.unit_fee_interval_s,
+        "account.trial_expiry_interval_s": config.account.trial_expiry_interval_s,
         "calls.settle_seconds": config.calls.settle_seconds,
         "limits.max_call_seconds": config.limits.max_call_seconds,
         "asterisk.boot_timeout": config.asterisk.boot_timeout,
@@ -334,3 +421,17 @@ def _check_asterisk_values(config: Config) -> None:
     if a.config_dir is not None and a.run is not AsteriskRunMode.EXTERNAL:
         raise ConfigError("invalid configuration: asterisk.config_dir: only with asterisk.run: external "
                           "(the other runners own their instance directory)")
+
+
+def _check_payments(config: Config) -> None:
+    p = config.payments
+    if p.stripe_secret_key is not None and not re.fullmatch(r"(sk|rk)_[A-Za-z0-9_]+", p.stripe_secret_key):
+        raise ConfigError("invalid configuration: payments.stripe_secret_key: a Stripe secret key (sk_... or rk_...)")
+    base = p.stripe_api_base
+    if base is not None:
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", base):
+            raise ConfigError("invalid configuration: payments.stripe_api_base: an http(s) URL")
+        if config.mode is Mode.PRODUCTION and not base.startswith("https://"):
+            raise ConfigError("invalid configuration: payments.stripe_api_base: https only in production")
+    if not p.timeout > 0:
+        raise ConfigError(f"invalid configuration: payments.timeout: {p.timeout} must be greater than 0")

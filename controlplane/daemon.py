@@ -18,10 +18,13 @@ from controlplane.asterisk.configuration import ReloadPlan
 from controlplane.asterisk.link import AsteriskLink
 from controlplane.config import Config
 from controlplane.db.database import Database, create_pool, migrate_dsn, open_database
+from controlplane.db.migrate import MigrationError
 from controlplane.http.app import make_app
 from controlplane.http.health import Probe, ProbeResult
 from controlplane.keystore import install_secret
-from controlplane.plugin_list import PLUGINS
+from controlplane.metrics.listener import start_listener
+from controlplane.metrics.live import Metrics, pool_samples
+from controlplane.plugin_list import PLUGINS, payment_provider
 from controlplane.plugins import Context
 from controlplane.preflight import StartupError, check, emergency_configured
 from controlplane.shared import money
@@ -71,6 +74,8 @@ class Daemon:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     context: Context | None = None
     asterisk: AsteriskLink | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    metrics_http: web.AppRunner | None = None
 
     async def start(self) -> None:
         """Raises ``StartupError`` (one line) before starting anything when the config cannot run."""
@@ -88,7 +93,9 @@ class Daemon:
         self.asterisk = AsteriskLink.from_config(config)
         self.context = Context(config=config, pool=self.pool, ari=self.asterisk.ari, ami=self.asterisk.ami,
                                resync=self.asterisk.resync_hooks, ari_events=self.asterisk.ari_handlers,
-                               ami_events=self.asterisk.ami_handlers)
+                               ami_events=self.asterisk.ami_handlers,
+                               payments=payment_provider(config.payments), metrics=self.metrics)
+        self._daemon_metrics(self.pool, self.asterisk)
         probes: list[Probe] = [DatabaseProbe(self.pool), *self.asterisk.probes(), EmergencyProbe(config)]
         app = make_app(service_token_value=self.service_token, probes=probes,
                        plugins=PLUGINS, context=self.context, platform_token_value=self.platform_token)
@@ -101,8 +108,13 @@ class Daemon:
         await self.http.setup()
         await web.TCPSite(self.http, config.http.host, config.http.port).start()
         log.info("http.listening", host=config.http.host, port=config.http.port)
+        if config.metrics.port is not None:
+            self.metrics_http = await start_listener(self.metrics, config.metrics.host, config.metrics.port)
+            log.info("metrics.listening", host=config.metrics.host, port=config.metrics.port)
 
     async def stop(self) -> None:
+        if self.metrics_http is not None:
+            await self.metrics_http.cleanup()
         if self.http is not None:
             await self.http.cleanup()
         for task in self.tasks:
@@ -123,6 +135,18 @@ class Daemon:
         if self.database is not None:
             await asyncio.to_thread(self.database.stop)
         log.info("daemon.stopped")
+
+    def _daemon_metrics(self, pool: asyncpg.Pool, link: AsteriskLink) -> None:
+        """What the daemon itself sees; the plugins add theirs in ``install``."""
+        metrics = self.metrics
+        metrics.gauge("controlplane_db_pool_connections",
+                      "Database pool connections, by state (in_use, idle, max).", ("state",),
+                      lambda: pool_samples(pool))
+        metrics.gauge("controlplane_asterisk_connected", "1 while the ARI or AMI connection is up, else 0.",
+                      ("link",), link.connection_samples)
+        metrics.query_gauge("controlplane_email_queue_depth", "Emails waiting in the mail outbox.", (), pool,
+                            "SELECT count(*) FROM mail_outbox WHERE status = 'PENDING'",
+                            needs_table="mail_outbox")
 
     @property
     def service_token(self) -> str:
@@ -176,7 +200,7 @@ async def serve(config: Config) -> int:
         async with running(config):
             log.info("daemon.ready", rpc=f"http://{config.http.host}:{config.http.port}")
             await stop.wait()
-    except StartupError as exc:
+    except (StartupError, MigrationError) as exc:
         print(f"controlplane: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -2,16 +2,25 @@
 
 Context (request id, call id, tenant) is bound with ``structlog.contextvars`` by
 whoever owns the request or the call, so every line beneath carries it.
+
+Libraries log through the standard library (aiohttp, asyncpg, asyncio, panoramisk);
+their records are rendered by the same processors (``ProcessorFormatter``), Python's
+warnings and uncaught exceptions included, so a production stream is JSON on every line.
+Our own events skip the standard library entirely (``PrintLogger``: the cheaper path).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from types import TracebackType
 
 import structlog
 
 from controlplane.config import Config, Mode
+
+# Libraries speak at warning and above unless our level is stricter still.
+LIBRARY_LEVEL = logging.WARNING
 
 
 def configure_logging(config: Config) -> None:
@@ -36,7 +45,31 @@ def configure_logging(config: Config) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # Libraries that log through the standard library (aiohttp, asyncpg, panoramisk)
-    # go to the same stream, at warning and above.
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _route_standard_logging(shared, renderer, max(level, LIBRARY_LEVEL), json=fmt == "json")
+
+
+def _route_standard_logging(shared: list[structlog.typing.Processor], renderer: structlog.typing.Processor,
+                            level: int, *, json: bool) -> None:
+    handler = _OurHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(), *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:  # a second configure replaces ours
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(True)
+    if json:
+        sys.excepthook = _log_uncaught
+
+
+class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler ``configure_logging`` installs (others', e.g. pytest's, are left alone)."""
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
+        return
+    logging.getLogger("controlplane").critical("uncaught exception", exc_info=(kind, value, traceback))

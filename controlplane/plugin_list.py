@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from controlplane.config import PaymentsConfig
+from controlplane.account.plugin import PLUGIN as ACCOUNT
 from controlplane.apikeys.plugin import PLUGIN as APIKEYS
 from controlplane.audit.plugin import PLUGIN as AUDIT
+from controlplane.brand.plugin import PLUGIN as BRAND
 from controlplane.calls.plugin import PLUGIN as CALLS
 from controlplane.events.plugin import PLUGIN as EVENTS
 from controlplane.limits.plugin import PLUGIN as LIMITS
+from controlplane.mail.plugin import PLUGIN as MAIL
 from controlplane.numbers.plugin import PLUGIN as NUMBERS
+from controlplane.payments.plugin import PLUGIN as PAYMENTS
+from controlplane.payments.stripe_provider import provider_from_config
 from controlplane.plugins import Plugin
+from controlplane.shared.payments import PaymentProvider
+from controlplane.team.plugin import PLUGIN as TEAM
 from controlplane.tenants.plugin import PLUGIN as TENANTS
+from controlplane.wallet.plugin import PLUGIN as WALLET
 from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
 
-PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, CALLS, LIMITS]
+PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, CALLS, LIMITS, PAYMENTS, WALLET, ACCOUNT, BRAND, MAIL, TEAM]
+
+
+def payment_provider(config: PaymentsConfig) -> PaymentProvider | None:
+    """``Context.payments`` (None: payments disabled), for the daemon, which names no capability."""
+    return provider_from_config(config)

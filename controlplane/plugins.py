@@ -21,6 +21,8 @@ import asyncpg
 from aiohttp import web
 
 from controlplane.config import Config
+from controlplane.shared.payments import PaymentProvider
+from controlplane.metrics.live import Metrics
 from controlplane.signals import Signals
 
 if TYPE_CHECKING:
@@ -55,6 +57,10 @@ class Context:
     ari_events: list[AriHandler] = field(default_factory=list)
     ami_events: list[AmiHandler] = field(default_factory=list)
     signals: Signals = field(default_factory=Signals)
+    # The platform's payment provider (controlplane.payments); None: payments disabled.
+    payments: PaymentProvider | None = None
+    # Gauges read at scrape time (controlplane.metrics): a plugin adds what only it can see.
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 @dataclass(frozen=True)

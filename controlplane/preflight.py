@@ -76,6 +76,10 @@ def check(config: Config) -> list[Finding]:
     if port_taken(http.host, http.port):
         raise StartupError(f"http.port: {http.host}:{http.port} is already in use; "
                            "stop what holds it or pick another http.port")
+    metrics = config.metrics
+    if metrics.port is not None and port_taken(metrics.host, metrics.port):
+        raise StartupError(f"metrics.port: {metrics.host}:{metrics.port} is already in use; "
+                           "stop what holds it or pick another metrics.port")
     found = findings(config)
     for finding in found:
         if finding.severity is Severity.ERROR:

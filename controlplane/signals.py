@@ -174,6 +174,38 @@ class PaymentMethodsChanged:
     default_method: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PartnerCreated:
+    partner_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceIssued:
+    """A tenant invoice got its number and was sent (DRAFT -> SENT), committed."""
+
+    partner_id: str
+    tenant_id: str
+    invoice_id: str
+    total_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePaid:
+    partner_id: str
+    tenant_id: str
+    invoice_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReactivationDue:
+    """What suspended a tenant (``cause``, e.g. "dunning:<invoice id>") is resolved: the tenants
+    capability reactivates it if that is still its stored suspension cause."""
+
+    partner_id: str
+    tenant_id: str
+    cause: str
+
+
 class DialplanSink(Protocol):
     """What a capability that changes dialplan data is given: it says so after commit."""
 
@@ -222,6 +254,16 @@ class Signals:
     # auto-recharge off atomically).
     payment_methods_changed: InTransaction[PaymentMethodsChanged] = field(
         default_factory=lambda: InTransaction("payment_methods_changed"))
+
+    # tenants -> billing profiles: a partner row was inserted (its default profiles are made
+    # in the same transaction).
+    partner_created: InTransaction[PartnerCreated] = field(default_factory=lambda: InTransaction("partner_created"))
+    # invoices -> collection (charge the saved card), documents (email the PDF).
+    invoice_issued: AfterCommit[InvoiceIssued] = field(default_factory=lambda: AfterCommit("invoice_issued"))
+    # collection -> dunning: an invoice was paid in full.
+    invoice_paid: AfterCommit[InvoicePaid] = field(default_factory=lambda: AfterCommit("invoice_paid"))
+    # dunning -> tenants: the cause of a suspension is resolved.
+    reactivation_due: AfterCommit[ReactivationDue] = field(default_factory=lambda: AfterCommit("reactivation_due"))
 
     def freeze(self) -> None:
         for f in fields(self):

@@ -20,7 +20,7 @@ from e911.routing import EMERGENCY_TRUNK, RELAY_TRUNK, EmergencyDid
 from e911.routing import plan as emergency_plan
 from provisioning import names
 from provisioning.access import CAUSE_CALL_REJECTED, call_access
-from provisioning.model import DidState, DidStatus, ProvisioningState, TenantState
+from provisioning.model import DidState, DidStatus, PartnerStatus, ProvisioningState, TenantState
 
 # Package data (provisioning/templates links to dialplan_templates/): present in an installed wheel.
 TEMPLATES = files("provisioning") / "templates"
@@ -134,12 +134,19 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
+def _status_label(tenant: TenantState) -> str:
+    """The status the rendered header shows: the partner's too when it is what refuses calls."""
+    if tenant.partner_status is PartnerStatus.SUSPENDED:
+        return f"{tenant.status.value}, partner {tenant.partner_status.value}"
+    return tenant.status.value
+
+
 def _tenant_view(tenant: TenantState, numbers: dict[str, str], dids: list[TenantDidView]) -> TenantView:
     p = tenant.sip_prefix
     extensions = tuple(ExtensionView(n, names.endpoint_name(p, n)) for n in sorted(numbers))
-    access = call_access(tenant.status)
+    access = call_access(tenant.status, tenant.partner_status)
     return TenantView(
-        id=tenant.id, prefix=p, status=tenant.status.value, outbound_allowed=access.outbound,
+        id=tenant.id, prefix=p, status=_status_label(tenant), outbound_allowed=access.outbound,
         inbound_allowed=access.inbound, cnam=tenant.default_cnam, internal=names.internal_context(p),
         outbound=names.outbound_context(p),
         dial=names.dial_context(p), inbound=names.inbound_context(p), features=names.features_context(p),
@@ -194,7 +201,7 @@ def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK,
             continue  # unassigned, released or pending: the catch-all answers "not configured"
         tenant_dids[tenant.id].append(TenantDidView(did.number, ext_by_id.get(did.extension_id or "")))
         active_dids[tenant.id].append(did)
-        if not call_access(tenant.status).inbound:
+        if not call_access(tenant.status, tenant.partner_status).inbound:
             goto = f"{names.SUSPENDED},s,1"
         else:
             goto = f"{names.inbound_context(tenant.sip_prefix)},{did.number},1"

@@ -43,6 +43,8 @@ class TenantState:
     sip_prefix: str
     status: TenantStatus
     default_cnam: str | None = None
+    # Its partner's platform account: a SUSPENDED partner's tenants render like suspended ones.
+    partner_status: PartnerStatus = PartnerStatus.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from controlplane.asterisk.credentials import resolve_credentials
 from controlplane.asterisk.events import AmiHandler, AriEvent, AriHandler
 from controlplane.config import Config
 from controlplane.http.health import ProbeResult
+from controlplane.metrics.families import ASTERISK_RECONNECTS
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +66,13 @@ class AsteriskLink:
     async def _resync(self, via: str) -> None:
         # Both clients report a restart; each hook must be idempotent.
         log.info("asterisk.reconnected", via=via, hooks=len(self.resync_hooks))
+        ASTERISK_RECONNECTS.labels(via).inc()
         for hook in self.resync_hooks:
             await hook()
+
+    def connection_samples(self) -> list[tuple[tuple[str, ...], float]]:
+        """For the metrics: 1 per connected link, 0 per one being re-established."""
+        return [(("ari",), float(self.ari.connected)), (("ami",), float(self.ami.connected))]
 
     def probes(self) -> list[_ConnectionProbe]:
         return [_ConnectionProbe("ari", lambda: self.ari.connected),

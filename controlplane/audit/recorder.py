@@ -46,7 +46,7 @@ async def record(conn: store.Conn, *, action: str, resource: str, resource_id: s
     actor = current_actor()
     entry = store.Entry(
         id=f"aud_{secrets.token_hex(8)}", partner_id=partner_id or actor.partner_id, tenant_id=tenant_id,
-        actor_type=actor.actor_type, api_key_id=actor.api_key_id, user_id=actor.user_id, action=action,
+        actor_type=actor.actor_type, api_key_id=actor.api_key_id, acting_user_id=actor.user_id, action=action,
         resource=resource, resource_id=resource_id, changes=changes(before, after),
         request_id=actor.request_id)
     await store.insert(conn, entry)

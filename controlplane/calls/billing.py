@@ -8,7 +8,7 @@ from the config (``wholesale_deck``), so neither depends on the other being inst
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +17,7 @@ from cdr_ingest.pricing import BillingProfile
 from cdr_ingest.rates import RateDeck, Rounding, load_deck_csv
 from cdr_ingest.records import TenantBilling
 from cdr_ingest.tiers import Tier
+from controlplane.account import store as account_store
 from controlplane.calls import store
 from controlplane.config import Config
 
@@ -51,6 +52,9 @@ class BillingContexts:
             return cached.billing
         row = await store.tenant_billing(conn, tenant_id)
         billing = None if row is None else self._billing_from(row)
+        if billing is not None:  # the operator's dated prices (controlplane.account), ToS 6.5
+            billing = replace(billing, schedule=await account_store.schedule_for(conn, billing.partner_id,
+                                                                                  billing.tier))
         self._cached[tenant_id] = _Cached(billing, now + self.ttl)
         return billing
 

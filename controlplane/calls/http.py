@@ -10,7 +10,7 @@ from aiohttp import web
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.records import CallRecord, Disposition
 from controlplane.calls import store
-from controlplane.calls.models import BillingProfileBody, WalletCreditBody
+from controlplane.calls.models import BillingProfileBody
 from controlplane.shared.pagination import ListPage
 from controlplane.calls.services import CallServices
 from controlplane.http.caller import partner_id
@@ -93,17 +93,6 @@ async def put_retail_deck(request: web.Request) -> web.Response:
     return json_response(await request.app[call_services].put_retail_deck(partner, text))
 
 
-async def get_wallet(request: web.Request) -> web.Response:
-    return json_response(await request.app[call_services].wallet(partner_id(request)))
-
-
-async def credit_wallet(request: web.Request) -> web.Response:
-    """Platform only (x-scope): 201 for a new credit, 200 when the reference was credited already."""
-    body = await read_body(request, WalletCreditBody)
-    credit, created = await request.app[call_services].credit_wallet(partner_id(request), body)
-    return json_response(credit, 201 if created else 200)
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/calls", list_calls)
     app.router.add_get("/v1/calls/export", export_calls)
@@ -112,5 +101,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/tenants/{tenant_id}/billing-profile", get_profile)
     app.router.add_put("/v1/tenants/{tenant_id}/billing-profile", put_profile)
     app.router.add_put("/v1/rate-decks/retail", put_retail_deck)
-    app.router.add_get("/v1/wallet", get_wallet)
-    app.router.add_post("/v1/wallet/credits", credit_wallet)

@@ -66,27 +66,3 @@ class RateDeckView(msgspec.Struct, kw_only=True):
     partner_id: str
     rates: int
     prefixes: int
-
-
-class WalletView(msgspec.Struct, kw_only=True):
-    partner_id: str
-    balance_micros: int
-    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
-
-
-class WalletCreditBody(_Body):
-    """An operator's credit: ``reference`` (a transfer id, an invoice number) makes it happen once."""
-
-    amount_micros: int
-    reference: str
-    note: str | None = None
-
-
-class WalletCredit(msgspec.Struct, kw_only=True):
-    partner_id: str
-    reference: str
-    amount_micros: int
-    note: str | None
-    created_at: datetime
-    balance_micros: int
-    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)

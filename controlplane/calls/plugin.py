@@ -19,6 +19,8 @@ from controlplane.calls.recorder import CallRecorder
 from controlplane.calls.services import CallServices
 from controlplane.calls.tracker import CallTracker
 from controlplane.config import Config
+from controlplane.metrics.families import call_recorded
+from controlplane.metrics.readers import calls_in_progress
 from controlplane.plugins import AsteriskSource, Context
 from provisioning.names import FROM_CARRIER
 
@@ -49,12 +51,16 @@ class CallsPlugin:
         cfg = context.config.calls
         recorder = CallRecorder(context.pool, wholesale_deck=wholesale_deck(context.config))
         recorder.on_recorded.append(context.signals.call_recorded.send)
+        recorder.on_recorded.append(call_recorded)  # metrics: counts and hang-up -> record lag
         app[recorder_key] = recorder
         tracker = CallTracker(flow=flow_config(context.config))
         tracker.attach(recorder.submit)
         app[tracker_key] = tracker
         context.ari_events.append(tracker.on_ari)
         context.ami_events.append(tracker.on_ami)
+        context.metrics.gauge("controlplane_calls_in_progress",
+                              "Calls in progress, by direction and call class.", ("direction", "call_class"),
+                              lambda: calls_in_progress(tracker.flow))
         app[http.call_services] = CallServices(context.pool, recorder)
         pool, ami = context.pool, context.ami
 

@@ -31,6 +31,7 @@ from controlplane.calls import store
 from controlplane.calls.billing import BillingContexts
 from controlplane.events import emit
 from controlplane.events.emit import PendingEvent, emit_many
+from controlplane.wallet.models import Entry, call_reference, usage_kind
 from provisioning.names import channel_extension
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,13 @@ _BATCH = 256  # at most this many queued actions share one transaction
 # A call's start and answer wait up to this long for company (fewer, larger
 # transactions under load); an end is written at once, with whatever waits.
 PROGRESS_LINGER = 0.02
+
+
+def _usage_entry(record: CallRecord) -> Entry:
+    """The call's wallet debit (its wholesale cost), once per call (docs/wallet.md)."""
+    return Entry(record.partner_id, usage_kind(record.call_class), -(record.wholesale_micros or 0),
+                 call_reference(record.id), tenant_id=record.tenant_id, call_id=record.id,
+                 occurred_at=record.started_at)
 
 
 class CallRecorder:
@@ -163,8 +171,7 @@ class CallRecorder:
             return []
         records = [build_record(summary, billing, channel_extension) for summary, billing in calls]
         won = await store.record_calls(conn, records)
-        debits: list[tuple[str, int, str]] = []
-        wallets: dict[str, int] = {}
+        debits: list[Entry] = []
         usage: dict[tuple[str, date, str], store.UsageSum] = {}
         new: list[CallRecord] = []
         for (summary, billing), record in zip(calls, records, strict=True):
@@ -187,10 +194,8 @@ class CallRecorder:
                                {"call": view, "late": late or not active}))
             events.append((terminal_event(record), record.partner_id, record.tenant_id,
                            {"call": record, "late": late}))
-            debit = record.wholesale_micros or 0
-            if debit != 0:
-                debits.append((record.partner_id, debit, record.id))
-                wallets[record.partner_id] = wallets.get(record.partner_id, 0) + debit
+            if record.wholesale_micros:
+                debits.append(_usage_entry(record))
             key = (record.tenant_id, billing.cycle(record.started_at), record.call_class)
             sums = usage.get(key)
             if sums is None:
@@ -201,7 +206,7 @@ class CallRecorder:
             sums.retail += record.retail_micros or 0
             sums.wholesale += record.wholesale_micros or 0
         if new:
-            await store.settle_many(conn, debits, wallets, usage)
+            await store.settle_many(conn, debits, usage)
         for record in new:
             log.debug("calls.recorded", call_id=record.linkedid, tenant_id=record.tenant_id,
                       disposition=record.disposition, direction=record.direction,
@@ -293,9 +298,10 @@ class CallRecorder:
                                  summary.caller_num, record.started_at, record.answered_at)
             await emit(conn, progress_event(inbound, True), partner_id=record.partner_id,
                        tenant_id=record.tenant_id, data={"call": view, "late": late or not active})
-        await store.settle(conn, record.partner_id, record.wholesale_micros or 0, record.id, record.tenant_id,
-                           billing.cycle(record.started_at), record.call_class, record.answered_s,
-                           record.billable_s, record.retail_micros or 0, record.wholesale_micros or 0)
+        sums = store.UsageSum(1, record.answered_s, record.billable_s, record.retail_micros or 0,
+                              record.wholesale_micros or 0)
+        await store.settle_many(conn, [_usage_entry(record)] if record.wholesale_micros else [],
+                                {(record.tenant_id, billing.cycle(record.started_at), record.call_class): sums})
         await emit(conn, terminal_event(record), partner_id=record.partner_id, tenant_id=record.tenant_id,
                    data={"call": record, "late": late})
         self.recorded += 1

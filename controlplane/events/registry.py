@@ -17,13 +17,16 @@ CATEGORIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "extensions": ("extension.created", "extension.updated", "extension.deleted"),
     # The partner guide spells the last one "check-out.session.completed"; Stripe's
     # name, which the platform passes on, is checkout.session.completed.
-    "billing": ("subscription.updated", "subscription.activated", "invoice.created", "invoice.paid",
+    # subscription.price_change_scheduled: the operator posted a tier's new prices (seed 003 "Rate changes").
+    "billing": ("subscription.updated", "subscription.activated", "subscription.price_change_scheduled",
+                "invoice.created", "invoice.paid",
                 "invoice.failed", "payment_method.attached", "payment.failed",
                 "checkout.session.completed"),
     "calls": ("call.initiated", "call.answered", "call.completed", "call.failed"),
     "inbound_calls": ("inbound_call.ringing", "inbound_call.answered", "inbound_call.completed",
                       "inbound_call.abandoned"),
     "usage": ("usage.threshold_reached", "usage.cap_reached"),
+    "wallet": ("wallet.low_balance",),
     "webhooks": ("webhook_endpoint.disabled",),
     "e911": ("e911.unregistered_call", "e911.status_changed"),
     "porting": ("port_request.created", "port_request.updated", "port_request.submitted",

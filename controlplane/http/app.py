@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from controlplane.http import access, health, openapi
+from controlplane.http.access_log import access_log
 from controlplane.http.exports import ExportBudget, export_budget
 from controlplane.http.idempotency import ReplayBox, idempotency, purge_forever, replay_box
 from controlplane.http.inputs import reject_control_characters
@@ -27,7 +28,8 @@ def make_app(*, service_token_value: str, probes: Sequence[health.Probe],
     """``platform_token_value``: the operator's token (platform operations); None accepts none."""
     if platform_token_value is not None and platform_token_value == service_token_value:
         raise ValueError("the platform token must differ from the service token")
-    app = web.Application(middlewares=[request_context, guard, reject_control_characters, idempotency],
+    app = web.Application(middlewares=[request_context, access_log, guard, reject_control_characters,
+                                       idempotency],
                           client_max_size=1024 * 1024)
     app[service_token] = service_token_value
     if platform_token_value is not None:

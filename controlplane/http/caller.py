@@ -1,7 +1,11 @@
 """Who is calling, and for which partner.
 
 The portal's service token may act for any partner: ``X-Partner-Id`` names it and
-``X-Acting-User`` (optional) the portal user, for the audit log. A partner API key
+``X-Acting-User`` (optional) the portal user who acts: an ACTIVE user of that partner
+(controlplane/team), whose role the guard enforces (a Partner User is read-only) and whom
+every audit entry names. Without it the portal acts as itself (sign-up, jobs). An API key
+may not send it (a machine credential acts as itself); with the platform token it names the
+operator, as sent (operators are not partner users; docs/team.md). A partner API key
 acts for its own partner only (the header, if sent, must name that partner), within
 its scopes and, when it has one, its tenant scope.
 
@@ -21,6 +25,7 @@ from enum import StrEnum
 from aiohttp import web
 
 from controlplane.http.problems import Problem
+from controlplane.shared.actor import TeamRole
 
 PARTNER_HEADER = "X-Partner-Id"
 USER_HEADER = "X-Acting-User"
@@ -44,6 +49,8 @@ class Caller:
     # API keys only: the tenants the key may touch; None means every tenant of the partner.
     tenant_ids: frozenset[str] | None = None
     rate_limit: int | None = None
+    # The acting user's role, once the guard validated ``user_id`` (service token only).
+    role: TeamRole | None = None
 
     def allows(self, scope: str) -> bool:
         """``x:write`` implies ``x:read``: a key that may change a thing may look at it."""

@@ -9,6 +9,7 @@ installs; without it only the tokens are accepted), or the operator's platform t
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 import secrets
@@ -20,10 +21,10 @@ import structlog
 from aiohttp import web
 
 from controlplane.http import access
-from controlplane.http.caller import Caller, CallerKind, caller_key, token_caller
+from controlplane.http.caller import USER_HEADER, Caller, CallerKind, caller_key, token_caller
 from controlplane.http.problems import Problem, problem_response
 from controlplane.http.ratelimit import RateLimiter
-from controlplane.shared.actor import Actor, bind_actor, reset_actor
+from controlplane.shared.actor import Actor, TeamRole, bind_actor, reset_actor
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -44,12 +45,25 @@ class MutationAuditor(Protocol):
 
     async def unaudited(self, request: web.Request, action: str, actor: Actor) -> None: ...
 
+    async def refused(self, request: web.Request, action: str, actor: Actor, code: str | None) -> None:
+        """The entry of an attempt the guard refused with a 403 before its handler ran."""
+        ...
+
+
+class ActingUsers(Protocol):
+    """Resolves ``X-Acting-User`` (the team plugin installs one): the role of an ACTIVE user
+    of the partner, None for anyone else. Called on every service-token request naming a
+    user, so it answers from a short-lived cache."""
+
+    async def role(self, partner_id: str, user_id: str) -> TeamRole | None: ...
+
 
 request_id_key = web.RequestKey("request_id", str)
 service_token = web.AppKey("service_token", str)
 platform_token = web.AppKey("platform_token", str)
 key_authenticator = web.AppKey("key_authenticator", KeyAuthenticator)
 mutation_auditor = web.AppKey("mutation_auditor", MutationAuditor)
+acting_users = web.AppKey("acting_users", ActingUsers)
 rate_limiter = web.AppKey("rate_limiter", RateLimiter)
 db_pool = web.AppKey("db_pool", asyncpg.Pool)
 # Route -> Access, filled lazily from the (method, path template) table of the contract.
@@ -120,7 +134,8 @@ def route_access(request: web.Request) -> access.Access | None:
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate, rate-limit API keys, check the route's scope, bind the audit actor."""
+    """Authenticate, rate-limit API keys, validate the acting user, check the route's scope and
+    the acting user's role (refusals of mutations are audited), bind the audit actor."""
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     caller = await authenticate(request)
@@ -133,10 +148,20 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise Problem(429, f"over the {verdict.which} limit of {verdict.limit} requests per minute",
                           code="rate_limited", headers={"Retry-After": str(verdict.retry_after)},
                           extra={"limit_scope": verdict.which})
+    caller = await _acting_user(request, caller)
+    request[caller_key] = caller
     rule = route_access(request)
-    access.check(request, rule)
     actor = Actor(caller.kind.value, caller.partner_id, caller.key_id, caller.user_id,
-                  request[request_id_key])
+                  request[request_id_key], role=caller.role)
+    try:
+        access.check(request, rule)
+        if caller.role is not None and caller.role.read_only and request.method in MUTATIONS:
+            raise Problem(403, f"user {caller.user_id} is a {caller.role.value}: read-only, changes need a"
+                          f" {TeamRole.PARTNER_ADMIN.value}", code="read_only_role")
+    except Problem as refused:
+        if refused.status == 403 and request.method in MUTATIONS:
+            await _refused_entry(request, rule, actor, refused.code)
+        raise
     token = bind_actor(actor)
     try:
         response = await handler(request)
@@ -149,6 +174,46 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["X-RateLimit-Limit"] = str(verdict.limit)
         response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
     return response
+
+
+async def _acting_user(request: web.Request, caller: Caller) -> Caller:
+    """Validate ``X-Acting-User``: with the service token, an ACTIVE user of the partner; refused
+    with an API key; the platform token's is the operator's name, kept as sent.
+
+    Refused before any scope check, and not audited: an unknown user is nobody to attribute to."""
+    user = request.headers.get(USER_HEADER)
+    if user is None or caller.kind is CallerKind.PLATFORM:
+        # The operator's own people are not partner users: the platform token's header names
+        # them for the audit log as sent (docs/platform.md), with no role to enforce.
+        return caller
+    if caller.kind is not CallerKind.SERVICE:
+        raise Problem(403, f"{USER_HEADER} is sent by the portal with its service token only; an API key"
+                      " is a machine credential and acts as itself", code="acting_user_not_allowed",
+                      field=USER_HEADER)
+    assert caller.user_id == user  # token_caller checked its format (422 otherwise)
+    if caller.partner_id is None:
+        raise Problem(422, f"{USER_HEADER} needs the X-Partner-Id header naming the user's partner",
+                      field=USER_HEADER)
+    users = request.app.get(acting_users)
+    role = None if users is None else await users.role(caller.partner_id, user)
+    if role is None:
+        raise Problem(403, f"{USER_HEADER}: {user} is not an active user of partner {caller.partner_id}",
+                      code="unknown_acting_user", field=USER_HEADER)
+    return dataclasses.replace(caller, role=role)
+
+
+async def _refused_entry(request: web.Request, rule: access.Access | None, actor: Actor,
+                         code: str | None) -> None:
+    """Audit an attempt the guard refused (who tried what), when there is a partner to file it under.
+
+    A failure is logged and the 403 still answered: the refusal must not depend on the log."""
+    auditor = request.app.get(mutation_auditor)
+    if auditor is None or actor.partner_id is None or rule is None:  # no partner, or no such operation
+        return
+    try:
+        await auditor.refused(request, rule.operation_id, actor, code)
+    except Exception:
+        log.exception("audit.refused_entry_failed", path=request.path)
 
 
 async def _generic_entry(request: web.Request, rule: access.Access | None, actor: Actor) -> None:

@@ -18,6 +18,7 @@ PROBLEM_TYPE = "application/problem+json"
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
+    402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -35,6 +36,7 @@ _TITLES = {
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
+    402: "payment_declined",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from controlplane.limits.policy import Decision
+from controlplane.metrics import families as metrics
 
 log = structlog.get_logger(__name__)
 Admit = Callable[[str, str, str, str, bool], Awaitable[Decision]]
@@ -84,8 +85,10 @@ class AgiServer:
             inbound = env.get("agi_arg_4", "out") == "in"
             decision = await self.admit(tenant, number, call_id or env.get("agi_uniqueid", ""),
                                         env.get("agi_channel", ""), inbound)
+            decided = time.perf_counter() - started
+            metrics.admission("admitted" if decision.admit else decision.reason.value, decided)
             if self.keep_latencies:
-                self.latencies.append(time.perf_counter() - started)
+                self.latencies.append(decided)
             # One MSet, not two SET VARIABLEs: a round trip less per call on both sides. CP_ADMIT
             # comes last: a channel that sees it has every other variable.
             if decision.admit:
@@ -101,6 +104,7 @@ class AgiServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:
+            metrics.ADMISSION_ERRORS.inc()
             log.exception("limits.agi_failed")  # the channel sees no CP_ADMIT: the fail policy applies
         finally:
             writer.close()

@@ -1,10 +1,21 @@
-"""The admission state in memory: per-tenant limits, cycle usage and holds.
+"""The admission state in memory: per-tenant limits, cycle usage and holds, and beside
+them per-partner status and wallet (balance and the wallet holds of calls in progress).
 
 A decision is a dict lookup and the pure policy (microseconds), never a query on
 the hot path: usage is loaded from the database once per tenant and cycle, then
 moved by calls being recorded; limits by our own writes, status by the
 ``tenant_status_changed`` signal (LimitServices.status_changed). Holds are persisted behind the decision (batched), so a
 restarted daemon still knows what calls in progress reserved.
+
+A partner's status and balance are loaded once, then kept by ``partner_status_changed``
+and ``wallet_changed`` (the wallet's pg NOTIFY, delivered in commit order). A recorded
+call's debit reaches the balance by that notice, which may be read after the recorder's
+``call_recorded``: so the call's wallet hold is not simply dropped when it is recorded,
+it becomes the recorded debit ("settling") and stays counted until a balance notice
+read after it and ``SETTLE_GRACE_S`` have passed (the grace covers a notice of an older
+commit read after the recorder's answer). A debit is thus counted once or twice,
+never zero times: admission can under-admit for a moment, never over-admit. Should no
+notice come (LISTEN lost), the expiry job reads the balance itself.
 """
 
 from __future__ import annotations
@@ -25,14 +36,74 @@ from cdr_ingest.rates import Rate
 from cdr_ingest.records import CallRecord, TenantBilling
 from controlplane.limits import store
 from cdr_ingest.cycles import cycle_start, next_cycle_start
-from controlplane.limits.policy import (CAUSE_FORBIDDEN, CAUSE_INVALID_NUMBER, Decision, Hold, Ledger, Limits,
-                                       Reason, Usage, admit_inbound, decide, rated_caps)
+from controlplane.limits.policy import (CAUSE_FORBIDDEN, CAUSE_INVALID_NUMBER, Account, Decision, Hold, Ledger,
+                                       Limits, Reason, Usage, admit_inbound, decide, rated_caps, wallet_applies)
 from provisioning.access import call_access
-from provisioning.model import TenantStatus
+from provisioning.model import PartnerStatus, TenantStatus
 
 log = structlog.get_logger(__name__)
 BillingLoader = Callable[[store.Conn, str], Awaitable[TenantBilling | None]]
 RING_SLACK = timedelta(seconds=120)  # a hold outlives its cut-off by the ring time and some slack
+SETTLE_GRACE_S = 1.0  # a recorded debit stays held this long after the first balance notice read after it
+SETTLE_UNSEEN_S = 10.0  # no notice after this long: the expiry job reads the balance itself
+REFRESH_MIN_S = 1.0  # a refusal on the partner's account re-reads it at most this often
+# Refusals the partner's account decides: worth re-reading it (a missed signal must not refuse forever).
+_ACCOUNT_REASONS = frozenset({Reason.WALLET_EMPTY, Reason.PARTNER_SUSPENDED, Reason.TRIAL_RESTRICTED})
+
+
+@dataclass(slots=True)
+class PartnerState:
+    """One partner as admission sees it: status, wallet balance, and what is held against it."""
+
+    partner_id: str
+    status: PartnerStatus
+    balance_micros: int
+    holds: dict[str, int] = field(default_factory=dict)  # call id -> wallet micros, calls in progress
+    # call id -> (debit, recorded at (monotonic), a balance notice was read since)
+    settling: dict[str, tuple[int, float, bool]] = field(default_factory=dict)
+    held_micros: int = 0  # sum of ``holds``
+    refreshed_at: float = 0.0
+
+    def available(self, now: float) -> int:
+        """Balance minus wallet holds and recorded debits the balance may not show yet."""
+        owed = 0
+        for call_id, (debit, at, seen) in list(self.settling.items()):
+            if seen and now - at >= SETTLE_GRACE_S:
+                del self.settling[call_id]
+            else:
+                owed += debit
+        return self.balance_micros - self.held_micros - owed
+
+    def account(self, now: float) -> Account:
+        return Account(self.status, self.available(now))
+
+    def hold(self, call_id: str, micros: int) -> None:
+        if micros > 0 and call_id not in self.holds:
+            self.holds[call_id] = micros
+            self.held_micros += micros
+
+    def release(self, call_id: str) -> None:
+        self.held_micros -= self.holds.pop(call_id, 0)
+
+    def settle(self, call_id: str, debit: int, now: float) -> None:
+        """The call was recorded with ``debit`` on the wallet: held until the balance shows it."""
+        self.release(call_id)
+        if debit > 0 and self.status is PartnerStatus.ACTIVE:
+            self.settling[call_id] = (debit, now, False)
+
+    def noticed(self, balance_micros: int) -> None:
+        """A committed balance (the wallet's notice): every debit settled before it may go after the grace."""
+        self.balance_micros = balance_micros
+        for call_id, (debit, at, _) in self.settling.items():
+            self.settling[call_id] = (debit, at, True)
+
+    def read(self, status: PartnerStatus, balance_micros: int, asked_at: float) -> None:
+        """Status and balance read from the database (asked at ``asked_at``): debits recorded before
+        the read are in that balance."""
+        self.status, self.balance_micros, self.refreshed_at = status, balance_micros, asked_at
+        for call_id, (_, at, _) in list(self.settling.items()):
+            if at <= asked_at:
+                del self.settling[call_id]
 
 
 @dataclass(slots=True)
@@ -51,11 +122,13 @@ class TenantState:
     calls: dict[str, tuple[datetime, str, datetime]] = field(default_factory=dict)
     billing: TenantBilling | None = None
     billing_until: float = 0.0
+    partner: PartnerState | None = None  # shared by the partner's tenants; None: not known (ACTIVE)
 
     @property
     def calls_allowed(self) -> bool:
-        """Its phones may place calls: the tenant-status rule (provisioning.access)."""
-        return call_access(TenantStatus(self.status)).outbound
+        """Its phones may place calls: the status rule (provisioning.access), with its partner's status."""
+        partner = self.partner.status if self.partner is not None else PartnerStatus.ACTIVE
+        return call_access(TenantStatus(self.status), partner).outbound
 
 
 class Engine:
@@ -66,6 +139,9 @@ class Engine:
         self.max_call_s = max_call_s
         self.billing_ttl = billing_ttl
         self.tenants: dict[str, TenantState] = {}
+        self.partners: dict[str, PartnerState] = {}
+        self._billing_refresh: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[str, str, Hold, str, datetime, datetime]] = []
         self._released: list[str] = []
         self._flush = asyncio.Event()
@@ -77,15 +153,47 @@ class Engine:
         """At start: every tenant, its cycle usage, and the holds that survived a restart."""
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn:
+            asked = time.monotonic()
+            for prow in await store.partner_accounts(conn):
+                self._partner_read(prow, asked)
             rows = await store.all_tenants(conn)
             for row in rows:
                 self.tenants[row["id"]] = await self._state(conn, row, now)
             for res in await store.live_reservations(conn, now):
                 state = self.tenants.get(res["tenant_id"])
                 if state is not None:
-                    state.ledger.holds[res["call_id"]] = store.hold_from(res)
+                    hold = store.hold_from(res)
+                    state.ledger.holds[res["call_id"]] = hold
                     state.calls[res["call_id"]] = (res["admitted_at"], res["channel"], res["expires_at"])
-        log.info("limits.loaded", tenants=len(self.tenants))
+                    if state.partner is not None:
+                        state.partner.hold(hold.call_id, hold.wallet_micros)
+        log.info("limits.loaded", tenants=len(self.tenants), partners=len(self.partners))
+
+    def _partner_read(self, row: asyncpg.Record, asked_at: float) -> PartnerState:
+        partner = self.partners.get(row["id"])
+        if partner is None:
+            partner = self.partners[row["id"]] = PartnerState(row["id"], PartnerStatus(row["status"]),
+                                                               int(row["balance"]), refreshed_at=asked_at)
+        else:
+            partner.read(PartnerStatus(row["status"]), int(row["balance"]), asked_at)
+        return partner
+
+    async def _partner(self, conn: store.Conn, partner_id: str) -> PartnerState | None:
+        """The partner's state; read once, when its first tenant is loaded after start."""
+        partner = self.partners.get(partner_id)
+        if partner is not None:
+            return partner
+        asked = time.monotonic()
+        row = await store.partner_account(conn, partner_id)
+        return None if row is None else self._partner_read(row, asked)
+
+    async def refresh_partner(self, partner: PartnerState) -> None:
+        """Read the partner's status and balance again (off the hot path: a refusal, the expiry job)."""
+        asked = time.monotonic()
+        async with self.pool.acquire() as conn:
+            row = await store.partner_account(conn, partner.partner_id)
+        if row is not None:
+            self._partner_read(row, asked)
 
     async def _state(self, conn: store.Conn, row: asyncpg.Record, now: datetime) -> TenantState:
         limits = store.limits_from(row if row.get("has_limits") else None)
@@ -93,7 +201,8 @@ class Engine:
         seconds, micros = await store.cycle_usage(conn, row["id"], start)
         return TenantState(row["id"], row["partner_id"], row["status"], row["timezone"], limits,
                            bool(row.get("has_limits")), Usage(seconds, micros), start,
-                           next_cycle_start(now, row["timezone"], limits.billing_anchor_day))
+                           next_cycle_start(now, row["timezone"], limits.billing_anchor_day),
+                           partner=await self._partner(conn, row["partner_id"]))
 
     async def tenant(self, tenant_id: str, *, fresh: bool = False) -> TenantState | None:
         """The tenant's state; loaded (once, however many calls ask at once) when unknown."""
@@ -127,10 +236,16 @@ class Engine:
     async def rates(self, state: TenantState, number: str, now: datetime) -> tuple[Rate | None, Rate | None]:
         """(tenant's retail rate, partner's wholesale rate) of an E.164 ``number``, as rating
         will price its record (cdr_ingest.pricing)."""
-        if state.billing is None or state.billing_until < time.monotonic():
+        if state.billing is None:
             async with self.pool.acquire() as conn:
                 state.billing = await self.load_billing(conn, state.tenant_id)
             state.billing_until = time.monotonic() + self.billing_ttl
+        elif state.billing_until < time.monotonic() and state.tenant_id not in self._billing_refresh:
+            # Stale: this call prices with what is known, a task reads the new context (no query here).
+            self._billing_refresh.add(state.tenant_id)
+            task = asyncio.get_running_loop().create_task(self._refresh_billing(state))
+            self._tasks.add(task)  # referenced until done: the loop keeps only weak references
+            task.add_done_callback(self._tasks.discard)
         billing = state.billing
         if billing is None:
             return None, None
@@ -138,8 +253,21 @@ class Engine:
         retail = None
         if billing.profile is not None:
             retail, _ = retail_rate(billing.profile, cls, Direction.OUTBOUND, digits, now)
-        wholesale = partner_rate(billing.tier, cls, Direction.OUTBOUND, digits, now, deck=billing.wholesale_deck)
+        wholesale = partner_rate(billing.tier, cls, Direction.OUTBOUND, digits, now, billing.schedule,
+                                 deck=billing.wholesale_deck)
         return retail, wholesale
+
+    async def _refresh_billing(self, state: TenantState) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                billing = await self.load_billing(conn, state.tenant_id)
+            if billing is not None:
+                state.billing = billing
+            state.billing_until = time.monotonic() + self.billing_ttl
+        except Exception:
+            log.exception("limits.billing_refresh_failed", tenant_id=state.tenant_id)
+        finally:
+            self._billing_refresh.discard(state.tenant_id)
 
     # ------------------------------------------------------------ decisions
 
@@ -165,20 +293,39 @@ class Engine:
             e164 = destination(number)
             if e164 is None:
                 return Decision(False, Reason.NOT_A_NUMBER, CAUSE_INVALID_NUMBER, detail="not a dialable number")
-            retail = wholesale = None
-            if rated_caps(state.limits):
-                retail, wholesale = await self.rates(state, e164, now)
-            decision = decide(state.limits, state.calls_allowed, state.usage, state.ledger, call_id, retail,
-                              self.max_call_s, partner_rated=wholesale is not None)
+            decision = await self._decide(state, e164, call_id, now)
+            if decision.reason in _ACCOUNT_REASONS and state.partner is not None \
+                    and time.monotonic() - state.partner.refreshed_at >= REFRESH_MIN_S:
+                # Refused on the partner's account: a missed signal must not refuse for ever (one read).
+                await self.refresh_partner(state.partner)
+                decision = await self._decide(state, e164, call_id, now)
             decision = replace(decision, number=e164)
         if decision.admit and decision.hold is not None:
             self._hold(state, decision, channel, now)
         return decision
 
+    async def _decide(self, state: TenantState, e164: str, call_id: str, now: datetime) -> Decision:
+        """The pure policy on what is in memory (rates: loaded once per tenant, then refreshed behind).
+
+        The wallet is read after the last await: from there to the hold (``admit``) nothing yields,
+        so concurrent calls see each other's holds (read before the rates' first load, N calls
+        would each see the whole balance)."""
+        call_class = classify(e164)
+        partner = state.partner
+        retail = wholesale = None
+        if rated_caps(state.limits) or (partner is not None and wallet_applies(Account(partner.status), call_class)):
+            retail, wholesale = await self.rates(state, e164, now)
+        account = partner.account(time.monotonic()) if partner is not None else None
+        return decide(state.limits, state.calls_allowed, state.usage, state.ledger, call_id, retail,
+                      self.max_call_s, partner_rated=wholesale is not None, account=account,
+                      call_class=call_class, wholesale=wholesale)
+
     def _hold(self, state: TenantState, decision: Decision, channel: str, now: datetime) -> None:
         hold = decision.hold
         assert hold is not None
         state.ledger.holds[hold.call_id] = hold
+        if state.partner is not None:
+            state.partner.hold(hold.call_id, hold.wallet_micros)
         expires = now + timedelta(seconds=decision.limit_s or self.max_call_s) + RING_SLACK
         state.calls[hold.call_id] = (now, channel, expires)
         if _worth_keeping(hold):
@@ -193,6 +340,8 @@ class Engine:
         if state is None:
             return None
         self.release(state, record.linkedid)
+        if state.partner is not None:  # the debit is held until the balance shows it (module doc)
+            state.partner.settle(record.linkedid, record.wholesale_micros or 0, time.monotonic())
         billable = record.direction != "internal" and record.call_class != "emergency"
         if billable and state.cycle_start <= record.started_at < state.cycle_end:
             state.usage.billable_s += record.billable_s
@@ -201,6 +350,8 @@ class Engine:
 
     def release(self, state: TenantState, call_id: str) -> None:
         hold = state.ledger.holds.pop(call_id, None)
+        if state.partner is not None:
+            state.partner.release(call_id)
         if hold is not None:
             state.calls.pop(call_id, None)
             if _worth_keeping(hold):
@@ -247,9 +398,42 @@ class Engine:
             expired = self.expire(datetime.now(UTC))
             if expired:
                 log.warning("limits.holds_expired", holds=expired)
+            try:
+                await self.settle_unseen()
+            except Exception:
+                log.exception("limits.settle_failed")
+
+    # ------------------------------------------------------------ partners (signals)
+
+    def wallet_changed(self, partner_id: str, balance_micros: int) -> None:
+        """A committed balance (``wallet_changed``); a partner not loaded yet reads it when it is."""
+        partner = self.partners.get(partner_id)
+        if partner is not None:
+            partner.noticed(balance_micros)
+
+    def partner_status(self, partner_id: str, status: PartnerStatus) -> list[TenantState]:
+        """The partner's new status (``partner_status_changed``); its tenants loaded here."""
+        partner = self.partners.get(partner_id)
+        if partner is None:
+            return []
+        partner.status = status
+        return [t for t in self.tenants.values() if t.partner is partner]
+
+    async def settle_unseen(self, now: float | None = None) -> int:
+        """Partners with a recorded debit no balance notice followed for ``SETTLE_UNSEEN_S``:
+        their balance is read (the notices may be lost). The number of partners read."""
+        at = time.monotonic() if now is None else now
+        stale = [p for p in self.partners.values()
+                 if any(not seen and at - when >= SETTLE_UNSEEN_S for _, when, seen in p.settling.values())]
+        for partner in stale:
+            await self.refresh_partner(partner)
+        if stale:  # a notice read before the recorder's answer, or LISTEN lost
+            log.info("limits.wallet_balance_read", partners=len(stale))
+        return len(stale)
 
 
 def _worth_keeping(hold: Hold) -> bool:
     """Only holds that reserve something are persisted for a restart: a call of a tenant
-    without time, money or channel caps holds nothing (two writes per call saved)."""
-    return hold.pool is not None or hold.seconds > 0 or hold.micros > 0
+    without time, money or channel caps, of a partner not drawing on its wallet, holds
+    nothing (two writes per call saved)."""
+    return hold.pool is not None or hold.seconds > 0 or hold.micros > 0 or hold.wallet_micros > 0

@@ -1,7 +1,9 @@
 """Wires the limits capability: engine, FastAGI admission server, reactions, routes.
 
 Reacts to ``call_recorded`` (usage, alerts, auto-suspension), ``tenant_status_changed``
-(admission follows at once; a suspension ends calls in progress) and ``cap_tripped``;
+(admission follows at once; a suspension ends calls in progress), ``cap_tripped``,
+``wallet_changed`` (the balance admission holds calls against) and
+``partner_status_changed`` (a trial's limits; a suspended partner's calls end);
 sends ``suspension_due`` (the tenants capability suspends). There is no status poll:
 tenants' services are the only writer of a tenant's status and always send the signal.
 
@@ -68,6 +70,8 @@ class LimitsPlugin(NoAsteriskFiles):
         signals.call_recorded.connect(services.after_record)
         signals.tenant_status_changed.connect(services.status_changed)
         signals.cap_tripped.connect(services.cap_tripped)
+        signals.wallet_changed.connect(services.wallet_changed)
+        signals.partner_status_changed.connect(services.partner_status_changed)
 
         async def publish() -> None:
             if ami is None:

@@ -10,6 +10,12 @@ granted more than the allowance: the sum of the reservations of calls in
 progress plus recorded usage never exceeds a cap, and a call is cut by Asterisk
 (``Dial(...,L(ms))``) at its reservation. A released reservation is not handed to
 calls already in progress (their ``L()`` cannot grow); the next call gets it.
+
+The partner's account (issue 14) is one more step of the same decision: a SUSPENDED
+partner's tenants are refused, a TRIAL's international and premium calls are refused,
+and an ACTIVE partner's wallet is held like a spend cap at the partner's (wholesale)
+rate: refused at zero, otherwise cut where the wallet runs out (``account_refusal``,
+``wallet_seconds``).
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from cdr_ingest.classify import CallClass
 from cdr_ingest.rates import Rate
 from cdr_ingest.rating import affordable_seconds, billable_seconds, price
 from provisioning.access import CAUSE_CALL_REJECTED
+from provisioning.model import PartnerStatus
 
 # Q.850 causes PJSIP turns into SIP responses (chan_pjsip ast_cause2sip):
 CAUSE_FORBIDDEN = CAUSE_CALL_REJECTED  # 21 -> 403 Forbidden: suspended, minutes or spend exhausted
@@ -45,6 +53,16 @@ class Reason(StrEnum):
     CONCURRENT = "concurrent_calls"
     NO_RATE = "no_rate"  # a spend or minutes cap applies and the destination cannot be rated
     NOT_A_NUMBER = "not_a_number"  # not a destination of the dialled-number rule (cdr_ingest.dialing)
+    PARTNER_SUSPENDED = "partner_suspended"  # the partner's trial ended unactivated
+    TRIAL_RESTRICTED = "trial_restricted"  # international / premium while the partner is in TRIAL
+    WALLET_EMPTY = "wallet_empty"  # the partner's wallet cannot pay the call's first billable unit
+
+
+# Seed 003 "Trial": international and premium destinations are not open to a trial.
+TRIAL_REFUSED: frozenset[CallClass] = frozenset({CallClass.INTERNATIONAL, CallClass.PREMIUM})
+# Outbound classes that cost the partner (draw on its wallet); emergency and internal never do.
+BILLABLE: frozenset[CallClass] = frozenset({CallClass.LOCAL, CallClass.TOLL_FREE, CallClass.PREMIUM,
+                                            CallClass.INTERNATIONAL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,50 @@ class Hold:
     pool: Pool | None
     seconds: int = 0
     micros: int = 0
+    wallet_micros: int = 0  # the partner's wallet reserved for it, at the partner's (wholesale) rate
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The partner behind a tenant, as admission sees it: its status and what its wallet can
+    still pay (balance minus the wallet holds of calls in progress and of recorded calls
+    whose debit the balance may not show yet: controlplane.limits.engine.PartnerState)."""
+
+    status: PartnerStatus = PartnerStatus.ACTIVE
+    available_micros: int = 0
+
+
+def wallet_applies(account: Account | None, call_class: CallClass | None) -> bool:
+    """Seed 003 / issue 14: an ACTIVE partner's billable outbound calls draw on its wallet; a
+    trial draws nothing ("You won't be charged") and emergency never depends on it."""
+    return account is not None and account.status is PartnerStatus.ACTIVE and call_class in BILLABLE
+
+
+def wallet_seconds(wholesale: Rate | None, available_micros: int) -> int | None:
+    """Seconds of a call the wallet covers: 0 = refuse; None = the wallet sets no cut-off.
+
+    At zero (or below) every billable call is refused, rated or not. Above zero a call the
+    partner's rate prices is cut where the wallet runs out, like a spend cap; one it does not
+    price (no wholesale rate) costs the wallet nothing, so the wallet does not time it.
+    """
+    if available_micros <= 0:
+        return 0
+    if wholesale is None:
+        return None
+    return affordable_seconds(wholesale, available_micros)
+
+
+def account_refusal(account: Account | None, call_class: CallClass | None) -> Decision | None:
+    """The partner's status step: a suspended partner's tenants place no call (emergency
+    aside: never asked here); a trial may not dial international or premium numbers."""
+    if account is None:
+        return None
+    if account.status is PartnerStatus.SUSPENDED:
+        return Decision(False, Reason.PARTNER_SUSPENDED, CAUSE_FORBIDDEN, detail="the partner's account is suspended")
+    if account.status is PartnerStatus.TRIAL and call_class in TRIAL_REFUSED:
+        return Decision(False, Reason.TRIAL_RESTRICTED, CAUSE_FORBIDDEN,
+                        detail=f"{call_class} calls are not available during the trial")
+    return None
 
 
 @dataclass(slots=True)
@@ -140,14 +202,23 @@ def rated_caps(limits: Limits) -> bool:
 
 
 def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, call_id: str,
-           rate: Rate | None, max_call_s: int, *, partner_rated: bool = True) -> Decision:
+           rate: Rate | None, max_call_s: int, *, partner_rated: bool = True,
+           account: Account | None = None, call_class: CallClass | None = None,
+           wholesale: Rate | None = None) -> Decision:
     """Admit or refuse one outbound billable call, and what it reserves if admitted.
 
     ``rate`` is the tenant's (retail) rate of the destination, ``partner_rated`` whether
     the partner's (wholesale) one exists. Fail closed: under a spend or minutes cap a
     destination that cannot be fully rated is refused, since its record would count
     nothing against the cap (and charge nothing).
+
+    ``account`` (None: no partner step) adds the partner's status and wallet: ``wholesale``
+    is then the partner's rate of the destination, ``call_class`` its class. The wallet is
+    held like a spend cap: an admitted call reserves what its cut-off costs the partner.
     """
+    refused = account_refusal(account, call_class)
+    if refused is not None:
+        return refused
     if not calls_allowed:
         return Decision(False, Reason.SUSPENDED, CAUSE_FORBIDDEN, detail="tenant is not active")
     ok, pool = pool_for(limits, ledger, inbound=False)
@@ -171,13 +242,24 @@ def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, ca
             return Decision(False, Reason.SPEND, CAUSE_FORBIDDEN, detail=f"{max(budget, 0)} micros left")
         if by_spend is not None:
             limit = by_spend if limit is None else min(limit, by_spend)
+    draws = wallet_applies(account, call_class)
+    if draws:
+        assert account is not None  # wallet_applies
+        by_wallet = wallet_seconds(wholesale, account.available_micros)
+        if by_wallet == 0:
+            return Decision(False, Reason.WALLET_EMPTY, CAUSE_FORBIDDEN,
+                            detail=f"{max(account.available_micros, 0)} micros available in the wallet")
+        if by_wallet is not None:
+            limit = by_wallet if limit is None else min(limit, by_wallet)
     if limit is not None:
         limit = min(limit, max_call_s)
-    seconds = micros = 0
+    seconds = micros = wallet = 0
     if limit is not None:
         seconds = billable_seconds(limit, rate.min_seconds, rate.increment_seconds) if rate else limit
         micros = price(rate, seconds) if rate else 0
-    return Decision(True, Reason.OK, limit_s=limit, hold=Hold(call_id, pool, seconds, micros))
+        if draws and wholesale is not None:
+            wallet = price(wholesale, billable_seconds(limit, wholesale.min_seconds, wholesale.increment_seconds))
+    return Decision(True, Reason.OK, limit_s=limit, hold=Hold(call_id, pool, seconds, micros, wallet))
 
 
 def admit_inbound(limits: Limits, ledger: Ledger, call_id: str) -> Decision:

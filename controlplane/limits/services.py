@@ -24,7 +24,8 @@ from controlplane.limits.caps import CapTripped
 from controlplane.limits.engine import Engine, TenantState
 from controlplane.limits.models import Figure, LimitDefaults, LimitsBody, TenantLimits, UsageView
 from controlplane.limits.policy import Alert, Crossing, Limits, Pool, alert_event, alerts, shortened
-from controlplane.signals import CapTrip, TenantStatusChanged
+from controlplane.signals import CapTrip, PartnerStatusChanged, TenantStatusChanged, WalletChanged
+from provisioning.model import PartnerStatus
 
 log = structlog.get_logger(__name__)
 # (partner id, tenant id, cause) -> the ``suspension_due`` signal: the tenants capability suspends.
@@ -217,3 +218,18 @@ class LimitServices:
         log.info("limits.status_changed", tenant_id=change.tenant_id, status=change.status, cause=change.cause)
         if was_allowed and not state.calls_allowed:
             await self.enforce(state)
+
+    def wallet_changed(self, change: WalletChanged) -> None:
+        """The ``wallet_changed`` handler (a committed balance): admission holds against it at once."""
+        self.engine.wallet_changed(change.partner_id, change.balance_micros)
+
+    async def partner_status_changed(self, change: PartnerStatusChanged) -> None:
+        """The ``partner_status_changed`` handler (after commit): admission follows at once; when
+        the partner's tenants may no longer call (trial ended unactivated), their calls in
+        progress end (emergency calls never pass admission: they hold nothing here)."""
+        tenants = self.engine.partner_status(change.partner_id, PartnerStatus(change.status))
+        log.info("limits.partner_status_changed", partner_id=change.partner_id, status=change.status,
+                 tenants=len(tenants))
+        for state in tenants:
+            if not state.calls_allowed:
+                await self.enforce(state)

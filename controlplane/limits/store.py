@@ -99,9 +99,10 @@ async def limits_for_update(conn: Conn, tenant_id: str) -> asyncpg.Record | None
 
 async def save_reservations(conn: Conn, rows: Sequence[tuple[str, str, Hold, str, datetime, datetime]]) -> None:
     await conn.executemany(
-        """INSERT INTO limit_reservations (call_id, tenant_id, pool, seconds, micros, channel, admitted_at, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (call_id) DO NOTHING""",
-        [(h.call_id, t, h.pool.value if h.pool else None, h.seconds, h.micros, ch, at, exp)
+        """INSERT INTO limit_reservations (call_id, tenant_id, pool, seconds, micros, channel, admitted_at,
+                                              expires_at, wallet_micros)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (call_id) DO NOTHING""",
+        [(h.call_id, t, h.pool.value if h.pool else None, h.seconds, h.micros, ch, at, exp, h.wallet_micros)
          for _, t, h, ch, at, exp in rows])
 
 
@@ -115,7 +116,24 @@ async def live_reservations(conn: Conn, now: datetime) -> list[asyncpg.Record]:
 
 
 def hold_from(row: asyncpg.Record) -> Hold:
-    return Hold(row["call_id"], Pool(row["pool"]) if row["pool"] else None, row["seconds"], row["micros"])
+    return Hold(row["call_id"], Pool(row["pool"]) if row["pool"] else None, row["seconds"], row["micros"],
+                row["wallet_micros"])
+
+
+# ---------------------------------------------------------------- partners (status, wallet balance)
+
+# partners.status: the account capability's (migration 0013); the balance: the wallet's table
+# (migration 0012), read only: the wallet store is its one writer.
+_ACCOUNT = ("SELECT p.id, p.status, COALESCE(w.balance, 0)::bigint AS balance FROM partners p"
+            " LEFT JOIN partner_wallets w ON w.partner_id = p.id")
+
+
+async def partner_accounts(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(_ACCOUNT)
+
+
+async def partner_account(conn: Conn, partner_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(_ACCOUNT + " WHERE p.id = $1", partner_id)
 
 
 # ---------------------------------------------------------------- alerts

@@ -1,4 +1,5 @@
-"""SQL of a partner's numbers (the ``dids`` rows) as this capability sees them, and the wallet."""
+"""SQL of a partner's numbers (the ``dids`` rows) as this capability sees them (the wallet's
+SQL is ``controlplane.wallet.store``)."""
 
 from __future__ import annotations
 
@@ -176,17 +177,3 @@ async def extension_exists(conn: Conn, tenant_id: str, extension_id: str) -> boo
 async def set_cnam_text(conn: Conn, did_id: str, cnam: str | None) -> None:
     """The CNAM alone (the deprecated ``PATCH /v1/dids`` alias; the provider is not asked)."""
     await conn.execute("UPDATE dids SET cnam = $2, updated_at = now() WHERE id = $1", did_id, cnam)
-
-
-async def charge_wallet(conn: Conn, partner_id: str, amount: int, kind: str) -> int | None:
-    """Debit the partner's wallet; the new balance, or None (nothing written) when it is short."""
-    await conn.execute("INSERT INTO partner_wallets (partner_id) VALUES ($1) ON CONFLICT DO NOTHING", partner_id)
-    balance = await conn.fetchval(
-        "UPDATE partner_wallets SET balance = balance - $2, updated_at = now()"
-        " WHERE partner_id = $1 AND balance >= $2 RETURNING balance", partner_id, amount)
-    if balance is None:
-        return None
-    if amount:
-        await conn.execute("INSERT INTO wallet_entries (partner_id, kind, amount) VALUES ($1, $2, $3)",
-                           partner_id, kind, -amount)
-    return int(balance)

@@ -48,7 +48,7 @@ class NumbersPlugin:
             return
         signals = context.signals
         numbers = NumberServices(context.pool, DialplanSignal(signals.dialplan_changed, by=self.name),
-                                 on_cap_tripped=announcer(signals.cap_tripped))
+                                 on_cap_tripped=announcer(signals.cap_tripped), payments=context.payments)
         app[http.number_services] = numbers
         app[http.e911_services] = E911Services(numbers)
         key = context.config.webhooks.secret_key or install_secret(context.config.data_path, "webhooks_key",

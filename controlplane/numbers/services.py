@@ -8,6 +8,7 @@ the tenants applier re-renders and reloads Asterisk's dialplan.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -27,6 +28,10 @@ from controlplane.numbers.inventory_store import Conn
 from controlplane.numbers.models import (AvailableNumber, CnamStatus, NumberKind, PhoneNumber, PurchaseResult)
 from controlplane.numbers.pricing import price
 from controlplane.signals import DialplanSink
+from controlplane.payments.provider import PaymentProvider
+from controlplane.wallet import recharge
+from controlplane.wallet import store as wallet_store
+from controlplane.wallet.models import Entry, EntryKind, setup_reference
 from e911.address import STATES
 from e911.provider import E911Status
 
@@ -66,6 +71,7 @@ class NumberServices:
     carrier: Carrier = field(default_factory=BuiltinCarrier)
     cnam_provider: CnamProvider = field(default_factory=BuiltinCnamProvider)
     on_cap_tripped: assignment.CapHook | None = None
+    payments: PaymentProvider | None = None  # auto-recharge of a short wallet at purchase
 
     def changed(self) -> None:
         if self.applier is not None:
@@ -142,7 +148,28 @@ class NumberServices:
         return self._available(rows, tier)
 
     async def purchase(self, partner_id: str, numbers: Sequence[str]) -> PurchaseResult:
-        """All or nothing: each number must still be available; the wallet pays the setup fees."""
+        """``_purchase``; a wallet short of the setup fees with auto-recharge on is recharged by
+        card first (seed 003: "or charged to your card if your wallet is empty and auto-recharge
+        is on"; at most the hour's one recharge), then the purchase is tried once more."""
+        try:
+            return await self._purchase(partner_id, numbers)
+        except Problem as short:
+            if short.code != "insufficient_funds" or self.payments is None:
+                raise
+            needed = int(short.extra.get("required", 0))
+            recharged = await recharge.recharge(self.pool, self.payments, partner_id, datetime.now(UTC),
+                                                needed=needed)
+            if recharged is None:
+                raise
+        return await self._purchase(partner_id, numbers)
+
+    async def _purchase(self, partner_id: str, numbers: Sequence[str]) -> PurchaseResult:
+        """All or nothing: each number must still be available; the wallet pays the setup fees.
+
+        The wallet is checked and debited (one ``setup:<did id>`` entry per number) BEFORE
+        the carrier is asked: a wallet that cannot pay never reaches it, and a carrier
+        failure rolls the debit back with the rest. In TRIAL nothing is drawn: the account
+        capability charges the same references at activation (so never twice)."""
         if not numbers or len(numbers) > MAX_PURCHASE:
             raise Problem(422, f"numbers: 1-{MAX_PURCHASE} numbers", field="numbers")
         wanted = sorted({e164_us(n, "numbers") for n in numbers})
@@ -153,28 +180,33 @@ class NumberServices:
             if missing:
                 raise Problem(409, f"no longer available: {', '.join(missing)}", code="number_unavailable",
                               field="numbers", extra={"unavailable": missing})
+            prices = {n: price(tier, claimed[n]["kind"]) for n in wanted}
+            did_ids = {n: new_id("did") for n in wanted}
+            setup_total = sum(p.setup for p in prices.values())
+            monthly_total = sum(p.monthly or 0 for p in prices.values())
+            balance = await wallet_store.lock_balance(conn, partner_id)
+            if not await wallet_store.in_trial(conn, partner_id):
+                if balance < setup_total:
+                    raise Problem(409, f"the wallet cannot cover the setup fees ({setup_total} micro-units);"
+                                  " top it up first", code="insufficient_funds", extra={"required": setup_total})
+                fees = [Entry(partner_id, EntryKind.SETUP_FEE, -prices[n].setup, setup_reference(did_ids[n]),
+                              note=n) for n in wanted if prices[n].setup]
+                for posted in await wallet_store.post_many(conn, fees):
+                    balance = posted.balance_micros
             states = await self.carrier.order(wanted)
-            setup_total = monthly_total = 0
             created: list[PhoneNumber] = []
             for number in wanted:
-                r, p = claimed[number], price(tier, claimed[number]["kind"])
-                did_id = new_id("did")
+                r, p, did_id = claimed[number], prices[number], did_ids[number]
                 region = ", ".join(x for x in (r["city"], r["state"]) if x) or None
                 if not await numbers_store.insert_purchased(conn, did_id, partner_id, number, r["kind"],
                                                             states.get(number, "PENDING"), region,
                                                             r["rate_center"], p.monthly, p.setup):
                     raise Problem(409, f"{number} is already in an inventory", code="number_unavailable",
                                   field="numbers")
-                setup_total += p.setup
-                monthly_total += p.monthly or 0
                 did = await numbers_store.get(conn, partner_id, did_id)
                 assert did is not None
                 created.append(did)
                 await emit_number(conn, "phone_number.purchased", did, None)
-            balance = await numbers_store.charge_wallet(conn, partner_id, setup_total, "did_setup")
-            if balance is None:
-                raise Problem(409, f"the wallet cannot cover the setup fees ({setup_total} micro-units);"
-                              " top it up first", code="insufficient_funds", extra={"required": setup_total})
         log.info("numbers.purchased", partner_id=partner_id, numbers=len(created), setup_total=setup_total)
         return PurchaseResult(numbers=created, setup_total_micros=setup_total,
                               monthly_total_micros=monthly_total,

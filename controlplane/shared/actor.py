@@ -5,12 +5,27 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TeamRole(StrEnum):
+    """A partner user's role (seed 003 "Account Settings & Team")."""
+
+    PARTNER_ADMIN = "PARTNER_ADMIN"  # everything the partner may do
+    PARTNER_USER = "PARTNER_USER"  # read-only: any non-GET request is refused before its handler
+
+    @property
+    def read_only(self) -> bool:
+        return self is TeamRole.PARTNER_USER
 
 
 @dataclass
 class Actor:
     """Who is acting; ``recorded`` counts entries written, so the middleware knows
-    whether a mutation was audited by its service or needs its generic entry."""
+    whether a mutation was audited by its service or needs its generic entry.
+
+    ``user_id`` is the acting partner user (``X-Acting-User``, validated by the HTTP guard
+    against the partner's ACTIVE users; audit column ``acting_user_id``) and ``role`` theirs."""
 
     actor_type: str  # service | api_key | platform | system
     partner_id: str | None = None
@@ -18,6 +33,7 @@ class Actor:
     user_id: str | None = None
     request_id: str | None = None
     recorded: int = 0
+    role: TeamRole | None = None
 
 
 SYSTEM = Actor("system")

@@ -3,5 +3,5 @@
 from __future__ import annotations
 
 RESOURCES = ("tenants", "phone_numbers", "extensions", "call_flows", "queues", "voicemail", "calls",
-             "billing", "webhooks", "provisioning")
+             "billing", "webhooks", "provisioning", "account")
 SCOPES = tuple(f"{r}:{level}" for r in RESOURCES for level in ("read", "write"))

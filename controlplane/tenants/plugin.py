@@ -1,8 +1,9 @@
 """Wires the tenants capability: services, routes, the applier's background jobs.
 
 Sends ``tenant_status_changed`` and ``cap_tripped`` (extensions, the /v1/dids alias);
-reacts to ``suspension_due`` (suspends the tenant) and ``dialplan_changed`` (the
-applier re-renders: it is the one dialplan writer)."""
+reacts to ``suspension_due`` (suspends the tenant), ``dialplan_changed`` (the
+applier re-renders: it is the one dialplan writer) and ``partner_status_changed`` (the
+partner's tenants render from its status: re-rendered too)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from controlplane.config import Config
 from controlplane.limits.caps import announcer
 from controlplane.plugins import AsteriskSource, Context
+from controlplane.signals import PartnerStatusChanged
 from controlplane.tenants import http
 from controlplane.tenants.applier import AmiControl, Applier, render_current
 from controlplane.tenants.numbering import NumberingServices
@@ -73,6 +75,14 @@ class TenantsPlugin:
                                                          on_cap_tripped=announcer(signals.cap_tripped))
         signals.suspension_due.connect(tenants.suspension_due)
         signals.dialplan_changed.connect(lambda _: applier.dialplan_changed())
+
+        async def partner_status_changed(change: PartnerStatusChanged) -> None:
+            # Its tenants render from the partner's status too (provisioning.access): a suspended
+            # partner's tenants are refused like suspended ones, emergency aside.
+            log.info("tenants.partner_status_changed", partner_id=change.partner_id, status=change.status)
+            applier.dialplan_changed()
+
+        signals.partner_status_changed.connect(partner_status_changed)
         context.background.append(applier.run)
         context.background.append(lambda: applier.reconcile_forever(RECONCILE_SECONDS))
         context.background.append(lambda: _purge_forever(tenants))

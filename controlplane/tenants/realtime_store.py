@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from controlplane.tenants.store import Conn
-from provisioning.model import DidState, DidStatus, ExtensionState, ProvisioningState, TenantState, TenantStatus
+from provisioning.model import (DidState, DidStatus, ExtensionState, PartnerStatus, ProvisioningState, TenantState,
+                                TenantStatus)
 from provisioning.names import ENDPOINT_PATTERN
 from provisioning.pjsip import TABLES, AorRow, AuthRow, EndpointRow, columns, row_values
 
@@ -18,10 +19,12 @@ _CONTACT_AOR = "split_part(replace(ps_contacts.id, '^3B', ';'), ';@', 1)"
 
 async def load_state(conn: Conn, tenant_id: str | None = None) -> ProvisioningState:
     """The provisioning state of one tenant, or of everything (tenant_id None)."""
-    where, args = ("WHERE id = $1", [tenant_id]) if tenant_id else ("", [])
-    tenants = tuple(TenantState(r["id"], r["sip_prefix"], TenantStatus(r["status"]), r["default_cnam"])
-                    for r in await conn.fetch(f"SELECT id, sip_prefix, status, default_cnam FROM tenants {where}",
-                                              *args))
+    where, args = ("WHERE t.id = $1", [tenant_id]) if tenant_id else ("", [])
+    tenants = tuple(TenantState(r["id"], r["sip_prefix"], TenantStatus(r["status"]), r["default_cnam"],
+                                PartnerStatus(r["partner_status"]))
+                    for r in await conn.fetch(
+                        f"SELECT t.id, t.sip_prefix, t.status, t.default_cnam, p.status AS partner_status"
+                        f" FROM tenants t JOIN partners p ON p.id = t.partner_id {where}", *args))
     ext_where = "WHERE tenant_id = $1" if tenant_id else ""
     extensions = tuple(
         ExtensionState(r["id"], r["tenant_id"], r["number"], r["display_name"], r["sip_ha1"], r["voicemail_enabled"])

@@ -31,6 +31,7 @@ from controlplane.tenants import outbox
 from controlplane.shared.pagination import PageRequest, next_page
 from provisioning import validate
 from provisioning.access import call_access
+from provisioning.model import PartnerStatus
 from provisioning.validate import Invalid
 
 T = TypeVar("T")
@@ -218,7 +219,8 @@ class TenantServices:
         """Auto-suspension (controlplane/limits): a manual suspension whose tenant.suspended names the cause."""
         async with self.pool.acquire() as conn, conn.transaction():
             current = await self._tenant(conn, partner_id, tenant_id, lock=True)
-            if not call_access(current.status).outbound:  # already refused: nothing to suspend
+            # The tenant's own status (its partner's does not change it): already refused, nothing to do.
+            if not call_access(current.status, PartnerStatus.ACTIVE).outbound:
                 return current
             result = await self._set_status_and_save(
                 conn, current, msgspec_replace(current, status=TenantStatus.SUSPENDED), cause=cause)

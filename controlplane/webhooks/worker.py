@@ -21,7 +21,9 @@ import asyncpg
 import structlog
 
 from controlplane.events import emit, store as events_store
+from controlplane.metrics import families as metrics
 from controlplane.secret_box import SecretBox
+from controlplane.shared.clock import Clock
 from controlplane.webhooks import delivery_store, schedule, store
 from controlplane.webhooks.models import DeliveryStatus, Job, Outcome
 from controlplane.webhooks.resolver import Resolve, system_resolve
@@ -37,16 +39,6 @@ RECORD_TRIES = 3
 COALESCE = 0.002
 # A claim outlives the attempt's timeout by this much before another worker may retry it.
 LEASE_MARGIN = timedelta(seconds=5)
-
-
-@dataclass
-class Clock:
-    """The seam between the schedule and time: every due-time comparison uses ``now() + offset``."""
-
-    offset: timedelta = timedelta(0)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -163,8 +155,10 @@ class Worker:
         return False
 
     async def _attempt(self, job: Job, claimed: float) -> None:
-        attempted_at = job.claimed_at + timedelta(seconds=time.monotonic() - claimed)
+        started = time.monotonic()
+        attempted_at = job.claimed_at + timedelta(seconds=started - claimed)
         outcome = await self._sender.attempt(job, attempted_at)
+        metrics.WEBHOOK_ATTEMPT_SECONDS.observe(time.monotonic() - started)
         self._results.put_nowait(outcome)
 
     async def _record_loop(self) -> None:
@@ -209,14 +203,18 @@ class Worker:
     def _log_outcome(self, outcome: Outcome, status: DeliveryStatus, delay: float, lost: bool) -> None:
         job = outcome.job
         if outcome.ok and not lost:
+            metrics.WEBHOOK_DELIVERED.inc()
             return  # the hot path: nothing to say (the debugger has it)
         bound = self._log.bind(endpoint_id=job.endpoint_id, event_id=job.event_id, delivery_id=job.delivery_id,
                                attempt=job.attempts + 1, response_status=outcome.response_status)
         if lost:
+            metrics.WEBHOOK_LEASE_LOST.inc()
             bound.warning("webhooks.lease_lost")
         elif status is DeliveryStatus.DEAD:
+            metrics.WEBHOOK_DEAD.inc()
             bound.warning("webhooks.dead", error=outcome.error)
         else:
+            metrics.WEBHOOK_FAILED.inc()
             bound.info("webhooks.attempt_failed", error=outcome.error, retry_in_s=delay)
 
 

@@ -10,9 +10,10 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import msgspec
 import pytest
@@ -21,9 +22,13 @@ from controlplane.asterisk.ami import AmiClient
 from controlplane.asterisk.credentials import AsteriskCredentials, resolve_credentials
 from controlplane.asterisk.runner import AsteriskRunner, LocalRunner, runner_for
 from controlplane.asterisk.configuration import merge_files
-from controlplane.config import AsteriskConfig, AsteriskRunMode, Config
+from controlplane.config import (AsteriskConfig, AsteriskRunMode, CallsConfig, CarrierConfig, Config,
+                                 DatabaseConfig, EmergencyConfig, HttpConfig, LimitsConfig)
+from controlplane.daemon import Daemon
 from controlplane.plugin_list import PLUGINS
 from controlplane.plugins import AsteriskSource
+from controlplane.tenants.http import tenant_services
+from controlplane.tenants.plugin import DIALPLAN_FILE
 
 # An unauthenticated endpoint for SIPp calls from 127.0.0.1, into context `from-sipp`
 # (define it with extensions_extra.conf) or any context given.
@@ -167,3 +172,63 @@ def sipp_call_sync(config: Config, cwd: Path, exten: str) -> subprocess.Complete
          "-p", str(free_port(socket.SOCK_DGRAM)), "-timeout", "20s", "-timeout_error", "-nostdin",
          f"127.0.0.1:{config.asterisk.sip_port}"],
         cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def calls_config(data_dir: Path, *, instance: str, dsn: str, http: HttpConfig, emergency: bool = False,
+                 **overrides: object) -> Config:
+    """``make_config`` for a daemon that carries calls: a SIPp carrier, fast reconcile and settle,
+    admission's FastAGI port, and (``emergency``) 911 trunk and relay SIPp UASes, all on loopback."""
+    if emergency:
+        overrides["emergency"] = EmergencyConfig(
+            trunk_host="127.0.0.1", trunk_port=free_port(socket.SOCK_DGRAM),
+            relay_host="127.0.0.1", relay_port=free_port(socket.SOCK_DGRAM))
+    return make_config(data_dir, instance=instance, http=http, database=DatabaseConfig(dsn=dsn),
+                       carrier=CarrierConfig(host="127.0.0.1", port=free_port(socket.SOCK_DGRAM)),
+                       calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0),
+                       limits=LimitsConfig(agi_port=free_port()), **overrides)
+
+
+@dataclass
+class Beside:
+    """The whole daemon in-process, driving a real Asterisk it does not run (``daemon_beside``)."""
+
+    config: Config
+    runner: AsteriskRunner
+    ami: AmiClient  # the test's own session
+    daemon: Daemon
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)  # killed at the end
+
+    @property
+    def app(self) -> Any:
+        assert self.daemon.http is not None
+        return self.daemon.http.app
+
+    @property
+    def etc_dir(self) -> Path:
+        assert self.runner.etc_dir is not None
+        return Path(self.runner.etc_dir)
+
+
+@contextlib.asynccontextmanager
+async def daemon_beside(config: Config, dsn: str, *, dialplan: bool = True) -> AsyncIterator[Beside]:
+    """Boot Asterisk with the daemon's files, then the daemon beside it; on exit kill the
+    processes left in ``procs``, stop the daemon and close the AMI session. ``dialplan``: the
+    daemon's applier writes this instance's tenants dialplan (an external Asterisk's file)."""
+    extra = await daemon_files(config, dsn)
+    with asterisk_instance(config, extra) as runner:
+        ami = await ami_client(config)
+        daemon = Daemon(external(config))
+        await daemon.start()
+        beside = Beside(config, runner, ami, daemon)
+        try:
+            assert daemon.http is not None and runner.etc_dir is not None
+            if dialplan:
+                beside.app[tenant_services].applier.dialplan_path = beside.etc_dir / DIALPLAN_FILE
+            yield beside
+        finally:
+            for proc in beside.procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            await daemon.stop()
+            await ami.close()

@@ -10,20 +10,19 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import asyncpg
 import msgspec
 import pytest
-from harness import ami_client, asterisk_instance, daemon_files, external, free_port, make_config
+from wallet_support import active_funded
+from harness import calls_config, daemon_beside, external, free_port
 from inventory_support import buy_did
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
-from controlplane.config import CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig, LimitsConfig
-from controlplane.daemon import Daemon
+from controlplane.config import HttpConfig
 from controlplane.tenants.applier import AmiControl, Applier
 from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 from controlplane.tenants.numbering import NumberingServices
@@ -31,6 +30,9 @@ from controlplane.tenants.services import TenantServices
 
 pytestmark = [pytest.mark.e2e]
 TOLL_FREE = "18005550199"
+
+
+FUNDED = 100_000_000  # an ACTIVE partner's wallet, funded through the ledger
 
 
 @dataclass
@@ -60,49 +62,32 @@ class World:
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 pool: asyncpg.Pool) -> AsyncIterator[World]:
-    config = make_config(tmp_path_factory.mktemp("calls"), instance=f"calls{os.getpid()}",
-                         http=HttpConfig(port=free_port(), service_token="t"),
-                         database=DatabaseConfig(dsn=database_dsn),
-                         carrier=CarrierConfig(host="127.0.0.1", port=free_port(socket.SOCK_DGRAM)),
-                         calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0),
-                         limits=LimitsConfig(agi_port=free_port()))
-    extra = await daemon_files(config, database_dsn)
-    with asterisk_instance(config, extra) as runner:
-        ami = await ami_client(config)
-        daemon = Daemon(external(config))
-        await daemon.start()
-        procs: list[subprocess.Popen[bytes]] = []
-        try:
-            assert runner.etc_dir is not None
-            applier = Applier(pool, dialplan_path=Path(runner.etc_dir) / "extensions_tenants.conf",
-                              control=AmiControl(ami))
-            tenants, numbering = TenantServices(pool, applier), NumberingServices(pool, applier)
-            partner = (await tenants.create_partner(PartnerCreate(name="Calls", tier=PartnerTier.BUSINESS))).id
-            tenant = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co",
-                                                                        sip_prefix="acme"))).id
-            passwords, ext_ids = {}, {}
-            for number in ("101", "102", "103"):
-                creds_ = await numbering.create_extension(partner, tenant, ExtensionCreate(number=number,
-                                                                                         display_name="U"))
-                passwords[creds_.sip_username] = creds_.secrets.sip_password
-                ext_ids[number] = creds_.id
-            await buy_did(pool, partner, "+15015550101", tenant_id=tenant, extension_id=ext_ids["103"],
-                          numbering=numbering)
-            await applier.apply_dialplan(force=True)
-            services = CallServices(pool)
-            # 60/6 retail, toll-free at $0.03/min; everything else at $0.05/min.
-            await services.put_profile(partner, tenant, BillingProfileBody(
-                per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60,
-                increment_seconds=6))
-            sip = SimpleNamespace(sip_port=config.asterisk.sip_port)
-            yield World(external(config), pool, sip, partner, tenant, passwords, services, procs)
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            await daemon.stop()
-            await ami.close()
+    config = calls_config(tmp_path_factory.mktemp("calls"), instance=f"calls{os.getpid()}",
+                          dsn=database_dsn, http=HttpConfig(port=free_port(), service_token="t"))
+    async with daemon_beside(config, database_dsn, dialplan=False) as beside:
+        applier = Applier(pool, dialplan_path=beside.etc_dir / "extensions_tenants.conf",
+                          control=AmiControl(beside.ami))
+        tenants, numbering = TenantServices(pool, applier), NumberingServices(pool, applier)
+        partner = (await tenants.create_partner(PartnerCreate(name="Calls", tier=PartnerTier.BUSINESS))).id
+        await active_funded(pool, partner, FUNDED)
+        tenant = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co",
+                                                                    sip_prefix="acme"))).id
+        passwords, ext_ids = {}, {}
+        for number in ("101", "102", "103"):
+            creds_ = await numbering.create_extension(partner, tenant, ExtensionCreate(number=number,
+                                                                                     display_name="U"))
+            passwords[creds_.sip_username] = creds_.secrets.sip_password
+            ext_ids[number] = creds_.id
+        await buy_did(pool, partner, "+15015550101", tenant_id=tenant, extension_id=ext_ids["103"],
+                      numbering=numbering)
+        await applier.apply_dialplan(force=True)
+        services = CallServices(pool)
+        # 60/6 retail, toll-free at $0.03/min; everything else at $0.05/min.
+        await services.put_profile(partner, tenant, BillingProfileBody(
+            per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60,
+            increment_seconds=6))
+        sip = SimpleNamespace(sip_port=config.asterisk.sip_port)
+        yield World(external(config), pool, sip, partner, tenant, passwords, services, beside.procs)
 
 
 async def register(world: World, user: str) -> int:
@@ -181,8 +166,15 @@ async def test_calls_are_rated_in_real_time(world: World) -> None:
     assert completed["data"]["call"]["retail_micros"] == 33_000 and completed["data"]["late"] is False
     # Wallet and usage moved in the same transactions as the records.
     total = sum(r["wholesale_micros"] or 0 for r in rows)
-    assert await world.pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1",
-                                     world.partner) == -total
+    # (The account capability's unit fees may draw from the same wallet meanwhile: count the calls'.)
+    assert await world.pool.fetchval("SELECT sum(amount) FROM wallet_entries WHERE partner_id = $1"
+                                     " AND call_id IS NOT NULL", world.partner) == -total
+    assert await world.pool.fetchval("SELECT sum(amount) FROM wallet_entries WHERE partner_id = $1",
+                                     world.partner) == await world.pool.fetchval(
+        "SELECT balance FROM partner_wallets WHERE partner_id = $1", world.partner)
+    kinds = {r["kind"] for r in await world.pool.fetch(
+        "SELECT kind FROM wallet_entries WHERE partner_id = $1 AND call_id IS NOT NULL", world.partner)}
+    assert kinds <= {"usage_local", "usage_toll_free"} and "usage_toll_free" in kinds
     usage = await world.services.usage(world.partner, world.tenant, tf["started_at"])
     assert usage.calls == 4 and usage.retail_micros == 83_000
     assert {line.call_class: line.billable_s for line in usage.lines}["toll_free"] == 66

@@ -23,6 +23,7 @@ import asyncpg
 import msgspec
 import pytest
 import yaml
+from wallet_support import active_funded
 from harness import ami_client, asterisk_instance, daemon_files, free_port, make_config
 from tenants_e2e import uas_scenario
 from test_calls import TOLL_FREE
@@ -114,6 +115,9 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
                               control=AmiControl(ami))
             tenants, numbering = TenantServices(pool, applier), NumberingServices(pool, applier)
             partner = (await tenants.create_partner(PartnerCreate(name="Crash", tier=PartnerTier.BUSINESS))).id
+            # ACTIVE: its calls draw on the wallet; admission holds up to max_call_seconds per call in
+            # progress against it, so enough for every concurrent call of the burst.
+            await active_funded(pool, partner, 10_000_000_000)
             tenant = (await tenants.create_tenant(partner, TenantCreate(
                 name="Acme", billing_email="a@b.co", sip_prefix="acme"))).id
             phone = await numbering.create_extension(partner, tenant, ExtensionCreate(number="102",
@@ -218,9 +222,13 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             assert await pool.fetchval("SELECT count(*) FROM calls_active") == 0
 
             wholesale = sum(r["wholesale_micros"] for r in records)
-            assert await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1",
-                                       partner) == -wholesale
-            entries = await pool.fetch("SELECT call_id, amount FROM wallet_entries WHERE partner_id = $1", partner)
+            assert await pool.fetchval("SELECT sum(amount) FROM wallet_entries WHERE partner_id = $1"
+                                       " AND call_id IS NOT NULL", partner) == -wholesale
+            assert await pool.fetchval("SELECT sum(amount) FROM wallet_entries WHERE partner_id = $1",
+                                       partner) == await pool.fetchval(
+                "SELECT balance FROM partner_wallets WHERE partner_id = $1", partner)
+            entries = await pool.fetch("SELECT call_id, amount FROM wallet_entries WHERE partner_id = $1"
+                                       " AND call_id IS NOT NULL", partner)
             # One debit per charged call (a free, refused call moves no money).
             assert sorted(e["call_id"] for e in entries) == sorted(r["id"] for r in records
                                                                    if r["wholesale_micros"])

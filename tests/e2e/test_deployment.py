@@ -32,11 +32,12 @@ import msgspec
 import pytest
 import yaml
 from harness import free_port, free_udp_tcp_port, require_real_asterisk, rtp_range
+from wallet_support import active_funded
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
 from controlplane.asterisk.runner import LocalRunner
 from controlplane.calls.http import call_services
-from controlplane.calls.models import BillingProfileBody, WalletCreditBody
+from controlplane.calls.models import BillingProfileBody
 from controlplane.config import AsteriskRunMode, Config, load_config
 from controlplane.daemon import Daemon
 from controlplane.tenants.http import numbering_services, tenant_services
@@ -155,7 +156,8 @@ async def test_asterisk_up_after_a_kill_restores_phones_trunks_and_dialplan(
     services = daemon.http.app[call_services]
     await services.put_profile(partner, tenant, BillingProfileBody(
         per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60, increment_seconds=6))
-    await services.credit_wallet(partner, WalletCreditBody(amount_micros=100_000_000, reference="deploy-e2e"))
+    assert daemon.pool is not None
+    await active_funded(daemon.pool, partner, 100_000_000)
     phones = Phones(SimpleNamespace(sip_port=config.asterisk.sip_port), passwords, [])
     port101, port102 = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     try:

@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote
 import asyncpg
 import msgspec
 import pytest
+from wallet_support import active_funded
 from harness import ami_client, astdb_get, asterisk_instance, daemon_files, external, free_port, make_config
 from tenants_e2e import sip_invite_status
 
@@ -155,8 +156,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
             dialplan = Path(runner.etc_dir) / DIALPLAN_FILE
             tenants.applier.dialplan_path = dialplan  # an external Asterisk: write this instance's file
             partner = (await tenants.create_partner(PartnerCreate(name="Dial", tier=PartnerTier.BUSINESS))).id
-            await pool.execute("INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, 100000000)"
-                               " ON CONFLICT (partner_id) DO UPDATE SET balance = EXCLUDED.balance", partner)
+            await active_funded(pool, partner, 100_000_000)
             ids, passwords = {}, {}
             calls = CallServices(pool)
             for prefix in ("spent", "open", "rated"):

@@ -28,15 +28,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from harness import ami_client, astdb_get, asterisk_instance, daemon_files, external, free_port, make_config
+from wallet_support import active_funded
+from harness import astdb_get, calls_config, daemon_beside, free_port
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, uas_scenario
 
 from controlplane.asterisk.ami import AmiClient
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.services import CallServices
-from controlplane.config import (CallsConfig, CarrierConfig, DatabaseConfig, EmergencyConfig,
-                                 HttpConfig, LimitsConfig)
-from controlplane.daemon import Daemon
+from controlplane.config import HttpConfig
 from controlplane.limits.http import limit_services
 from controlplane.limits.models import LimitsBody
 from controlplane.limits.plugin import agi_key
@@ -46,7 +45,6 @@ from controlplane.numbers.models import E911Address
 from controlplane.tenants.http import numbering_services, tenant_services
 from controlplane.tenants.models import (ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate,
                                          TenantStatus, TenantUpdate)
-from controlplane.tenants.plugin import DIALPLAN_FILE
 from provisioning.dialplan import AdmissionStep
 from provisioning.names import REALM
 
@@ -213,62 +211,39 @@ class World:
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 pool: asyncpg.Pool) -> AsyncIterator[World]:
-    em, relay = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-    config = make_config(tmp_path_factory.mktemp("limits"), instance=f"limits{os.getpid()}",
-                         http=HttpConfig(port=free_port(), service_token="t"),
-                         database=DatabaseConfig(dsn=database_dsn),
-                         carrier=CarrierConfig(host="127.0.0.1", port=free_port(socket.SOCK_DGRAM)),
-                         emergency=EmergencyConfig(trunk_host="127.0.0.1", trunk_port=em,
-                                                   relay_host="127.0.0.1", relay_port=relay),
-                         calls=CallsConfig(reconcile_seconds=1.0, settle_seconds=1.0),
-                         limits=LimitsConfig(agi_port=free_port()))
-    extra = await daemon_files(config, database_dsn)
-    with asterisk_instance(config, extra) as runner:
-        ami = await ami_client(config)
-        daemon = Daemon(external(config))
-        await daemon.start()
-        procs: list[subprocess.Popen[bytes]] = []
-        try:
-            assert daemon.http is not None and runner.etc_dir is not None
-            app = daemon.http.app
-            tenants = app[tenant_services]
-            # An external Asterisk: the daemon's applier writes this instance's dialplan file.
-            tenants.applier.dialplan_path = Path(runner.etc_dir) / DIALPLAN_FILE
-            numbering, numbers = app[numbering_services], app[number_services]
-            partner = (await tenants.create_partner(PartnerCreate(name="Limits", tier=PartnerTier.BUSINESS))).id
-            await pool.execute("INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, 100000000)"
-                               " ON CONFLICT (partner_id) DO UPDATE SET balance = EXCLUDED.balance", partner)
-            await numbers.load_inventory("npa,nxx,first,last,state,city,rate_center\n"
-                                         "501,555,100,199,AR,Little Rock,LTLROCK\n")
-            ids, passwords = {}, {}
-            calls = CallServices(pool)
-            for prefix in ("cap", "race", "conc", "fail", "low", "susp"):
-                t = await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="x@y.co",
-                                                                      sip_prefix=prefix))
-                ids[prefix] = t.id
-                for number in ("101", "102"):
-                    c = await numbering.create_extension(partner, t.id, ExtensionCreate(number=number,
-                                                                                        display_name="U"))
-                    passwords[c.sip_username] = c.secrets.sip_password
-                    if prefix == "cap" and number == "101":
-                        (did,) = (await numbers.purchase(partner, ["+15015550101"])).numbers
-                        await numbers.assign(partner, did.id, t.id, c.id)
-                        await E911Services(numbers).register(partner, did.id, ADDRESS)
-                await calls.put_profile(partner, t.id, BillingProfileBody(
-                    per_minute_micros=50_000, min_seconds=60, increment_seconds=INCREMENT))
-            await tenants.applier.apply_dialplan(force=True)
-            procs += [uas(config.carrier.port, uas_scenario(bye_timeout_ms=300_000)),
-                      uas(em, uas_scenario(bye_timeout_ms=60_000)), uas(relay, uas_scenario(bye_timeout_ms=60_000))]
-            address = f"agi://127.0.0.1:{app[agi_key].port}"
-            w = World(pool, ami, app, config.asterisk.sip_port, address, partner, ids, passwords, procs)
-            yield w
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            await daemon.stop()
-            await ami.close()
+    config = calls_config(tmp_path_factory.mktemp("limits"), instance=f"limits{os.getpid()}",
+                          dsn=database_dsn, http=HttpConfig(port=free_port(), service_token="t"), emergency=True)
+    async with daemon_beside(config, database_dsn) as beside:
+        ami, app, procs = beside.ami, beside.app, beside.procs
+        tenants = app[tenant_services]
+        numbering, numbers = app[numbering_services], app[number_services]
+        partner = (await tenants.create_partner(PartnerCreate(name="Limits", tier=PartnerTier.BUSINESS))).id
+        await active_funded(pool, partner, 100_000_000)
+        await numbers.load_inventory("npa,nxx,first,last,state,city,rate_center\n"
+                                     "501,555,100,199,AR,Little Rock,LTLROCK\n")
+        ids, passwords = {}, {}
+        calls = CallServices(pool)
+        for prefix in ("cap", "race", "conc", "fail", "low", "susp"):
+            t = await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="x@y.co",
+                                                                  sip_prefix=prefix))
+            ids[prefix] = t.id
+            for number in ("101", "102"):
+                c = await numbering.create_extension(partner, t.id, ExtensionCreate(number=number,
+                                                                                    display_name="U"))
+                passwords[c.sip_username] = c.secrets.sip_password
+                if prefix == "cap" and number == "101":
+                    (did,) = (await numbers.purchase(partner, ["+15015550101"])).numbers
+                    await numbers.assign(partner, did.id, t.id, c.id)
+                    await E911Services(numbers).register(partner, did.id, ADDRESS)
+            await calls.put_profile(partner, t.id, BillingProfileBody(
+                per_minute_micros=50_000, min_seconds=60, increment_seconds=INCREMENT))
+        await tenants.applier.apply_dialplan(force=True)
+        procs += [uas(config.carrier.port, uas_scenario(bye_timeout_ms=300_000)),
+                  uas(config.emergency.trunk_port, uas_scenario(bye_timeout_ms=60_000)),
+                  uas(config.emergency.relay_port, uas_scenario(bye_timeout_ms=60_000))]
+        address = f"agi://127.0.0.1:{app[agi_key].port}"
+        w = World(pool, ami, app, config.asterisk.sip_port, address, partner, ids, passwords, procs)
+        yield w
 
 
 async def wait_for(predicate: Any, timeout: float, what: str, period: float = 0.2) -> Any:

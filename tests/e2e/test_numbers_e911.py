@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from wallet_support import active_funded
 from harness import unavailable
 from tenants_e2e import (CARRIER_TRUNK, TenantAsterisk, answer_scenario, available, call_scenario, finished,
                          free_port, register_scenario, sipp)
@@ -80,7 +81,7 @@ async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
             tenants, ext = TenantServices(pool, applier), NumberingServices(pool, applier)
             numbers = NumberServices(pool, applier)
             partner = (await tenants.create_partner(PartnerCreate(name="E911 Co", tier=PartnerTier.BUSINESS))).id
-            await pool.execute("INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, 100000000)", partner)
+            await active_funded(pool, partner, 100_000_000)
             await numbers.load_inventory("npa,nxx,first,last,state,city,rate_center\n"
                                          "501,555,100,199,AR,Little Rock,LTLROCK\n")
             passwords, dids = {}, {}

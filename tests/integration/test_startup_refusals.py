@@ -51,3 +51,19 @@ def test_out_of_range_values_are_one_line(tmp_path: Path, variable: str, value: 
     done = serve(tmp_path, **{variable: value})
     assert done.returncode == 2
     assert done.stderr.strip() == f"controlplane: invalid configuration: {key} must be greater than 0"
+
+
+def test_a_taken_metrics_port_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as holder, socket.socket() as probe:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+        probe.close()
+        done = serve(tmp_path, CONTROLPLANE_METRICS__PORT=str(port), CONTROLPLANE_HTTP__PORT=str(free))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"controlplane: metrics.port: 127.0.0.1:{port} is already in use; stop what holds it or pick another "
+        "metrics.port")
+    assert not (tmp_path / "var" / "postgres").exists()

@@ -23,6 +23,7 @@ def test_the_wheel_renders_the_asterisk_configuration(tmp_path: Path, database_d
     assert (package / "asterisk" / "base_etc" / "asterisk.conf").is_file()
     assert not (package / "asterisk" / "base_etc").is_symlink()
     assert (package.parent / "provisioning" / "templates" / "tenant.conf.j2").is_file()
+    assert (package / "mail" / "templates" / "message.html.j2").is_file()
 
     config = tmp_path / "controlplane.yaml"
     config.write_text(yaml.safe_dump({

@@ -17,12 +17,13 @@ from controlplane.config import Config, WebhooksConfig
 from controlplane.events.plugin import PLUGIN as EVENTS
 from controlplane.http.app import make_app
 from controlplane.http.ratelimit import RateLimiter
-from controlplane.plugins import Context
+from controlplane.plugins import Context, Plugin
+from controlplane.team.plugin import PLUGIN as TEAM
 from controlplane.tenants.plugin import PLUGIN as TENANTS
 from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
 
 TOKEN = "portal-token"
-PLUGINS = [TENANTS, EVENTS, WEBHOOKS, APIKEYS, AUDIT]
+PLUGINS = [TENANTS, EVENTS, WEBHOOKS, APIKEYS, AUDIT, TEAM]
 
 
 @dataclass
@@ -61,6 +62,14 @@ class Api:
         assert r.status == 201, r.body
         return str(r.body["id"])
 
+    async def user(self, pid: str, role: str = "PARTNER_ADMIN", name: str = "Alice") -> str:
+        """An ACTIVE partner user (created by the portal acting as itself), for X-Acting-User."""
+        r = await self.call("POST", "/v1/team/users", partner=pid,
+                            json={"email": f"{name.lower()}.{role.lower()}@example.com", "name": name,
+                                  "role": role, "activate": True})
+        assert r.status == 201, r.body
+        return str(r.body["id"])
+
     async def key(self, pid: str, scopes: list[str], **fields: Any) -> tuple[str, dict[str, Any]]:
         r = await self.call("POST", "/v1/api-keys", partner=pid,
                             json={"name": "Integration", "scopes": scopes, **fields})
@@ -69,9 +78,10 @@ class Api:
 
 
 @asynccontextmanager
-async def api_for(pool: asyncpg.Pool, limiter: RateLimiter | None = None) -> AsyncIterator[Api]:
+async def api_for(pool: asyncpg.Pool, limiter: RateLimiter | None = None,
+                  plugins: list[Plugin] | None = None) -> AsyncIterator[Api]:
     config = Config(webhooks=WebhooksConfig(secret_key="test-webhooks-key", allow_loopback=True))
-    app = make_app(service_token_value=TOKEN, probes=[], plugins=PLUGINS,
+    app = make_app(service_token_value=TOKEN, probes=[], plugins=PLUGINS if plugins is None else plugins,
                    context=Context(config=config, pool=pool), limiter=limiter)
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -46,7 +46,8 @@ async def test_concurrent_retries_run_once_and_the_others_get_409(api: Api, pool
 
 async def test_audit_records_who_what_and_when_and_survives_the_key(api: Api) -> None:
     pid = await api.partner()
-    created = await api.call("POST", "/v1/tenants", partner=pid, headers={"X-Acting-User": "usr_alice"},
+    alice = await api.user(pid)
+    created = await api.call("POST", "/v1/tenants", partner=pid, headers={"X-Acting-User": alice},
                              json={"name": "Audited", "billing_email": "a@b.co"})
     tid = created.body["id"]
     key, record = await api.key(pid, ["tenants:write", "extensions:write"])
@@ -60,7 +61,7 @@ async def test_audit_records_who_what_and_when_and_survives_the_key(api: Api) ->
     log = (await api.call("GET", "/v1/audit-events", partner=pid, params={"resource_id": tid})).body["items"]
     assert [e["action"] for e in log] == ["create", "update"]
     create, update = log
-    assert create["user_id"] == "usr_alice" and create["actor_type"] == "service"
+    assert create["acting_user_id"] == alice and create["actor_type"] == "service"
     assert create["request_id"] == created.headers["X-Request-Id"] and create["tenant_id"] == tid
     assert create["changes"]["name"] == {"before": None, "after": "Audited"}
     assert update["api_key_id"] == record["id"] and update["actor_type"] == "api_key"

@@ -22,6 +22,8 @@ from controlplane.config import Config, WebhooksConfig
 from controlplane.http.app import make_app
 from controlplane.numbers.plugin import PLUGIN as NUMBERS
 from controlplane.plugins import Context
+from controlplane.wallet.plugin import PLUGIN as WALLET
+from wallet_support import make_active
 
 PLATFORM = "platform-token"
 ADDRESS = {"street": "1234 Main St", "city": "Little Rock", "state": "AR", "zip": "72211"}
@@ -53,12 +55,13 @@ class World:
 async def world(pool: asyncpg.Pool) -> AsyncIterator[World]:
     config = Config(webhooks=WebhooksConfig(secret_key="platform-test-key"))
     app = make_app(service_token_value=TOKEN, platform_token_value=PLATFORM, probes=[],
-                   plugins=[*PLUGINS, NUMBERS, CALLS], context=Context(config=config, pool=pool))
+                   plugins=[*PLUGINS, NUMBERS, CALLS, WALLET], context=Context(config=config, pool=pool))
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
         api = Api(client)
         partner = await api.partner()
+        await make_active(pool, partner)  # its wallet pays (a TRIAL partner's draws nothing)
         tenant = await api.tenant(partner, "Platform Tenant")
         key, _ = await api.key(partner, ["phone_numbers:write", "tenants:write", "billing:read"])
         yield World(api, pool, partner, tenant, key)
@@ -134,9 +137,11 @@ async def test_inventory_and_wallet_credits_are_the_platforms_and_fund_a_purchas
     assert (await api.call("GET", "/v1/wallet", token=world.key)).body["balance_micros"] == 4_000_000
     ledger = [(r["kind"], r["amount"], r["reference"]) for r in await pool.fetch(
         "SELECT kind, amount, reference FROM wallet_entries WHERE partner_id = $1 ORDER BY id", pid)]
-    assert ledger == [("credit", 5_000_000, "wire-2026-0001"), ("did_setup", -1_000_000, None)]
+    did_id = bought.body["numbers"][0]["id"]
+    assert ledger == [("manual_adjustment", 5_000_000, "adjust:wire-2026-0001"),
+                      ("setup_fee", -1_000_000, f"setup:{did_id}")]
     assert await pool.fetchval("SELECT actor_type FROM audit_events WHERE resource = 'wallet'"
-                               " AND resource_id = 'wire-2026-0001'") == "platform"
+                               " AND resource_id = 'adjust:wire-2026-0001'") == "platform"
 
 
 async def _port(world: World, number: str) -> str:

@@ -28,6 +28,7 @@ from controlplane.events.plugin import PLUGIN as EVENTS
 from controlplane.http.app import make_app
 from controlplane.plugins import Context
 from controlplane.tenants.plugin import PLUGIN as TENANTS
+from wallet_support import make_active
 
 TOKEN = "calls-token"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -293,6 +294,7 @@ async def test_retail_deck_validation_and_use(api: Api) -> None:
 
 async def test_usage_summary_and_wallet(api: Api, pool: asyncpg.Pool) -> None:
     pid, other = await api.partner(), await api.partner()
+    await make_active(pool, pid)  # an ACTIVE partner's wallet pays for its calls (none funded it here)
     tid = await api.tenant(pid)
     assert (await put_profile(api, pid, tid))[0] == 200
     for s in (summary(tenant=tid, at=BASE), summary(tenant=tid, at=BASE + timedelta(minutes=1)),
@@ -309,9 +311,25 @@ async def test_usage_summary_and_wallet(api: Api, pool: asyncpg.Pool) -> None:
     assert usage["cycle_start"] == BASE.date().replace(day=1).isoformat()
     records = await pool.fetch("SELECT * FROM call_records WHERE tenant_id = $1", tid)
     assert usage["wholesale_micros"] == sum(r["wholesale_micros"] or 0 for r in records) == 37_400
-    status, wallet = await api.call("GET", "/v1/wallet", partner=pid)
-    assert status == 200 and wallet["balance_micros"] == -37_400
+    entries = await pool.fetch("SELECT kind, amount, tenant_id, reference, call_id FROM wallet_entries"
+                               " WHERE partner_id = $1", pid)
+    assert {(e["kind"], e["tenant_id"]) for e in entries} == {("usage_toll_free", tid)}
+    assert sum(e["amount"] for e in entries) == -37_400
+    assert all(e["reference"] == f"call:{e['call_id']}" for e in entries)
+    assert await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", pid) == -37_400
     assert (await api.call("GET", f"/v1/tenants/{tid}/usage", partner=other))[0] == 404
+
+
+async def test_a_trial_partners_calls_are_rated_but_draw_nothing(api: Api, pool: asyncpg.Pool) -> None:
+    """Seed 003 trial: "You won't be charged": records and usage as usual, no wallet entry."""
+    pid = await api.partner()  # a new partner is TRIAL
+    tid = await api.tenant(pid)
+    assert (await put_profile(api, pid, tid))[0] == 200
+    await record(api, summary(tenant=tid, at=BASE))
+    assert await pool.fetchval("SELECT wholesale_micros FROM call_records WHERE tenant_id = $1", tid) > 0
+    assert await pool.fetchval("SELECT calls FROM tenant_usage WHERE tenant_id = $1", tid) == 1
+    assert await pool.fetchval("SELECT count(*) FROM wallet_entries WHERE partner_id = $1", pid) == 0
+    assert await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", pid) is None
 
 
 # ---------------------------------------------------------------- ingestion idempotency
@@ -319,6 +337,7 @@ async def test_usage_summary_and_wallet(api: Api, pool: asyncpg.Pool) -> None:
 
 async def test_the_same_call_recorded_twice_counts_once(api: Api, pool: asyncpg.Pool) -> None:
     pid = await api.partner()
+    await make_active(pool, pid)
     tid = await api.tenant(pid)
     assert (await put_profile(api, pid, tid))[0] == 200
     s = summary(tenant=tid, at=BASE)

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from agi_client import agi_admit
 from inventory_support import buy_did
+from wallet_support import active_funded
 
 from controlplane.calls.models import BillingProfileBody
 from controlplane.calls.recorder import CallRecorder
@@ -28,6 +29,8 @@ from controlplane.tenants.services import TenantServices
 async def _world(pool: asyncpg.Pool, prefix: str) -> tuple[str, str, LimitServices, AgiServer, Engine]:
     tenants = TenantServices(pool, Applier(pool))
     partner = (await tenants.create_partner(PartnerCreate(name="P", tier=PartnerTier.BUSINESS))).id
+    # Out of TRIAL (which refuses international) with a wallet that no test here exhausts.
+    await active_funded(pool, partner, 10**9)
     tenant = (await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="a@b.co",
                                                                 sip_prefix=prefix))).id
     await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
@@ -68,7 +71,9 @@ async def test_concurrent_cap_of_three_and_emergency(pool: asyncpg.Pool) -> None
         await services.put(partner, tenant, LimitsBody(max_outbound_calls=3))
         answers = [await agi_admit(server.port, tenant, "+15015550100", f"c{i}") for i in range(4)]
         assert [a["CP_ADMIT"] for a in answers] == ["ok", "ok", "ok", "17"]  # 486 Busy Here
-        assert answers[0]["CP_DIAL_OPTS"] == ""  # no minutes/spend cap: no cut-off
+        # No minutes/spend cap: the only cut-off is the wallet's hold (issue 14), which a funded
+        # wallet leaves at the platform's longest call (limits.max_call_seconds, 14400 s).
+        assert answers[0]["CP_DIAL_OPTS"] == "L(14399000)"
         engine.release(engine.tenants[tenant], "c1")
         assert (await agi_admit(server.port, tenant, "+15015550100", "c5"))["CP_ADMIT"] == "ok"
         assert (await services.usage(partner, tenant)).concurrent_outbound.used == 3

@@ -20,6 +20,9 @@ from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerT
 from controlplane.tenants.numbering import NumberingServices
 from controlplane.tenants.services import TenantServices
 from controlplane.secret_box import SecretBox
+from controlplane.numbers.carrier import BuiltinCarrier
+from controlplane.wallet import store as wallet_store
+from wallet_support import active_funded, fund, ledger_mismatches
 
 INVENTORY = ("npa,nxx,first,last,state,city,rate_center\n501,555,0,99,AR,Little Rock,LTLROCK\n"
              "479,444,0,9,AR,Fort Smith,FTSMITH\n877,687,3660,3669,,,\n888,555,1000,1000,,,\n")
@@ -37,7 +40,7 @@ async def world(pool: asyncpg.Pool) -> dict:
     ext = await NumberingServices(pool, applier).create_extension(partner, t1, ExtensionCreate(number="101",
                                                                                                 display_name="A"))
     for p in (partner, other):
-        await pool.execute("INSERT INTO partner_wallets (partner_id, balance) VALUES ($1, 50000000)", p)
+        await active_funded(pool, p, 50_000_000)
     numbers = NumberServices(pool, None)
     assert await numbers.load_inventory(INVENTORY) == 121
     assert await numbers.load_inventory(INVENTORY) == 0
@@ -93,11 +96,76 @@ async def test_purchase_charges_the_setup_fee_and_records_the_monthly_price(worl
 
 
 async def test_purchase_refused_when_the_wallet_is_short(world: dict, pool: asyncpg.Pool) -> None:
-    await pool.execute("UPDATE partner_wallets SET balance = 500 WHERE partner_id = $1", world["other"])
+    """The wallet is checked and debited before the carrier is asked: a short wallet never reaches it."""
+    balance = await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", world["other"])
+    await fund(pool, world["other"], 500 - balance, note="bring the wallet down to 500 micro-units")
+    carrier = RecordingCarrier()
     with pytest.raises(Problem) as err:
-        await world["numbers"].purchase(world["other"], ["+15015550060"])
+        await NumberServices(pool, None, carrier=carrier).purchase(world["other"], ["+15015550060"])
     assert err.value.code == "insufficient_funds"
+    assert carrier.ordered == []
     assert await pool.fetchval("SELECT sold_to FROM number_inventory WHERE number = '+15015550060'") is None
+    assert await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", world["other"]) == 500
+
+
+async def test_purchase_posts_one_setup_entry_per_number_before_the_carrier_order(
+        world: dict, pool: asyncpg.Pool) -> None:
+    carrier = RecordingCarrier(pool=pool, partner_id=world["partner"])
+    result = await NumberServices(pool, None, carrier=carrier).purchase(world["partner"],
+                                                                        ["+15015550070", "+15015550071"])
+    # When the carrier was asked, the purchase had written its setup entries already.
+    assert carrier.ordered == [["+15015550070", "+15015550071"]] and carrier.ledger_written
+    rows = await pool.fetch("SELECT kind, amount, reference FROM wallet_entries WHERE partner_id = $1"
+                            " AND reference = ANY($2::text[]) ORDER BY reference", world["partner"],
+                            [f"setup:{d.id}" for d in result.numbers])
+    assert [(r["kind"], r["amount"]) for r in rows] == [("setup_fee", -1_000_000)] * 2
+    assert await ledger_mismatches(pool) == []
+
+
+async def test_a_carrier_failure_rolls_the_setup_debit_back(world: dict, pool: asyncpg.Pool) -> None:
+    before = await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", world["partner"])
+    with pytest.raises(RuntimeError):
+        await NumberServices(pool, None, carrier=RecordingCarrier(fail=True)).purchase(world["partner"],
+                                                                                      ["+15015550072"])
+    assert await pool.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1",
+                               world["partner"]) == before
+    assert await pool.fetchval("SELECT sold_to FROM number_inventory WHERE number = '+15015550072'") is None
+
+
+async def test_a_trial_partner_buys_without_a_setup_entry(world: dict, pool: asyncpg.Pool) -> None:
+    """Nothing is drawn in trial: activation charges setup:<did id> later (the account capability)."""
+    trial = (await TenantServices(pool, Applier(pool)).create_partner(
+        PartnerCreate(name="Trial Co", tier=PartnerTier.STARTER))).id
+    async with pool.acquire() as conn:
+        assert await wallet_store.in_trial(conn, trial)
+    carrier = RecordingCarrier()
+    result = await NumberServices(pool, None, carrier=carrier).purchase(trial, ["+15015550073"])
+    assert carrier.ordered == [["+15015550073"]] and result.wallet_balance_micros == 0
+    assert await pool.fetchval("SELECT count(*) FROM wallet_entries WHERE partner_id = $1", trial) == 0
+
+
+class RecordingCarrier(BuiltinCarrier):
+    """The builtin carrier, noting each order (and the setup entries already written by then)."""
+
+    def __init__(self, *, pool: asyncpg.Pool | None = None, partner_id: str | None = None,
+                 fail: bool = False) -> None:
+        super().__init__()
+        self.ordered: list[list[str]] = []
+        self.ledger_written = False
+        self._pool, self._partner, self._fail = pool, partner_id, fail
+
+    async def order(self, numbers):  # type: ignore[no-untyped-def]
+        self.ordered.append(list(numbers))
+        if self._fail:
+            raise RuntimeError("carrier down")
+        if self._pool is not None:
+            # The entries are not committed yet (same transaction), so another connection cannot
+            # read them; what it can see is that the buyer's transaction has written wallet_entries.
+            self.ledger_written = bool(await self._pool.fetchval(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE c.relname = 'wallet_entries' AND l.mode = 'RowExclusiveLock'"
+                " AND l.pid <> pg_backend_pid()"))
+        return await super().order(numbers)
 
 
 async def _bought(world: dict, *numbers: str) -> list[str]:

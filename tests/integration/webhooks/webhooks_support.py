@@ -16,10 +16,11 @@ from controlplane.events import emit
 from controlplane.webhooks.models import EndpointCreate, EndpointWithSecret
 from controlplane.webhooks.resolver import Resolve, system_resolve
 from controlplane.secret_box import SecretBox
+from controlplane.shared.clock import Clock
 from controlplane.webhooks.services import EndpointService
 from controlplane.webhooks.settings import Settings
 from controlplane.webhooks.targets import LOOPBACK, AllowList
-from controlplane.webhooks.worker import Clock, Worker
+from controlplane.webhooks.worker import Worker
 
 KEY = "test-webhooks-key"
 Behaviour = Callable[["Received", int], Awaitable[web.StreamResponse]]

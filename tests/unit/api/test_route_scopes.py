@@ -55,9 +55,12 @@ def test_the_platform_operations_are_exactly_the_documented_ones() -> None:
     platform = {(method.upper(), path) for path, item in doc["paths"].items() for method, op in item.items()
                 if isinstance(op, dict) and op.get("x-scope") == PLATFORM}
     assert platform == {
-        ("POST", "/v1/number-inventory"), ("POST", "/v1/dids"), ("POST", "/v1/wallet/credits"),
+        ("POST", "/v1/number-inventory"), ("POST", "/v1/dids"), ("POST", "/v1/wallet/credits"), ("POST", "/v1/wallet/adjustments"),
         ("POST", "/v1/ports/{port_id}/submit"), ("POST", "/v1/ports/{port_id}/foc"),
-        ("POST", "/v1/ports/{port_id}/complete"), ("POST", "/v1/ports/{port_id}/reject")}
+        ("POST", "/v1/ports/{port_id}/complete"), ("POST", "/v1/ports/{port_id}/reject"),
+        # the account's (docs/account.md): tier prices, Enterprise prices, comp activation
+        ("GET", "/v1/tier-prices"), ("POST", "/v1/tier-prices"), ("PUT", "/v1/partners/{partner_id}/enterprise-prices"),
+        ("POST", "/v1/partners/{partner_id}/activation")}
     # What a partner keeps of the port lifecycle.
     for step in ("resubmit", "cancel"):
         assert doc["paths"][f"/v1/ports/{{port_id}}/{step}"]["post"]["x-scope"] == "phone_numbers:write"

@@ -1,0 +1,1 @@
+"""Partner users: roles, invitations, the acting user of portal requests, and the setup checklist."""
