@@ -18,13 +18,12 @@ import argparse
 import asyncio
 import multiprocessing
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import asyncpg  # noqa: E402
-from bench_api import _listen, load  # noqa: E402
+from bench_api import _listen, load, migrated_database  # noqa: E402
 from verdict import Verdicts  # noqa: E402
 
 TOKEN = "bench-token"
@@ -74,38 +73,24 @@ async def prepare(dsn: str) -> None:
 
 
 async def main(requests: int, seconds: float) -> int:
-    from controlplane.db.database import create_database, migrate_dsn
-    from controlplane.db.embedded import EmbeddedPostgres
-
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres(Path(tmp))
-        server.start()
-        procs: list[multiprocessing.Process] = []
-        try:
-            await create_database(server.dsn(), "bench_acting")
-            dsn = server.dsn("bench_acting")
-            await migrate_dsn(dsn)
-            await prepare(dsn)
-            ctx = multiprocessing.get_context("spawn")
-            ports = {}
-            for cache_seconds in (10.0, 0.0):
-                queue: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-                proc = ctx.Process(target=_serve, args=(dsn, cache_seconds, queue), daemon=True)
-                proc.start()
-                procs.append(proc)
-                ports[cache_seconds] = queue.get(timeout=60)
-            url = "http://127.0.0.1:{}/v1/tenants/" + TENANT
-            portal = {"Authorization": f"Bearer {TOKEN}", "X-Partner-Id": PARTNER}
-            acting = {**portal, "X-Acting-User": USER}
-            runs: dict[str, list[dict[str, float]]] = {"none": [], "cached": [], "uncached": []}
-            for _ in range(2):
-                runs["none"].append(await load(url.format(ports[10.0]), portal, requests, seconds))
-                runs["cached"].append(await load(url.format(ports[10.0]), acting, requests, seconds))
-                runs["uncached"].append(await load(url.format(ports[0.0]), acting, requests, seconds))
-        finally:
-            for proc in procs:
-                proc.kill()
-            server.stop()
+    async with migrated_database("bench_acting") as (dsn, procs):
+        await prepare(dsn)
+        ctx = multiprocessing.get_context("spawn")
+        ports = {}
+        for cache_seconds in (10.0, 0.0):
+            queue: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+            proc = ctx.Process(target=_serve, args=(dsn, cache_seconds, queue), daemon=True)
+            proc.start()
+            procs.append(proc)
+            ports[cache_seconds] = queue.get(timeout=60)
+        url = "http://127.0.0.1:{}/v1/tenants/" + TENANT
+        portal = {"Authorization": f"Bearer {TOKEN}", "X-Partner-Id": PARTNER}
+        acting = {**portal, "X-Acting-User": USER}
+        runs: dict[str, list[dict[str, float]]] = {"none": [], "cached": [], "uncached": []}
+        for _ in range(2):
+            runs["none"].append(await load(url.format(ports[10.0]), portal, requests, seconds))
+            runs["cached"].append(await load(url.format(ports[10.0]), acting, requests, seconds))
+            runs["uncached"].append(await load(url.format(ports[0.0]), acting, requests, seconds))
     best = {name: max(results, key=lambda r: r["rps"]) for name, results in runs.items()}
     for name, label in (("none", "portal, no X-Acting-User"), ("cached", "portal + X-Acting-User (cached)"),
                         ("uncached", "portal + X-Acting-User (no cache)")):

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
@@ -137,39 +140,47 @@ async def prepare(dsn: str) -> tuple[str, str, bytes]:
     return "ten_bench", created.secrets.key, msgspec.json.encode(tenant)
 
 
-async def main(requests: int, seconds: float) -> int:
+@contextlib.asynccontextmanager
+async def migrated_database(name: str) -> AsyncIterator[tuple[str, list[BaseProcess]]]:
+    """A migrated database ``name`` on a PostgreSQL of its own, in a temporary directory: yields its
+    DSN and a list for the bench's server processes, killed before PostgreSQL stops."""
     from controlplane.db.database import create_database, migrate_dsn
     from controlplane.db.embedded import EmbeddedPostgres
 
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedPostgres(Path(tmp))
         server.start()
-        procs: list[multiprocessing.Process] = []
+        procs: list[BaseProcess] = []
         try:
-            await create_database(server.dsn(), "bench_api")
-            dsn = server.dsn("bench_api")
+            await create_database(server.dsn(), name)
+            dsn = server.dsn(name)
             await migrate_dsn(dsn)
-            tenant_id, key, body = await prepare(dsn)
-            ctx = multiprocessing.get_context("spawn")
-            ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-            for target, arg in ((_serve_full, dsn), (_serve_bare, body)):
-                proc = ctx.Process(target=target, args=(arg, ports), daemon=True)
-                proc.start()
-                procs.append(proc)
-                await asyncio.sleep(0)
-            full_port, bare_port = ports.get(timeout=30), ports.get(timeout=30)
-            # Queue order follows start-up order, not process order: ask each which it is.
-            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{full_port}/healthz") as r:
-                if r.status != 200:
-                    full_port, bare_port = bare_port, full_port
-            path = f"/v1/tenants/{tenant_id}"
-            full = await load(f"http://127.0.0.1:{full_port}{path}", {"Authorization": f"Bearer {key}"},
-                              requests, seconds)
-            bare = await load(f"http://127.0.0.1:{bare_port}{path}", {}, requests, seconds)
+            yield dsn, procs
         finally:
             for proc in procs:
                 proc.kill()
             server.stop()
+
+
+async def main(requests: int, seconds: float) -> int:
+    async with migrated_database("bench_api") as (dsn, procs):
+        tenant_id, key, body = await prepare(dsn)
+        ctx = multiprocessing.get_context("spawn")
+        ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+        for target, arg in ((_serve_full, dsn), (_serve_bare, body)):
+            proc = ctx.Process(target=target, args=(arg, ports), daemon=True)
+            proc.start()
+            procs.append(proc)
+            await asyncio.sleep(0)
+        full_port, bare_port = ports.get(timeout=30), ports.get(timeout=30)
+        # Queue order follows start-up order, not process order: ask each which it is.
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{full_port}/healthz") as r:
+            if r.status != 200:
+                full_port, bare_port = bare_port, full_port
+        path = f"/v1/tenants/{tenant_id}"
+        full = await load(f"http://127.0.0.1:{full_port}{path}", {"Authorization": f"Bearer {key}"},
+                          requests, seconds)
+        bare = await load(f"http://127.0.0.1:{bare_port}{path}", {}, requests, seconds)
     print(f"full stack (API key): {full['rps']:,.0f} req/s  p50 {full['p50_ms']:.1f} ms  "
           f"p99 {full['p99_ms']:.1f} ms  ({full['n']:.0f} requests)")
     print(f"bare aiohttp handler: {bare['rps']:,.0f} req/s  p50 {bare['p50_ms']:.1f} ms  "

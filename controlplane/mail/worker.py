@@ -21,6 +21,7 @@ import asyncpg
 import structlog
 
 from controlplane.config import MailConfig
+from controlplane.db.listen import listen_forever
 from controlplane.mail import store
 from controlplane.mail.sender import Outcome, Sender
 from controlplane.mail.store import Job
@@ -72,20 +73,9 @@ class MailWorker:
 
     async def _listen(self) -> None:
         """Hold a LISTEN connection; if it drops, polling covers until it is back."""
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    await conn.add_listener(store.NOTIFY_CHANNEL, self._notified)
-                    self._wake.set()
-                    try:
-                        while not conn.is_closed():
-                            await asyncio.sleep(self.poll_interval)
-                    finally:
-                        if not conn.is_closed():
-                            await conn.remove_listener(store.NOTIFY_CHANNEL, self._notified)
-            except DB_ERRORS:
-                self._log.warning("mail.listen_lost", exc_info=True)
-                await asyncio.sleep(self.poll_interval)
+        await listen_forever(self.pool, store.NOTIFY_CHANNEL, self._notified, period=self.poll_interval,
+                             on_listening=self._wake.set,
+                             on_lost=lambda: self._log.warning("mail.listen_lost", exc_info=True))
 
     def _notified(self, *_: object) -> None:
         self._wake.set()

@@ -20,6 +20,7 @@ from datetime import timedelta
 import asyncpg
 import structlog
 
+from controlplane.db.listen import listen_forever
 from controlplane.events import emit, store as events_store
 from controlplane.metrics import families as metrics
 from controlplane.secret_box import SecretBox
@@ -86,20 +87,9 @@ class Worker:
 
     async def _listen(self) -> None:
         """Hold a LISTEN connection; if it drops, polling covers until it is back."""
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    await conn.add_listener(events_store.NOTIFY_CHANNEL, self._notified)
-                    self._events.set()
-                    try:
-                        while not conn.is_closed():
-                            await asyncio.sleep(self.poll_interval)
-                    finally:
-                        if not conn.is_closed():
-                            await conn.remove_listener(events_store.NOTIFY_CHANNEL, self._notified)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                self._log.warning("webhooks.listen_lost", exc_info=True)
-                await asyncio.sleep(self.poll_interval)
+        await listen_forever(self.pool, events_store.NOTIFY_CHANNEL, self._notified, period=self.poll_interval,
+                             on_listening=self._events.set,
+                             on_lost=lambda: self._log.warning("webhooks.listen_lost", exc_info=True))
 
     def _notified(self, *_: object) -> None:
         self._events.set()

@@ -175,7 +175,7 @@ def sipp_call_sync(config: Config, cwd: Path, exten: str) -> subprocess.Complete
 
 
 def calls_config(data_dir: Path, *, instance: str, dsn: str, http: HttpConfig, emergency: bool = False,
-                 **overrides: object) -> Config:
+                 **overrides: Any) -> Config:
     """``make_config`` for a daemon that carries calls: a SIPp carrier, fast reconcile and settle,
     admission's FastAGI port, and (``emergency``) 911 trunk and relay SIPp UASes, all on loopback."""
     if emergency:

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+import pytest
 import stripe
 from harness import unavailable
 
@@ -148,6 +149,13 @@ def localstripe_server() -> Iterator[LocalStripe]:
             process.kill()
             process.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def localstripe() -> Iterator[LocalStripe]:
+    """One localstripe per test module (a conftest imports this fixture to offer it)."""
+    with localstripe_server() as server:
+        yield server
 
 
 def _wait_ready(server: LocalStripe) -> None:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from account_world import World, world_for
-from localstripe_support import LocalStripe, localstripe_server
-
-
-@pytest.fixture(scope="module")
-def localstripe() -> Iterator[LocalStripe]:
-    with localstripe_server() as server:
-        yield server
+from localstripe_support import LocalStripe, localstripe  # noqa: F401  (the module's fixture)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from controlplane.config import Config, WebhooksConfig
 from controlplane.events.plugin import PLUGIN as EVENTS
 from controlplane.http.app import make_app
 from controlplane.http.ratelimit import RateLimiter
+from controlplane.payments.provider import PaymentProvider
 from controlplane.plugins import Context, Plugin
+from controlplane.signals import Signals
 from controlplane.team.plugin import PLUGIN as TEAM
 from controlplane.tenants.plugin import PLUGIN as TENANTS
 from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
@@ -79,10 +81,13 @@ class Api:
 
 @asynccontextmanager
 async def api_for(pool: asyncpg.Pool, limiter: RateLimiter | None = None,
-                  plugins: list[Plugin] | None = None) -> AsyncIterator[Api]:
+                  plugins: list[Plugin] | None = None, *, signals: Signals | None = None,
+                  payments: PaymentProvider | None = None) -> AsyncIterator[Api]:
     config = Config(webhooks=WebhooksConfig(secret_key="test-webhooks-key", allow_loopback=True))
+    context = Context(config=config, pool=pool, signals=Signals() if signals is None else signals,
+                      payments=payments)
     app = make_app(service_token_value=TOKEN, probes=[], plugins=PLUGINS if plugins is None else plugins,
-                   context=Context(config=config, pool=pool), limiter=limiter)
+                   context=context, limiter=limiter)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

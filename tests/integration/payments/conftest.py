@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-from localstripe_support import LocalStripe, localstripe_server
+from localstripe_support import localstripe  # noqa: F401  (the module's fixture)
 
 from controlplane.shared.ids import new_id
-
-
-@pytest.fixture(scope="module")
-def localstripe() -> Iterator[LocalStripe]:
-    with localstripe_server() as server:
-        yield server
 
 
 PartnerFactory = Callable[[], Awaitable[str]]

@@ -11,22 +11,19 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from api_support import TOKEN, api_for as support_api_for
 from localstripe_support import CARD_DECLINED, LocalStripe
 
 from controlplane.apikeys.plugin import PLUGIN as APIKEYS
 from controlplane.audit.plugin import PLUGIN as AUDIT
-from controlplane.config import Config
 from controlplane.events.plugin import PLUGIN as EVENTS
-from controlplane.http.app import make_app
 from controlplane.payments import store
 from controlplane.payments.plugin import PLUGIN as PAYMENTS
 from controlplane.payments.provider import PaymentProvider
-from controlplane.plugins import Context
 from controlplane.signals import PaymentMethodsChanged, Signals
 from controlplane.tenants.plugin import PLUGIN as TENANTS
 
-TOKEN = "portal-token"
 BASE = "/v1/account/payment-methods"
 PartnerFactory = Callable[[], Awaitable[str]]
 
@@ -63,15 +60,9 @@ async def api_for(pool: asyncpg.Pool, provider: PaymentProvider | None, seen: Se
     signals = Signals()
     if seen is not None:
         signals.payment_methods_changed.connect(seen.handler)
-    context = Context(config=Config(), pool=pool, signals=signals, payments=provider)
-    app = make_app(service_token_value=TOKEN, probes=[], plugins=[TENANTS, EVENTS, APIKEYS, AUDIT, PAYMENTS],
-                   context=context)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield Api(client)
-    finally:
-        await client.close()
+    async with support_api_for(pool, plugins=[TENANTS, EVENTS, APIKEYS, AUDIT, PAYMENTS], signals=signals,
+                               payments=provider) as support:
+        yield Api(support.client)
 
 
 @pytest.fixture(scope="module")

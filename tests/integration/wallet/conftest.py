@@ -4,7 +4,7 @@ localstripe, over real HTTP; a clock the auto-recharge tests move."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from localstripe_support import CARD_OK, LocalStripe, localstripe_server
+from localstripe_support import CARD_OK, LocalStripe, localstripe  # noqa: F401  (the module's fixture)
 from wallet_support import make_active
 
 from controlplane.apikeys.plugin import PLUGIN as APIKEYS
@@ -91,12 +91,6 @@ class Api:
     async def top_up(self, partner: str, micros: int, key: str | None = None) -> Reply:
         return await self.call("POST", "/v1/wallet/top-ups", partner, {"amount_micros": micros},
                                headers={"Idempotency-Key": key or secrets.token_hex(8)})
-
-
-@pytest.fixture(scope="module")
-def localstripe() -> Iterator[LocalStripe]:
-    with localstripe_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
