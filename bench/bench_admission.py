@@ -43,9 +43,9 @@ import asyncpg  # noqa: E402
 from agi_client import agi_admit  # noqa: E402
 from verdict import Verdicts  # noqa: E402
 
-from controlplane.calls.models import BillingProfileBody  # noqa: E402
+from controlplane.profiles.models import AssignmentBody  # noqa: E402
 from controlplane.calls.recorder import CallRecorder  # noqa: E402
-from controlplane.calls.services import CallServices  # noqa: E402
+from controlplane.profiles.services import ProfileServices  # noqa: E402
 from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
 from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.limits.agi import AgiServer  # noqa: E402
@@ -96,7 +96,7 @@ async def main(dsn: str) -> None:
     tenants = TenantServices(pool, Applier(pool))
     partner = (await tenants.create_partner(PartnerCreate(name="B", tier=PartnerTier.BUSINESS))).id
     tenant = (await tenants.create_tenant(partner, TenantCreate(name="Bench", billing_email="a@b.co"))).id
-    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(per_minute_micros=50_000))
+    await ProfileServices(pool).assign(partner, tenant, AssignmentBody(per_minute_micros=50_000))
     await fund(pool, partner)
     engine = Engine(pool, CallRecorder(pool).billing)
     services = LimitServices(pool, engine)
@@ -171,7 +171,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
     partner = (await tenants.create_partner(PartnerCreate(name="Bench", tier=PartnerTier.BUSINESS))).id
     tenant = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co",
                                                                 sip_prefix="acme"))).id
-    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+    await ProfileServices(pool).assign(partner, tenant, AssignmentBody(
         per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
     await fund(pool, partner)
     extra = await daemon_files(config, dsn, {"pjsip_extra.conf": load_endpoint(tenant, "acme")})

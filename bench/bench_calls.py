@@ -52,8 +52,8 @@ from tenants_e2e import LOAD_IP, available, call_scenario, load_endpoint, sipp_l
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.asterisk.runner import LocalRunner, runner_for  # noqa: E402
 from controlplane.calls import plugin as calls_plugin  # noqa: E402
-from controlplane.calls.models import BillingProfileBody  # noqa: E402
-from controlplane.calls.services import CallServices  # noqa: E402
+from controlplane.profiles.models import AssignmentBody  # noqa: E402
+from controlplane.profiles.services import ProfileServices  # noqa: E402
 from controlplane.config import (CarrierConfig, DatabaseConfig, HttpConfig,  # noqa: E402
                                  LimitsConfig, LoggingConfig, MetricsConfig)
 from controlplane.daemon import Daemon  # noqa: E402
@@ -151,7 +151,7 @@ async def bench(dsn: str, data: Path) -> int:
         await wallet_store.post(conn, Entry(partner, EntryKind.MANUAL_ADJUSTMENT, 10**12, "adjust:bench-funding"))
     tenant = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co",
                                                                 sip_prefix="acme"))).id
-    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+    await ProfileServices(pool).assign(partner, tenant, AssignmentBody(
         per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60, increment_seconds=6))
     extra = await daemon_files(config, dsn, {"pjsip_extra.conf": load_endpoint(tenant, "acme")})
     runner = runner_for(config, extra_files=extra)

@@ -31,9 +31,9 @@ from verdict import Verdicts  # noqa: E402
 from cdr_ingest.callflow import CallSummary, Finished  # noqa: E402
 from controlplane.account import store as account_store  # noqa: E402
 from controlplane.calls import store as calls_store  # noqa: E402
-from controlplane.calls.models import BillingProfileBody  # noqa: E402
+from controlplane.profiles.models import AssignmentBody  # noqa: E402
 from controlplane.calls.recorder import CallRecorder  # noqa: E402
-from controlplane.calls.services import CallServices  # noqa: E402
+from controlplane.profiles.services import ProfileServices  # noqa: E402
 from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
 from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.tenants.applier import Applier  # noqa: E402
@@ -64,7 +64,7 @@ async def tenants_of(pool: asyncpg.Pool, status: str) -> list[tuple[str, str]]:
                                            activated_at=datetime.now(UTC) - timedelta(seconds=1))
         tid = (await services.create_tenant(pid, TenantCreate(name=f"T{i}", billing_email="a@b.co",
                                                               sip_prefix=f"{status.lower()}{i}"))).id
-        await CallServices(pool).put_profile(pid, tid, BillingProfileBody(per_minute_micros=50_000,
+        await ProfileServices(pool).assign(pid, tid, AssignmentBody(per_minute_micros=50_000,
                                                                           toll_free_per_minute_micros=30_000))
         out.append((pid, tid))
     return out

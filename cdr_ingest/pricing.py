@@ -22,6 +22,12 @@ Policy, where seed 003 is silent or the brief decided:
   PREMIUM; refusing premium by default is the limits layer's decision.
 - Inbound calls are classed by the DID that was called (toll-free DID ->
   toll-free traffic), which the caller passes as call_class.
+- Included minutes (a Flat profile's bundle) cover domestic billable minutes
+  (local and toll-free, inbound and outbound), in the order calls are
+  recorded; international and premium are always charged. A call's retail
+  charge is its marginal charge: 0 (no connect fee) while it fits in what is
+  left of the bundle, else the seconds beyond it at the rate, plus the
+  connect fee (docs/profiles.md).
 """
 
 from __future__ import annotations
@@ -32,13 +38,16 @@ from enum import StrEnum
 
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.rates import Rate, RateDeck, Rounding
-from cdr_ingest.rating import Charge, free_charge, rate_call
+from cdr_ingest.rating import Charge, free_charge, price, rate_call
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier, TierSchedule, wholesale_rate
 
-__all__ = ["BillingProfile", "PriceNote", "CallPrice", "retail_rate", "partner_rate", "price_call"]
+__all__ = ["BillingProfile", "PriceNote", "CallPrice", "retail_rate", "partner_rate", "price_call",
+           "INCLUDED_CLASSES", "marginal_charge"]
 
 _PROFILE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BILLABLE = frozenset({CallClass.LOCAL, CallClass.TOLL_FREE, CallClass.INTERNATIONAL, CallClass.PREMIUM})
+# The classes a profile's included minutes cover.
+INCLUDED_CLASSES = frozenset({CallClass.LOCAL, CallClass.TOLL_FREE})
 
 
 class PriceNote(StrEnum):
@@ -50,6 +59,7 @@ class PriceNote(StrEnum):
     RETAIL_DEFAULT_RATE = "retail_default_rate"
     NO_WHOLESALE_RATE = "no_wholesale_rate"
     NO_RETAIL_RATE = "no_retail_rate"
+    INCLUDED_MINUTES = "included_minutes"  # some or all of the call was in the included minutes
 
 
 def _check_money(name: str, v: object, optional: bool) -> None:
@@ -80,6 +90,7 @@ class BillingProfile:
     increment_seconds: int = 6
     rounding: Rounding = Rounding.HALF_UP
     charge_inbound: bool = True
+    included_minutes: int = 0  # per period, domestic classes (INCLUDED_CLASSES)
 
     def __post_init__(self) -> None:
         if not isinstance(self.profile_id, str) or not self.profile_id:
@@ -87,6 +98,7 @@ class BillingProfile:
         _check_money("per_minute", self.per_minute, optional=False)
         _check_money("connect_fee", self.connect_fee, optional=False)
         _check_money("min_seconds", self.min_seconds, optional=False)
+        _check_money("included_minutes", self.included_minutes, optional=False)
         for name in ("local_per_minute", "toll_free_per_minute", "international_per_minute"):
             _check_money(name, getattr(self, name), optional=True)
         if not isinstance(self.increment_seconds, int) or self.increment_seconds < 1:
@@ -187,13 +199,15 @@ def price_call(
     number_digits: str | None = None,
     schedule: TierSchedule = DEFAULT_SCHEDULE,
     wholesale_deck: RateDeck | None = None,
+    included_left_s: int = 0,
 ) -> CallPrice:
     """Price one call for the partner (wholesale) and the tenant (retail).
 
     start is when the call started (rates in force then apply, ToS §6.5);
     answered_s is answered time in seconds, 0 if never answered.
     wholesale_deck is the platform's deck for international / premium
-    destinations, which the tier table does not price.
+    destinations, which the tier table does not price. included_left_s is
+    what is left of the period's included minutes, in seconds.
     """
     if answered_s < 0:
         raise ValueError(f"answered_s must be >= 0, got {answered_s}")
@@ -228,10 +242,24 @@ def price_call(
     if r_rate is None:
         notes.append(PriceNote.NO_RETAIL_RATE)
 
+    retail = None if r_rate is None else rate_call(r_rate, answered_s)
+    if retail is not None and included_left_s > 0 and call_class in INCLUDED_CLASSES:
+        retail = marginal_charge(retail, included_left_s)
+        notes.append(PriceNote.INCLUDED_MINUTES)
     return CallPrice(
         call_class,
         direction,
         None if w_rate is None else rate_call(w_rate, answered_s),
-        None if r_rate is None else rate_call(r_rate, answered_s),
+        retail,
         tuple(notes),
     )
+
+
+def marginal_charge(charge: Charge, included_left_s: int) -> Charge:
+    """The charge of a call of which up to ``included_left_s`` billable seconds are in
+    the bundle: only the seconds beyond it are priced (with the connect fee); the call
+    keeps its full billable seconds, which is what it consumes of the bundle."""
+    if charge.rate is None or included_left_s <= 0:
+        return charge
+    beyond = max(0, charge.billable_seconds - included_left_s)
+    return Charge(charge.rate_id, charge.billable_seconds, price(charge.rate, beyond), charge.rate)

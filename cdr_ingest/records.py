@@ -17,12 +17,12 @@ import msgspec
 
 from cdr_ingest.callflow import CallSummary
 from cdr_ingest.classify import CallClass, Direction, classify, normalize_e164, rating_digits
-from cdr_ingest.cycles import cycle_date
+from cdr_ingest.cycles import Period, period_of
 from cdr_ingest.pricing import BillingProfile, price_call
 from cdr_ingest.rates import RateDeck
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier, TierSchedule
 
-__all__ = ["Disposition", "TenantBilling", "CallRecord", "call_record_id", "disposition", "build_record",
+__all__ = ["Disposition", "PricingSpan", "TenantBilling", "CallRecord", "call_record_id", "disposition", "build_record",
            "ExtensionOf", "terminal_event", "progress_event", "CallProgress",
            "progress_view"]
 
@@ -36,21 +36,47 @@ class Disposition(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PricingSpan:
+    """The tenant's pricing from ``since`` until the next span: its profile (with the
+    tenant's overrides folded in) and the day its periods start on (cdr_ingest.cycles)."""
+
+    since: datetime
+    profile: BillingProfile | None
+    anchor_day: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class TenantBilling:
     """What rating needs to know about a tenant, loaded by the service layer."""
 
     tenant_id: str
     partner_id: str
     tier: Tier
+    # The pricing when no span covers a call (a tenant without an assigned profile).
     profile: BillingProfile | None
     wholesale_deck: RateDeck | None = None
     timezone: str = "UTC"
-    anchor_day: int = 1  # usage counts by the tenant's billing cycle (cdr_ingest.cycles)
+    anchor_day: int = 1  # usage counts by the tenant's billing period (cdr_ingest.cycles)
     # The partner's dated tier prices (operator changes, an Enterprise contract: controlplane.account).
     schedule: TierSchedule = DEFAULT_SCHEDULE
+    # Effective-dated pricing, oldest first: a call is priced by the span in force at its start.
+    spans: tuple[PricingSpan, ...] = ()
+
+    def profile_at(self, at: datetime) -> BillingProfile | None:
+        """The span in force at ``at``; the first one also prices what started before it
+        (a record of a call that began while the tenant was being created)."""
+        found: PricingSpan | None = self.spans[0] if self.spans else None
+        for span in self.spans:
+            if span.since > at:
+                break
+            found = span
+        return self.profile if found is None else found.profile
+
+    def period(self, at: datetime) -> Period:
+        return period_of(at, self.timezone, [(s.since, s.anchor_day) for s in self.spans], self.anchor_day)
 
     def cycle(self, at: datetime) -> date:
-        return cycle_date(at, self.timezone, self.anchor_day)
+        return self.period(at).key
 
 
 class CallRecord(msgspec.Struct, kw_only=True):
@@ -124,20 +150,24 @@ def _route(summary: CallSummary) -> tuple[Direction, CallClass, str | None]:
     return Direction.INTERNAL, CallClass.INTERNAL, None
 
 
-def build_record(summary: CallSummary, billing: TenantBilling, extension_of: ExtensionOf) -> CallRecord:
+def build_record(summary: CallSummary, billing: TenantBilling, extension_of: ExtensionOf,
+                 included_used_s: int = 0) -> CallRecord:
+    """``included_used_s``: billable seconds of the call's period already in its included minutes."""
     direction, call_class, did = _route(summary)
     answered_s = _seconds(summary.answered_at, summary.ended_at) if summary.answered_at else 0
     number = did if direction is Direction.INBOUND else summary.dialed
     digits = rating_digits(number) if number else None
     notes: list[str] = []
-    if billing.profile is None and call_class not in (CallClass.INTERNAL, CallClass.EMERGENCY):
+    in_force = billing.profile_at(summary.started_at)
+    if in_force is None and call_class not in (CallClass.INTERNAL, CallClass.EMERGENCY):
         notes.append("no_billing_profile")
-    profile = billing.profile or BillingProfile("none", 0)
+    profile = in_force or BillingProfile("none", 0)
     price = price_call(call_class=call_class, direction=direction, answered_s=answered_s,
                        start=summary.started_at, tier=billing.tier, profile=profile, number_digits=digits,
-                       wholesale_deck=billing.wholesale_deck, schedule=billing.schedule)
+                       wholesale_deck=billing.wholesale_deck, schedule=billing.schedule,
+                       included_left_s=max(0, profile.included_minutes * 60 - included_used_s))
     wholesale, retail = price.wholesale, price.retail
-    if billing.profile is None and retail is not None and retail.amount == 0 and answered_s:
+    if in_force is None and retail is not None and retail.amount == 0 and answered_s:
         retail = None
     notes.extend(n.value for n in price.notes)
     if direction is Direction.INBOUND:

@@ -8,20 +8,25 @@ from controlplane.apikeys.plugin import PLUGIN as APIKEYS
 from controlplane.audit.plugin import PLUGIN as AUDIT
 from controlplane.brand.plugin import PLUGIN as BRAND
 from controlplane.calls.plugin import PLUGIN as CALLS
+from controlplane.collection.plugin import PLUGIN as COLLECTION
+from controlplane.dunning.plugin import PLUGIN as DUNNING
 from controlplane.events.plugin import PLUGIN as EVENTS
+from controlplane.invoice_delivery.plugin import PLUGIN as INVOICE_DELIVERY
+from controlplane.invoices.plugin import PLUGIN as INVOICES
 from controlplane.limits.plugin import PLUGIN as LIMITS
 from controlplane.mail.plugin import PLUGIN as MAIL
 from controlplane.numbers.plugin import PLUGIN as NUMBERS
 from controlplane.payments.plugin import PLUGIN as PAYMENTS
 from controlplane.payments.stripe_provider import provider_from_config
 from controlplane.plugins import Plugin
+from controlplane.profiles.plugin import PLUGIN as PROFILES
 from controlplane.shared.payments import PaymentProvider
 from controlplane.team.plugin import PLUGIN as TEAM
 from controlplane.tenants.plugin import PLUGIN as TENANTS
 from controlplane.wallet.plugin import PLUGIN as WALLET
 from controlplane.webhooks.plugin import PLUGIN as WEBHOOKS
 
-PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, CALLS, LIMITS, PAYMENTS, WALLET, ACCOUNT, BRAND, MAIL, TEAM]
+PLUGINS: list[Plugin] = [TENANTS, EVENTS, WEBHOOKS, NUMBERS, APIKEYS, AUDIT, CALLS, PROFILES, LIMITS, PAYMENTS, WALLET, ACCOUNT, BRAND, MAIL, TEAM, INVOICES, INVOICE_DELIVERY, COLLECTION, DUNNING]
 
 
 def payment_provider(config: PaymentsConfig) -> PaymentProvider | None:

@@ -180,6 +180,14 @@ class PartnerCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class PricingChanged:
+    """A tenant's billing profile or rate overrides changed; ``tenant_id`` None: a profile
+    that any number of tenants use."""
+
+    tenant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceIssued:
     """A tenant invoice got its number and was sent (DRAFT -> SENT), committed."""
 
@@ -258,6 +266,9 @@ class Signals:
     # tenants -> billing profiles: a partner row was inserted (its default profiles are made
     # in the same transaction).
     partner_created: InTransaction[PartnerCreated] = field(default_factory=lambda: InTransaction("partner_created"))
+    # billing profiles -> calls: a tenant's pricing changed, committed (the recorder's cached
+    # billing contexts forget it).
+    pricing_changed: Notice[PricingChanged] = field(default_factory=lambda: Notice("pricing_changed"))
     # invoices -> collection (charge the saved card), documents (email the PDF).
     invoice_issued: AfterCommit[InvoiceIssued] = field(default_factory=lambda: AfterCommit("invoice_issued"))
     # collection -> dunning: an invoice was paid in full.

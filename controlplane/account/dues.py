@@ -77,7 +77,8 @@ async def settle(pool: asyncpg.Pool, provider: PaymentProvider | None, due: Due,
         async with pool.acquire() as conn, conn.transaction():
             await store.close_attempt(conn, due.partner_id, due.reference, paid=False, error=f"{code}: {exc.detail}")
             await emit(conn, "payment.failed", partner_id=due.partner_id, data={
-                "reference": due.reference, "amount_micros": due.amount_micros, "currency": money.currency(),
+                "payer": "partner", "reference": due.reference, "amount_micros": due.amount_micros,
+                "currency": money.currency(),
                 "code": code, "message": exc.detail, "purpose": due.purpose})
         log.warning("account.charge_failed", partner_id=due.partner_id, reference=due.reference, code=code)
         return Unpaid(code, exc.detail, exc)

@@ -10,7 +10,6 @@ from aiohttp import web
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.records import CallRecord, Disposition
 from controlplane.calls import store
-from controlplane.calls.models import BillingProfileBody
 from controlplane.shared.pagination import ListPage
 from controlplane.calls.services import CallServices
 from controlplane.http.caller import partner_id
@@ -75,15 +74,6 @@ async def tenant_usage(request: web.Request) -> web.Response:
     return json_response(await request.app[call_services].usage(partner_id(request), _tenant_id(request)))
 
 
-async def put_profile(request: web.Request) -> web.Response:
-    body = await read_body(request, BillingProfileBody)
-    return json_response(await request.app[call_services].put_profile(partner_id(request), _tenant_id(request), body))
-
-
-async def get_profile(request: web.Request) -> web.Response:
-    return json_response(await request.app[call_services].get_profile(partner_id(request), _tenant_id(request)))
-
-
 async def put_retail_deck(request: web.Request) -> web.Response:
     partner = partner_id(request)
     try:
@@ -98,6 +88,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/calls/export", export_calls)
     app.router.add_get(r"/v1/calls/{call_id:call_[0-9a-f]{24}}", get_call)
     app.router.add_get("/v1/tenants/{tenant_id}/usage", tenant_usage)
-    app.router.add_get("/v1/tenants/{tenant_id}/billing-profile", get_profile)
-    app.router.add_put("/v1/tenants/{tenant_id}/billing-profile", put_profile)
     app.router.add_put("/v1/rate-decks/retail", put_retail_deck)

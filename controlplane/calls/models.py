@@ -14,29 +14,9 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class BillingProfileBody(_Body):
-    """A tenant's retail usage prices; the class rates fall back to ``per_minute_micros``."""
-
-    per_minute_micros: int = msgspec.field(default=0)
-    local_per_minute_micros: int | None = None
-    toll_free_per_minute_micros: int | None = None
-    international_per_minute_micros: int | None = None
-    connect_fee_micros: int = 0
-    min_seconds: int = 6
-    increment_seconds: int = 6
-    rounding: str = "half_up"
-    charge_inbound: bool = True
-
-
 class CallView(CallRecord, kw_only=True):
     """A call as listed and got: the record plus the currency of its amounts."""
 
-    currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
-
-
-class BillingProfileView(BillingProfileBody, kw_only=True):
-    tenant_id: str
-    updated_at: datetime
     currency: str = msgspec.field(default_factory=money.currency)  # ISO 4217 (billing.currency)
 
 

@@ -52,6 +52,7 @@ class CallsPlugin:
         recorder = CallRecorder(context.pool, wholesale_deck=wholesale_deck(context.config))
         recorder.on_recorded.append(context.signals.call_recorded.send)
         recorder.on_recorded.append(call_recorded)  # metrics: counts and hang-up -> record lag
+        context.signals.pricing_changed.connect(lambda changed: recorder.forget(changed.tenant_id))
         app[recorder_key] = recorder
         tracker = CallTracker(flow=flow_config(context.config))
         tracker.attach(recorder.submit)

@@ -24,6 +24,7 @@ import asyncpg
 import structlog
 
 from cdr_ingest.callflow import Action, CallSummary, Finished, Progress, ProgressKind
+from cdr_ingest.pricing import INCLUDED_CLASSES
 from cdr_ingest.rates import RateDeck
 from cdr_ingest.records import (CallRecord, TenantBilling, build_record, progress_event,
                                 progress_view, terminal_event)
@@ -40,6 +41,8 @@ _BATCH = 256  # at most this many queued actions share one transaction
 # A call's start and answer wait up to this long for company (fewer, larger
 # transactions under load); an end is written at once, with whatever waits.
 PROGRESS_LINGER = 0.02
+_INCLUDED = tuple(sorted(c.value for c in INCLUDED_CLASSES))
+_INCLUDED_KEYS = 50_000  # counters kept before the cache starts over (each reloads on demand)
 
 
 def _usage_entry(record: CallRecord) -> Entry:
@@ -62,6 +65,11 @@ class CallRecorder:
         # Called (sync) after a call's record committed; the calls plugin connects the
         # ``call_recorded`` signal here (controlplane/limits re-evaluates caps).
         self.on_recorded: list[Callable[[CallRecord], None]] = []
+        # (tenant, period) -> billable seconds so far in the classes included minutes cover:
+        # read once from tenant_usage, then kept here by the one writer, so pricing a call
+        # within its period's bundle costs no statement (docs/profiles.md). Dropped on any
+        # failure: a rolled-back batch must not leave its seconds counted.
+        self._included: dict[tuple[str, date], int] = {}
 
     # ------------------------------------------------------------ intake (sync, from the tracker)
 
@@ -99,6 +107,7 @@ class CallRecorder:
             raise
         except Exception:
             log.exception("calls.batch_failed", actions=len(batch))
+            self._included.clear()
             for action in batch:
                 await self._retry(action, 1)
             return
@@ -169,8 +178,11 @@ class CallRecorder:
         were new, in the order given."""
         if not calls:
             return []
-        records = [build_record(summary, billing, channel_extension) for summary, billing in calls]
+        records, keys = await self._build(conn, calls)
         won = await store.record_calls(conn, records)
+        for record, key in zip(records, keys, strict=True):
+            if key is not None and record.linkedid not in won:
+                self._included.pop(key, None)  # counted for a call recorded before: read again
         debits: list[Entry] = []
         usage: dict[tuple[str, date, str], store.UsageSum] = {}
         new: list[CallRecord] = []
@@ -196,10 +208,10 @@ class CallRecorder:
                            {"call": record, "late": late}))
             if record.wholesale_micros:
                 debits.append(_usage_entry(record))
-            key = (record.tenant_id, billing.cycle(record.started_at), record.call_class)
-            sums = usage.get(key)
+            usage_key = (record.tenant_id, billing.cycle(record.started_at), record.call_class)
+            sums = usage.get(usage_key)
             if sums is None:
-                sums = usage[key] = store.UsageSum()
+                sums = usage[usage_key] = store.UsageSum()
             sums.calls += 1
             sums.answered_s += record.answered_s
             sums.billable_s += record.billable_s
@@ -212,6 +224,30 @@ class CallRecorder:
                       disposition=record.disposition, direction=record.direction,
                       call_class=record.call_class, retail=record.retail_micros, late=record.late)
         return new
+
+    async def _build(self, conn: store.Conn, calls: list[tuple[CallSummary, TenantBilling]]
+                     ) -> tuple[list[CallRecord], list[tuple[str, date] | None]]:
+        """The calls' records, in order, each priced at the margin of its period's included
+        minutes; and the (tenant, period) counter each moved (None: no bundle)."""
+        records: list[CallRecord] = []
+        keys: list[tuple[str, date] | None] = []
+        for summary, billing in calls:
+            profile = billing.profile_at(summary.started_at)
+            if profile is None or profile.included_minutes <= 0:
+                records.append(build_record(summary, billing, channel_extension))
+                keys.append(None)
+                continue
+            key = (billing.tenant_id, billing.cycle(summary.started_at))
+            used = self._included.get(key)
+            if used is None:
+                if len(self._included) >= _INCLUDED_KEYS:
+                    self._included.clear()
+                used = await store.included_used(conn, key[0], key[1], _INCLUDED)
+            record = build_record(summary, billing, channel_extension, used)
+            self._included[key] = used + (record.billable_s if record.call_class in _INCLUDED else 0)
+            records.append(record)
+            keys.append(key)
+        return records, keys
 
     def _after(self, records: list[CallRecord]) -> None:
         for record in records:
@@ -230,13 +266,17 @@ class CallRecorder:
                 raise
             except Exception:
                 log.exception("calls.write_failed", attempt=attempt)
+                self._included.clear()
                 await asyncio.sleep(0.2 * attempt)
 
     # ------------------------------------------------------------ decisions
 
-    def forget(self, tenant_id: str) -> None:
-        """Drop the cached billing context (its profile just changed)."""
-        self.billings.forget(tenant_id)
+    def forget(self, tenant_id: str | None) -> None:
+        """Drop the cached billing context (its pricing just changed; None: every tenant's)."""
+        if tenant_id is None:
+            self.billings.forget_all()
+        else:
+            self.billings.forget(tenant_id)
 
     async def billing(self, conn: store.Conn, tenant_id: str) -> TenantBilling | None:
         return await self.billings(conn, tenant_id)
@@ -281,10 +321,16 @@ class CallRecorder:
 
     async def finish(self, conn: store.Conn, summary: CallSummary, billing: TenantBilling) -> CallRecord | None:
         """Record, debit, count and announce one call; None if it was already recorded."""
-        record = build_record(summary, billing, channel_extension)
+        (record,), (key,) = await self._build(conn, [(summary, billing)])
         # Record + calls_active row, then wallet + usage: two statements (was five).
-        recorded, active, answered_sent = await store.record_call(conn, record)
+        try:
+            recorded, active, answered_sent = await store.record_call(conn, record)
+        except BaseException:
+            self._included.clear()
+            raise
         if not recorded:
+            if key is not None:
+                self._included.pop(key, None)
             return None
         late = record.late
         inbound = record.direction == "inbound"

@@ -1,4 +1,4 @@
-"""What the calls RPC decides: filters, scoping to the caller's partner, profiles, decks."""
+"""What the calls RPC decides: filters, scoping to the caller's partner, usage, decks."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from datetime import UTC, datetime
 import asyncpg
 import msgspec
 
-from cdr_ingest.pricing import BillingProfile
-from cdr_ingest.rates import Rounding, load_deck_csv
-from cdr_ingest.cycles import cycle_date
+from cdr_ingest.rates import load_deck_csv
 from cdr_ingest.records import CallRecord
 from controlplane.calls import store
-from controlplane.calls.models import (BillingProfileBody, BillingProfileView, CallView, RateDeckView,
-                                       UsageLine, UsageSummary)
+from controlplane.calls.models import CallView, RateDeckView, UsageLine, UsageSummary
 from controlplane.calls.recorder import CallRecorder
+from controlplane.profiles import store as profiles_store
 from controlplane.shared.pagination import PageRequest, encode_cursor
 from controlplane.shared.problems import Problem
 
@@ -53,10 +51,10 @@ class CallServices:
 
     async def usage(self, partner_id: str, tenant_id: str, at: datetime | None = None) -> UsageSummary:
         async with self.pool.acquire() as conn:
-            tenant = await store.tenant_cycle(conn, tenant_id)
-            if tenant is None or tenant["partner_id"] != partner_id:
+            pricing = await profiles_store.tenant_pricing(conn, tenant_id)
+            if pricing is None or pricing.partner_id != partner_id:
                 raise Problem(404, "no such tenant", code="not_found")
-            cycle = cycle_date(at or datetime.now(UTC), tenant["timezone"], tenant["anchor_day"])
+            cycle = pricing.period(at or datetime.now(UTC)).key
             rows = await store.usage(conn, tenant_id, cycle)
         lines = [UsageLine(call_class=r["call_class"], calls=r["calls"], answered_s=r["answered_s"],
                            billable_s=r["billable_s"], minutes=-(-r["billable_s"] // 60),
@@ -66,35 +64,6 @@ class CallServices:
                             calls=sum(x.calls for x in lines), billable_s=sum(x.billable_s for x in lines),
                             retail_micros=sum(x.retail_micros for x in lines),
                             wholesale_micros=sum(x.wholesale_micros for x in lines))
-
-    async def put_profile(self, partner_id: str, tenant_id: str, body: BillingProfileBody) -> BillingProfileView:
-        if body.rounding not in {r.value for r in Rounding}:
-            raise Problem(422, f"rounding must be one of {', '.join(r.value for r in Rounding)}",
-                          field="rounding")
-        try:  # the pure core validates: one set of rules for the RPC and for rating
-            BillingProfile(tenant_id, body.per_minute_micros, body.local_per_minute_micros,
-                           body.toll_free_per_minute_micros, body.international_per_minute_micros, None,
-                           body.connect_fee_micros, body.min_seconds, body.increment_seconds,
-                           Rounding(body.rounding), body.charge_inbound)
-        except ValueError as exc:
-            raise Problem(422, str(exc), field=_profile_field(str(exc))) from None
-        values = (body.per_minute_micros, body.local_per_minute_micros, body.toll_free_per_minute_micros,
-                  body.international_per_minute_micros, body.connect_fee_micros, body.min_seconds,
-                  body.increment_seconds, body.rounding, body.charge_inbound)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._tenant(conn, partner_id, tenant_id)
-            row = await store.put_profile(conn, tenant_id, values)
-        if self.recorder is not None:
-            self.recorder.forget(tenant_id)
-        return _profile_view(row)
-
-    async def get_profile(self, partner_id: str, tenant_id: str) -> BillingProfileView:
-        async with self.pool.acquire() as conn:
-            await self._tenant(conn, partner_id, tenant_id)
-            row = await store.get_profile(conn, tenant_id)
-        if row is None:
-            raise Problem(404, "the tenant has no billing profile", code="not_found")
-        return _profile_view(row)
 
     async def put_retail_deck(self, partner_id: str, csv_text: str) -> RateDeckView:
         if len(csv_text) > _MAX_DECK_BYTES:
@@ -106,25 +75,6 @@ class CallServices:
         async with self.pool.acquire() as conn, conn.transaction():
             await store.put_retail_deck(conn, partner_id, csv_text, len(deck))
         return RateDeckView(partner_id=partner_id, rates=len(deck), prefixes=deck.prefix_count)
-
-
-def _profile_field(message: str) -> str:
-    """The body field a pure-core message names ("connect_fee must be ..." -> connect_fee_micros)."""
-    name = message.split(" ", 1)[0]
-    if name in BillingProfileBody.__struct_fields__:
-        return name
-    if f"{name}_micros" in BillingProfileBody.__struct_fields__:
-        return f"{name}_micros"
-    return "body"
-
-
-def _profile_view(row: asyncpg.Record) -> BillingProfileView:
-    return BillingProfileView(
-        tenant_id=row["tenant_id"], per_minute_micros=row["per_minute"],
-        local_per_minute_micros=row["local_per_minute"], toll_free_per_minute_micros=row["toll_free_per_minute"],
-        international_per_minute_micros=row["international_per_minute"], connect_fee_micros=row["connect_fee"],
-        min_seconds=row["min_seconds"], increment_seconds=row["increment_seconds"], rounding=row["rounding"],
-        charge_inbound=row["charge_inbound"], updated_at=row["updated_at"])
 
 
 def _view(record: CallRecord) -> CallView:

@@ -39,24 +39,12 @@ class CallFilter:
 # ---------------------------------------------------------------- billing context
 
 async def tenant_billing(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
+    """The tenant's tier and the partner's retail deck (its pricing: controlplane.profiles)."""
     return await conn.fetchrow(
-        """SELECT t.id AS tenant_id, t.partner_id, p.tier, b.per_minute, b.local_per_minute,
-                  b.toll_free_per_minute, b.international_per_minute, b.connect_fee, b.min_seconds,
-                  b.increment_seconds, b.rounding, b.charge_inbound, b.updated_at AS profile_at,
-                  d.csv AS deck_csv, d.updated_at AS deck_at, t.timezone,
-                  COALESCE(l.billing_anchor_day, 1) AS anchor_day
+        """SELECT t.id AS tenant_id, t.partner_id, p.tier, d.csv AS deck_csv, d.updated_at AS deck_at
            FROM tenants t JOIN partners p ON p.id = t.partner_id
-           LEFT JOIN billing_profiles b ON b.tenant_id = t.id
            LEFT JOIN retail_rate_decks d ON d.partner_id = t.partner_id
-           LEFT JOIN tenant_limits l ON l.tenant_id = t.id
            WHERE t.id = $1""", tenant_id)
-
-
-async def tenant_cycle(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
-    """The tenant's partner, timezone and billing anchor day."""
-    return await conn.fetchrow(
-        """SELECT t.partner_id, t.timezone, COALESCE(l.billing_anchor_day, 1) AS anchor_day
-           FROM tenants t LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = $1""", tenant_id)
 
 
 async def partner_exists(conn: Conn, partner_id: str) -> bool:
@@ -66,26 +54,6 @@ async def partner_exists(conn: Conn, partner_id: str) -> bool:
 async def tenant_partner(conn: Conn, tenant_id: str) -> str | None:
     partner: str | None = await conn.fetchval("SELECT partner_id FROM tenants WHERE id = $1", tenant_id)
     return partner
-
-
-PROFILE_COLUMNS = ("per_minute", "local_per_minute", "toll_free_per_minute", "international_per_minute",
-                   "connect_fee", "min_seconds", "increment_seconds", "rounding", "charge_inbound")
-
-
-async def put_profile(conn: Conn, tenant_id: str, values: Sequence[object]) -> asyncpg.Record:
-    cols = ", ".join(PROFILE_COLUMNS)
-    params = ", ".join(f"${i + 2}" for i in range(len(PROFILE_COLUMNS)))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in PROFILE_COLUMNS)
-    row = await conn.fetchrow(
-        f"INSERT INTO billing_profiles (tenant_id, {cols}) VALUES ($1, {params})"
-        f" ON CONFLICT (tenant_id) DO UPDATE SET {updates}, updated_at = now() RETURNING *",
-        tenant_id, *values)
-    assert row is not None  # an upsert with RETURNING yields its row
-    return row
-
-
-async def get_profile(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM billing_profiles WHERE tenant_id = $1", tenant_id)
 
 
 async def put_retail_deck(conn: Conn, partner_id: str, csv: str, rates: int) -> None:
@@ -237,6 +205,14 @@ async def settle_many(conn: Conn, debits: Sequence[Entry], usage: dict[tuple[str
         [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [usage[k].calls for k in keys],
         [usage[k].answered_s for k in keys], [usage[k].billable_s for k in keys],
         [usage[k].retail for k in keys], [usage[k].wholesale for k in keys])
+
+
+async def included_used(conn: Conn, tenant_id: str, cycle: date, classes: Sequence[str]) -> int:
+    """Billable seconds of the period so far in the classes included minutes cover."""
+    used: int = await conn.fetchval(
+        "SELECT COALESCE(sum(billable_s), 0)::bigint FROM tenant_usage"
+        " WHERE tenant_id = $1 AND cycle_start = $2 AND call_class = ANY($3::text[])", tenant_id, cycle, list(classes))
+    return used
 
 
 async def usage(conn: Conn, tenant_id: str, cycle: date) -> list[asyncpg.Record]:

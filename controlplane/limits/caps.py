@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from cdr_ingest.cycles import cycle_start
 from controlplane.events import emit
 from controlplane.shared.problems import Problem
 from controlplane.limits import store
+from controlplane.profiles import store as profiles_store
 from controlplane.limits.policy import alert_event, alerts, count_cap_exceeded
 from controlplane.signals import AfterCommit, CapTrip
 
@@ -69,7 +69,7 @@ async def _check(conn: store.Conn, tenant_id: str, cap_name: str, what: str, wan
         return
     tenant = await store.tenant_row(conn, tenant_id)
     assert tenant is not None  # the caller holds the tenant
-    cycle = cycle_start(datetime.now(UTC), tenant["timezone"], limits.billing_anchor_day)
+    cycle = (await profiles_store.period_at(conn, tenant_id, datetime.now(UTC))).start
     for alert in crossed:
         if await store.mark_alert(conn, tenant_id, cycle, alert.cap, alert.kind.value):
             kind, data = alert_event(tenant_id, alert, limits, cycle)

@@ -35,7 +35,7 @@ from cdr_ingest.pricing import partner_rate, retail_rate
 from cdr_ingest.rates import Rate
 from cdr_ingest.records import CallRecord, TenantBilling
 from controlplane.limits import store
-from cdr_ingest.cycles import cycle_start, next_cycle_start
+from controlplane.profiles import store as profiles_store
 from controlplane.limits.policy import (CAUSE_FORBIDDEN, CAUSE_INVALID_NUMBER, Account, Decision, Hold, Ledger,
                                        Limits, Reason, Usage, admit_inbound, decide, rated_caps, wallet_applies)
 from provisioning.access import call_access
@@ -197,11 +197,15 @@ class Engine:
 
     async def _state(self, conn: store.Conn, row: asyncpg.Record, now: datetime) -> TenantState:
         limits = store.limits_from(row if row.get("has_limits") else None)
-        start = cycle_start(now, row["timezone"], limits.billing_anchor_day)
-        seconds, micros = await store.cycle_usage(conn, row["id"], start)
+        # The tenant's billing period (controlplane.profiles: one rule for caps and invoices);
+        # its spend counts the calls' retail charges and the period's base and unit fees.
+        pricing = await profiles_store.tenant_pricing(conn, row["id"])
+        assert pricing is not None  # the row is the tenant's
+        period = pricing.period(now)
+        seconds, micros = await store.cycle_usage(conn, row["id"], period.start)
+        fees = await profiles_store.fees_of(conn, pricing, now)
         return TenantState(row["id"], row["partner_id"], row["status"], row["timezone"], limits,
-                           bool(row.get("has_limits")), Usage(seconds, micros), start,
-                           next_cycle_start(now, row["timezone"], limits.billing_anchor_day),
+                           bool(row.get("has_limits")), Usage(seconds, micros + fees), period.start, period.end,
                            partner=await self._partner(conn, row["partner_id"]))
 
     async def tenant(self, tenant_id: str, *, fresh: bool = False) -> TenantState | None:
@@ -251,8 +255,9 @@ class Engine:
             return None, None
         cls, digits = classify(number), number[1:]
         retail = None
-        if billing.profile is not None:
-            retail, _ = retail_rate(billing.profile, cls, Direction.OUTBOUND, digits, now)
+        profile = billing.profile_at(now)
+        if profile is not None:
+            retail, _ = retail_rate(profile, cls, Direction.OUTBOUND, digits, now)
         wholesale = partner_rate(billing.tier, cls, Direction.OUTBOUND, digits, now, billing.schedule,
                                  deck=billing.wholesale_deck)
         return retail, wholesale

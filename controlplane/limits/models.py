@@ -27,7 +27,7 @@ class LimitsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_two_way_calls: Count | None = None
     alert_threshold_pct: Pct = 80
     auto_suspend: bool = False
-    billing_anchor_day: Day = 1
+    billing_anchor_day: Day | None = None  # None: the billing profile's rule (docs/profiles.md)
 
 
 class LimitDefaults(LimitsBody, kw_only=True):

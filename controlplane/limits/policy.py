@@ -78,7 +78,9 @@ class Limits:
     max_two_way: int | None = None
     alert_threshold_pct: int = 80
     auto_suspend: bool = False
-    billing_anchor_day: int = 1  # the cycle starts on this day of the month, in the tenant's timezone
+    # The period starts on this day of the month, in the tenant's timezone; None: the
+    # profile's rule (PAYG: the 1st; Flat: the tenant's anniversary; cdr_ingest.cycles).
+    billing_anchor_day: int | None = None
 
 
 @dataclass(slots=True)

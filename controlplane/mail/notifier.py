@@ -51,7 +51,12 @@ async def _events(conn: Connection, after: int, limit: int) -> list[SequencedEve
 
 async def _notify(conn: Connection, event: SequencedEvent) -> bool:
     """Queue the event's mail when it has one; True when a mail was queued."""
-    rule = rule_for(event.type)
+    if rule_for(event.type, None) is None and rule_for(event.type, "tenant") is None:
+        return False  # not mailed whatever its data: the body is not decoded
+    envelope: dict[str, Any] = msgspec.json.decode(event.body)
+    found = envelope.get("data")
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    rule = rule_for(event.type, data.get("payer"))
     if rule is None:
         return False
     bound = log.bind(event_id=event.id, event_type=event.type, partner_id=event.partner_id)
@@ -61,9 +66,6 @@ async def _notify(conn: Connection, event: SequencedEvent) -> bool:
         return False
     if rule.preference is not None and not contact.notifications.allows(rule.preference):
         return False
-    envelope: dict[str, Any] = msgspec.json.decode(event.body)
-    found = envelope.get("data")
-    data: dict[str, Any] = found if isinstance(found, dict) else {}
     tenant_id = event.tenant_id or (data.get("tenant_id") if isinstance(data.get("tenant_id"), str) else None)
     tenant = None if tenant_id is None else await tenants_store.get_tenant(conn, event.partner_id, tenant_id)
     values = {"event": {"id": event.id, "type": event.type, "created_at": envelope.get("created_at", "")},

@@ -25,13 +25,18 @@ _EXACT: dict[str, Rule] = {
     "payment.failed": Rule("notify_payment_failed", None),
     "wallet.low_balance": Rule("notify_low_balance", None),
 }
+# A tenant's card declined on its invoice is not the partner's card: another text, and the
+# partner hears of it under its usage alerts (it is about its customer, not its account).
+_TENANT_PAYMENT_FAILED = Rule("notify_tenant_payment_failed", "usage_alerts")
 _PREFIXES: dict[str, Rule] = {
     "subscription.": Rule("notify_subscription", None),
 }
 
 
-def rule_for(event_type: str) -> Rule | None:
-    """The rule of an event type; None: not mailed."""
+def rule_for(event_type: str, payer: object = None) -> Rule | None:
+    """The rule of an event type (``payer``: the event's ``data.payer``); None: not mailed."""
+    if event_type == "payment.failed" and payer == "tenant":
+        return _TENANT_PAYMENT_FAILED
     found = _EXACT.get(event_type)
     if found is not None:
         return found

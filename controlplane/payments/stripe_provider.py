@@ -59,62 +59,88 @@ def provider_error(exc: stripe.StripeError, *, method_id: str | None = None) -> 
     return PaymentUnavailable(f"the payment provider did not answer usably: {type(exc).__name__}")
 
 
+def intent_params(*, customer_id: str, method_id: str, amount_micros: int, currency: str, description: str,
+                  idempotency_key: str) -> dict[str, Any]:
+    """The PaymentIntent of a charge: off-session, confirmed at once, card only."""
+    return {
+        "amount": to_cents(amount_micros), "currency": currency.lower(), "customer": customer_id,
+        "payment_method": method_id, "payment_method_types": ["card"], "off_session": True, "confirm": True,
+        "metadata": {"description": description[:500], "idempotency_key": idempotency_key},
+    }
+
+
+def refund_params(*, provider_charge_id: str, amount_micros: int) -> dict[str, Any]:
+    """A refund of (part of) a PaymentIntent."""
+    return {"payment_intent": provider_charge_id, "amount": to_cents(amount_micros)}
+
+
 def _message(exc: stripe.StripeError) -> str:
     text = str(getattr(exc, "_message", None) or exc)
     return text.split("\n", 1)[0][:300] or type(exc).__name__
 
 
 class StripeProvider:
-    """``PaymentProvider`` on a ``stripe.StripeClient`` (api key and base address from config)."""
+    """``PaymentProvider`` on a ``stripe.StripeClient`` (api key and base address from config).
+
+    ``controlplane.collection.stripe_tenant`` extends it for tenants' charges (the partner's
+    Stripe mode): it overrides the request parameters, the log event and its fields."""
+
+    _error_event = "payments.provider_error"
 
     def __init__(self, secret_key: str, *, api_base: str | None = None, timeout: float = 30.0,
-                 max_network_retries: int = 2) -> None:
+                 max_network_retries: int = 2, client_options: dict[str, Any] | None = None) -> None:
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base.rstrip("/")} if api_base else None,
             http_client=stripe.RequestsClient(timeout=timeout),
             max_network_retries=max_network_retries,
+            **(client_options or {}),
         )
+
+    def _log_fields(self) -> dict[str, Any]:
+        return {}
+
+    def _intent_params(self, *, customer_id: str, method_id: str, amount_micros: int, currency: str,
+                       description: str, idempotency_key: str) -> dict[str, Any]:
+        return intent_params(customer_id=customer_id, method_id=method_id, amount_micros=amount_micros,
+                             currency=currency, description=description, idempotency_key=idempotency_key)
+
+    def _refund_params(self, *, provider_charge_id: str, amount_micros: int) -> dict[str, Any]:
+        return refund_params(provider_charge_id=provider_charge_id, amount_micros=amount_micros)
 
     async def _call(self, fn: Callable[[], R], *, method_id: str | None = None) -> R:
         try:
             return await asyncio.to_thread(fn)
         except stripe.StripeError as exc:
             mapped = provider_error(exc, method_id=method_id)
-            log.info("payments.provider_error", error=type(exc).__name__, code=exc.code,
+            log.info(self._error_event, **self._log_fields(), error=type(exc).__name__, code=exc.code,
                      http_status=exc.http_status, mapped=type(mapped).__name__)
             raise mapped from None
 
     async def create_customer(self, *, partner_id: str, email: str | None, name: str,
                               idempotency_key: str) -> str:
-        params: dict[str, Any] = {"name": name, "metadata": {"partner_id": partner_id}}
+        return await self._customer({"partner_id": partner_id}, email, name, idempotency_key)
+
+    async def _customer(self, metadata: dict[str, str], email: str | None, name: str, key: str) -> str:
+        params: dict[str, Any] = {"name": name, "metadata": metadata}
         if email:
             params["email"] = email
         customer = await self._call(lambda: self._client.v1.customers.create(
-            params=params, options={"idempotency_key": idempotency_key}))  # type: ignore[arg-type]
+            params=params, options={"idempotency_key": key}))  # type: ignore[arg-type]
         return str(customer.id)
 
     async def attach_method(self, *, customer_id: str, method_id: str) -> CardInfo:
         method = await self._call(lambda: self._client.v1.payment_methods.attach(
             method_id, params={"customer": customer_id}), method_id=method_id)
-        card = method.card
-        if method.type != "card" or card is None:
-            raise UnknownPaymentMethod(method_id)  # only cards are taken (ACH: not yet)
-        return CardInfo(method_id=str(method.id), brand=str(card.brand), last4=str(card.last4),
-                        exp_month=int(card.exp_month), exp_year=int(card.exp_year))
+        return card_info(method, method_id)
 
     async def detach_method(self, *, method_id: str) -> None:
         await self._call(lambda: self._client.v1.payment_methods.detach(method_id), method_id=method_id)
 
     async def charge(self, *, customer_id: str, method_id: str, amount_micros: int, currency: str,
                      description: str, idempotency_key: str) -> ChargeResult:
-        cents = to_cents(amount_micros)
-        params: dict[str, Any] = {
-            "amount": cents, "currency": currency.lower(), "customer": customer_id,
-            "payment_method": method_id, "payment_method_types": ["card"],
-            "off_session": True, "confirm": True,
-            "metadata": {"description": description[:500], "idempotency_key": idempotency_key},
-        }
+        params = self._intent_params(customer_id=customer_id, method_id=method_id, amount_micros=amount_micros,
+                                     currency=currency, description=description, idempotency_key=idempotency_key)
         intent = await self._call(lambda: self._client.v1.payment_intents.create(
             params=params, options={"idempotency_key": idempotency_key}))  # type: ignore[arg-type]
         if intent.status != "succeeded":
@@ -125,11 +151,19 @@ class StripeProvider:
         return ChargeResult(provider_charge_id=str(intent.id), amount_micros=int(intent.amount) * MICROS_PER_CENT)
 
     async def refund(self, *, provider_charge_id: str, amount_micros: int, idempotency_key: str) -> RefundResult:
-        cents = to_cents(amount_micros)
+        params = self._refund_params(provider_charge_id=provider_charge_id, amount_micros=amount_micros)
         refund = await self._call(lambda: self._client.v1.refunds.create(
-            params={"payment_intent": provider_charge_id, "amount": cents},
-            options={"idempotency_key": idempotency_key}))
+            params=params, options={"idempotency_key": idempotency_key}))  # type: ignore[arg-type]
         return RefundResult(provider_refund_id=str(refund.id), amount_micros=int(refund.amount) * MICROS_PER_CENT)
+
+
+def card_info(method: stripe.PaymentMethod, method_id: str) -> CardInfo:
+    """The card a PaymentMethod is; only cards are taken (ACH: not yet)."""
+    card = method.card
+    if method.type != "card" or card is None:
+        raise UnknownPaymentMethod(method_id)
+    return CardInfo(method_id=str(method.id), brand=str(card.brand), last4=str(card.last4),
+                    exp_month=int(card.exp_month), exp_year=int(card.exp_year))
 
 
 def provider_from_config(config: PaymentsConfig) -> StripeProvider | None:

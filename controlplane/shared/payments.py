@@ -20,7 +20,8 @@ from typing import Protocol
 from controlplane.shared.problems import Problem
 
 __all__ = ["CardInfo", "ChargeResult", "NoPaymentMethod", "PaymentDeclined", "PaymentProvider",
-           "PaymentUnavailable", "PaymentsDisabled", "RefundResult", "UnknownPaymentMethod"]
+           "PaymentUnavailable", "PaymentsDisabled", "RefundResult", "SetupIntentResult",
+           "TenantPaymentProvider", "UnknownPaymentMethod"]
 
 
 class PaymentDeclined(Problem):
@@ -113,4 +114,31 @@ class PaymentProvider(Protocol):
         ...
 
     async def refund(self, *, provider_charge_id: str, amount_micros: int, idempotency_key: str) -> RefundResult:
+        ...
+
+
+# ---------------------------------------------------------------- tenants' cards (collection)
+# Added for tenant billing (controlplane/collection, docs/collection.md); additive only: the
+# partner-side ``PaymentProvider`` above is unchanged.
+
+
+@dataclass(frozen=True, slots=True)
+class SetupIntentResult:
+    """A SetupIntent: the browser confirms it with Stripe.js (``client_secret``) to save a card."""
+
+    setup_intent_id: str
+    client_secret: str
+
+
+class TenantPaymentProvider(PaymentProvider, Protocol):
+    """The provider a partner's tenants pay through (one per partner's Stripe mode): the same
+    calls, on the partner's account, plus what saving a card from the browser needs."""
+
+    async def create_tenant_customer(self, *, tenant_id: str, email: str | None, name: str,
+                                     idempotency_key: str) -> str:
+        """The provider's customer id for the tenant."""
+        ...
+
+    async def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> SetupIntentResult:
+        """A SetupIntent for an off-session card of the customer."""
         ...

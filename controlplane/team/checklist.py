@@ -17,7 +17,7 @@ class Facts:
     branding_set: bool  # 2. Set Up Your Branding: a logo, a primary color or a brand name
     billing_configured: bool  # 3. Configure Billing: a default payment method on file
     has_number: bool  # 4. Get Your First Phone Number: a DID in the inventory, not released
-    has_billing_profile: bool  # 5. Set Your Pricing: a billing profile on any tenant
+    has_billing_profile: bool  # 5. Set Your Pricing: a profile made or edited, or a tenant's own rates
     invited_member: bool  # 6. Invite Team Members: anyone ever invited
 
 

@@ -111,8 +111,10 @@ SELECT
           AND (brand_name IS NOT NULL OR primary_color IS NOT NULL))
     OR EXISTS (SELECT 1 FROM partner_logos WHERE partner_id = $1) AS branding_set,
   EXISTS (SELECT 1 FROM dids WHERE partner_id = $1 AND status <> 'RELEASED') AS has_number,
-  EXISTS (SELECT 1 FROM billing_profiles b JOIN tenants t ON t.id = b.tenant_id
-          WHERE t.partner_id = $1) AS has_billing_profile,
+  EXISTS (SELECT 1 FROM billing_profiles b WHERE b.partner_id = $1 AND b.deleted_at IS NULL
+          AND (b.builtin IS NULL OR b.updated_at > b.created_at))
+    OR EXISTS (SELECT 1 FROM tenant_rate_overrides o JOIN tenants t ON t.id = o.tenant_id
+               WHERE t.partner_id = $1) AS has_billing_profile,
   EXISTS (SELECT 1 FROM partner_users WHERE partner_id = $1 AND invited_at IS NOT NULL) AS invited_member
 """
 

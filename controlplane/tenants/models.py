@@ -81,6 +81,8 @@ class Tenant(msgspec.Struct, kw_only=True):
 class TenantDefaults(_Body):
     timezone: str | None = None
     default_cnam: str | None = None
+    # The billing profile new tenants get (controlplane/profiles); None: Pay-As-You-Go.
+    billing_profile_id: str | None = None
 
 
 class ExtensionCreate(_Body):

@@ -1,7 +1,8 @@
 """Wires the tenants capability: services, routes, the applier's background jobs.
 
 Sends ``tenant_status_changed`` and ``cap_tripped`` (extensions, the /v1/dids alias);
-reacts to ``suspension_due`` (suspends the tenant), ``dialplan_changed`` (the
+reacts to ``suspension_due`` (suspends the tenant, storing the cause), ``reactivation_due``
+(reactivates it if that cause is still the stored one), ``dialplan_changed`` (the
 applier re-renders: it is the one dialplan writer) and ``partner_status_changed`` (the
 partner's tenants render from its status: re-rendered too)."""
 
@@ -70,10 +71,12 @@ class TenantsPlugin:
         applier = _applier(context.config, context.pool, etc / DIALPLAN_FILE if etc else None, control)
         signals = context.signals
         app[http.tenant_services] = tenants = TenantServices(context.pool, applier,
-                                                             status_changed=signals.tenant_status_changed)
+                                                             status_changed=signals.tenant_status_changed,
+                                                             partner_created=signals.partner_created)
         app[http.numbering_services] = NumberingServices(context.pool, applier,
                                                          on_cap_tripped=announcer(signals.cap_tripped))
         signals.suspension_due.connect(tenants.suspension_due)
+        signals.reactivation_due.connect(tenants.reactivation_due)
         signals.dialplan_changed.connect(lambda _: applier.dialplan_changed())
 
         async def partner_status_changed(change: PartnerStatusChanged) -> None:

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import msgspec
 
@@ -22,7 +22,9 @@ from controlplane import audit
 from controlplane.shared.ids import new_id
 from controlplane.shared.problems import Problem
 from controlplane.tenants import dids_store, store
-from controlplane.signals import AfterCommit, SuspensionDue, TenantStatusChanged
+from controlplane.profiles import store as profiles_store
+from controlplane.signals import (AfterCommit, InTransaction, PartnerCreated, ReactivationDue, SuspensionDue,
+                                 TenantStatusChanged)
 from controlplane.tenants.applier import Applier
 from controlplane.tenants.models import (
     UNSET, Partner, PartnerCreate, PartnerUpdate, Tenant, TenantCreate, TenantDefaults,
@@ -56,6 +58,8 @@ class TenantServices:
     applier: Applier
     # Sent after a status change committed (controlplane/limits: admission, calls in progress).
     status_changed: AfterCommit[TenantStatusChanged] | None = None
+    # Sent inside the partner's creation (controlplane/profiles: its default billing profiles).
+    partner_created: InTransaction[PartnerCreated] | None = None
 
     # ---------------------------------------------------------------- partners
 
@@ -64,6 +68,9 @@ class TenantServices:
         partner_id = new_id("ptr")
         async with self.pool.acquire() as conn, conn.transaction():
             await store.insert_partner(conn, partner_id, name, body.tier)
+            if self.partner_created is not None:
+                # The pool's connection proxy is a Connection to every handler (it forwards each call).
+                await self.partner_created.send(cast(asyncpg.Connection, conn), PartnerCreated(partner_id))
             created = await self._partner(conn, partner_id)
             await audit.record(conn, action="create", resource="partner", resource_id=partner_id,
                                partner_id=partner_id, after=created)
@@ -229,8 +236,26 @@ class TenantServices:
         return result
 
     async def suspension_due(self, due: SuspensionDue) -> None:
-        """The ``suspension_due`` handler: a cap was reached with auto-suspend on."""
+        """The ``suspension_due`` handler: a cap was reached with auto-suspend on, or dunning's
+        suspension point passed (cause "dunning:<invoice id>")."""
         await self.suspend_for(due.partner_id, due.tenant_id, due.cause)
+
+    async def reactivate_for(self, partner_id: str, tenant_id: str, cause: str) -> Tenant:
+        """What suspended the tenant is resolved: ACTIVE again, but only while ``cause`` is still its
+        stored suspension cause (one suspended by hand, or for another cause since, stays suspended)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await self._tenant(conn, partner_id, tenant_id, lock=True)
+            if current.status is not TenantStatus.SUSPENDED or await store.suspension_cause(conn, tenant_id) != cause:
+                return current
+            result = await self._set_status_and_save(
+                conn, current, msgspec_replace(current, status=TenantStatus.ACTIVE), cause=cause)
+        self.applier.dialplan_changed()
+        await self._announce(current, result, cause)
+        return result
+
+    async def reactivation_due(self, due: ReactivationDue) -> None:
+        """The ``reactivation_due`` handler (controlplane/dunning: the invoice was paid)."""
+        await self.reactivate_for(due.partner_id, due.tenant_id, due.cause)
 
     async def _announce(self, before: Tenant, after: Tenant, cause: str | None = None) -> None:
         """After commit: a changed status is sent to whoever reacts (``tenant_status_changed``)."""
@@ -251,6 +276,10 @@ class TenantServices:
             cancelled_at = None
             await dids_store.restore_for_tenant(conn, current.id)
         await store.update_tenant(conn, updated, cancelled_at)
+        if updated.status is not current.status:
+            # Stored, not only announced: a reactivation for a resolved cause checks it.
+            await store.set_suspension_cause(
+                conn, current.id, (cause or "manual") if updated.status is TenantStatus.SUSPENDED else None)
         await self.applier.sync_tenant(conn, current.id)
         result = await self._tenant(conn, current.partner_id, current.id)
         if cause is None:
@@ -287,9 +316,13 @@ class TenantServices:
         defaults = TenantDefaults(
             timezone=None if body.timezone is None else checked(validate.timezone, body.timezone, "timezone"),
             default_cnam=None if body.default_cnam is None
-            else checked(validate.cnam, body.default_cnam, "default_cnam"))
+            else checked(validate.cnam, body.default_cnam, "default_cnam"),
+            billing_profile_id=body.billing_profile_id)
         async with self.pool.acquire() as conn, conn.transaction():
             await self._partner(conn, partner_id)
+            if body.billing_profile_id is not None and \
+                    body.billing_profile_id not in await profiles_store.live_ids(conn, partner_id):
+                raise Problem(422, "billing_profile_id: no such billing profile", field="billing_profile_id")
             before = await store.get_defaults(conn, partner_id)
             await store.put_defaults(conn, partner_id, defaults)
             await audit.record(conn, action="update", resource="tenant_defaults", resource_id=partner_id,

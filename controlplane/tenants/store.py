@@ -151,6 +151,23 @@ async def update_tenant(conn: Conn, tenant: Tenant, cancelled_at: datetime | Non
         tenant.status.value, cancelled_at)
 
 
+async def set_suspension_cause(conn: Conn, tenant_id: str, cause: str | None) -> None:
+    """Why the tenant is SUSPENDED ('manual', 'usage_cap:<cap>', 'dunning:<invoice id>'); None otherwise."""
+    await conn.execute("UPDATE tenants SET suspension_cause = $2 WHERE id = $1", tenant_id, cause)
+
+
+async def suspension_cause(conn: Conn, tenant_id: str) -> str | None:
+    cause: str | None = await conn.fetchval("SELECT suspension_cause FROM tenants WHERE id = $1", tenant_id)
+    return cause
+
+
+async def suspended_for(conn: Conn, cause_prefix: str) -> list[tuple[str, str, str]]:
+    """(partner id, tenant id, cause) of every SUSPENDED tenant whose stored cause starts with ``cause_prefix``."""
+    rows = await conn.fetch("SELECT partner_id, id, suspension_cause FROM tenants WHERE status = 'SUSPENDED'"
+                            " AND starts_with(suspension_cause, $1) ORDER BY id", cause_prefix)
+    return [(r["partner_id"], r["id"], r["suspension_cause"]) for r in rows]
+
+
 async def purge_expired(conn: Conn) -> list[str]:
     """Delete tenants cancelled more than 90 days ago (extensions cascade)."""
     rows = await conn.fetch(
@@ -168,13 +185,14 @@ async def purge_expired(conn: Conn) -> list[str]:
 # ---------------------------------------------------------------- tenant defaults
 
 async def get_defaults(conn: Conn, partner_id: str) -> TenantDefaults:
-    row = await conn.fetchrow("SELECT timezone, default_cnam FROM tenant_defaults WHERE partner_id = $1",
-                              partner_id)
-    return TenantDefaults(timezone=row["timezone"], default_cnam=row["default_cnam"]) if row else TenantDefaults()
+    row = await conn.fetchrow("SELECT timezone, default_cnam, billing_profile_id FROM tenant_defaults"
+                              " WHERE partner_id = $1", partner_id)
+    return TenantDefaults(timezone=row["timezone"], default_cnam=row["default_cnam"],
+                          billing_profile_id=row["billing_profile_id"]) if row else TenantDefaults()
 
 
 async def put_defaults(conn: Conn, partner_id: str, defaults: TenantDefaults) -> None:
     await conn.execute(
-        "INSERT INTO tenant_defaults (partner_id, timezone, default_cnam) VALUES ($1, $2, $3)"
-        " ON CONFLICT (partner_id) DO UPDATE SET timezone = $2, default_cnam = $3, updated_at = now()",
-        partner_id, defaults.timezone, defaults.default_cnam)
+        "INSERT INTO tenant_defaults (partner_id, timezone, default_cnam, billing_profile_id) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (partner_id) DO UPDATE SET timezone = $2, default_cnam = $3, billing_profile_id = $4,"
+        " updated_at = now()", partner_id, defaults.timezone, defaults.default_cnam, defaults.billing_profile_id)

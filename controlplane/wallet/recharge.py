@@ -31,7 +31,8 @@ async def emit_declined(pool: asyncpg.Pool, partner_id: str, reference: str, amo
         if turn_off and not await store.turn_off(conn, partner_id, DECLINED):
             return  # another daemon (or an earlier pass) took this decline already
         await emit(conn, "payment.failed", partner_id=partner_id,
-                   data={"reference": reference, "amount_micros": amount_micros, "currency": money.currency(),
+                   data={"payer": "partner", "reference": reference, "amount_micros": amount_micros,
+                         "currency": money.currency(),
                          "code": exc.code, "message": exc.message})
 
 

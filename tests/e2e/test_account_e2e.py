@@ -14,7 +14,7 @@ import asyncio
 import csv
 import io
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,15 +23,15 @@ import aiohttp
 import asyncpg
 import pytest
 from harness import calls_config, daemon_beside, free_port
-from localstripe_support import LocalStripe, localstripe_server
+from localstripe_support import LocalStripe, localstripe  # noqa: F401  (the module's fixture)
 from tenants_e2e import uas_scenario
 from test_limits import Uac, uas, wait_for
 
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier
 from controlplane.account.cycle import prorate
 from controlplane.account.jobs import run_cycle
-from controlplane.calls.models import BillingProfileBody
-from controlplane.calls.services import CallServices
+from controlplane.profiles.models import AssignmentBody
+from controlplane.profiles.services import ProfileServices
 from controlplane.config import AccountConfig, HttpConfig
 from controlplane.numbers.pricing import SETUP_FEE_MICROS
 from controlplane.payments.charges import idempotency_key
@@ -69,24 +69,18 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def stripe() -> Iterator[LocalStripe]:
-    with localstripe_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str, pool: asyncpg.Pool,
-                stripe: LocalStripe) -> AsyncIterator[World]:
+                localstripe: LocalStripe) -> AsyncIterator[World]:
     config = calls_config(tmp_path_factory.mktemp("account"), instance=f"account{os.getpid()}",
                           dsn=database_dsn,
                           http=HttpConfig(port=free_port(), service_token=SERVICE, platform_token=PLATFORM),
-                          payments=stripe.config(),
+                          payments=localstripe.config(),
                           # The test runs the cycle job itself (twice); the daemon's own run waits an hour.
                           account=AccountConfig(unit_fee_interval_s=3600.0, trial_expiry_interval_s=3600.0))
     async with daemon_beside(config, database_dsn) as beside:
         beside.procs.append(uas(config.carrier.port, uas_scenario(bye_timeout_ms=60_000)))
-        yield World(pool, beside.app, f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port, stripe,
-                    beside.daemon.context.payments)
+        yield World(pool, beside.app, f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port,
+                    localstripe, beside.daemon.context.payments)
 
 
 async def test_trial_card_activation_number_call_units_cycle_history_balance(world: World) -> None:
@@ -129,7 +123,7 @@ async def test_trial_card_activation_number_call_units_cycle_history_balance(wor
     assert wallet["balance_micros"] == CREDIT - SETUP_FEE_MICROS
 
     # a rated call: the wallet pays its wholesale price
-    await CallServices(world.pool).put_profile(pid, tenant["id"], BillingProfileBody(
+    await ProfileServices(world.pool).assign(pid, tenant["id"], AssignmentBody(
         per_minute_micros=50_000, min_seconds=6, increment_seconds=6))
     await world.app[tenant_services].applier.apply_dialplan(force=True)
     user, password = ext["sip_username"], ext["secrets"]["sip_password"]

@@ -20,8 +20,9 @@ from harness import calls_config, daemon_beside, external, free_port
 from inventory_support import buy_did
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
-from controlplane.calls.models import BillingProfileBody
+from controlplane.profiles.models import AssignmentBody
 from controlplane.calls.services import CallServices
+from controlplane.profiles.services import ProfileServices
 from controlplane.config import HttpConfig
 from controlplane.tenants.applier import AmiControl, Applier
 from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
@@ -83,7 +84,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
         await applier.apply_dialplan(force=True)
         services = CallServices(pool)
         # 60/6 retail, toll-free at $0.03/min; everything else at $0.05/min.
-        await services.put_profile(partner, tenant, BillingProfileBody(
+        await ProfileServices(pool).assign(partner, tenant, AssignmentBody(
             per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60,
             increment_seconds=6))
         sip = SimpleNamespace(sip_port=config.asterisk.sip_port)

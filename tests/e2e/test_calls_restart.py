@@ -29,8 +29,8 @@ from tenants_e2e import uas_scenario
 from test_calls import TOLL_FREE
 from tenants_e2e import call_scenario
 
-from controlplane.calls.models import BillingProfileBody
-from controlplane.calls.services import CallServices
+from controlplane.profiles.models import AssignmentBody
+from controlplane.profiles.services import ProfileServices
 from controlplane.config import CallsConfig, CarrierConfig, DatabaseConfig, HttpConfig
 from controlplane.tenants.applier import AmiControl, Applier
 from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
@@ -123,7 +123,7 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             phone = await numbering.create_extension(partner, tenant, ExtensionCreate(number="102",
                                                                                      display_name="U"))
             await applier.apply_dialplan(force=True)
-            await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+            await ProfileServices(pool).assign(partner, tenant, AssignmentBody(
                 per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60,
                 increment_seconds=6))
 

@@ -36,8 +36,8 @@ from wallet_support import active_funded
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
 
 from controlplane.asterisk.runner import LocalRunner
-from controlplane.calls.http import call_services
-from controlplane.calls.models import BillingProfileBody
+from controlplane.profiles.http import profile_services
+from controlplane.profiles.models import AssignmentBody
 from controlplane.config import AsteriskRunMode, Config, load_config
 from controlplane.daemon import Daemon
 from controlplane.tenants.http import numbering_services, tenant_services
@@ -153,8 +153,7 @@ async def test_asterisk_up_after_a_kill_restores_phones_trunks_and_dialplan(
     config = daemon.config
     assert daemon.http is not None and daemon.runner_started
     partner, tenant, passwords = await tenant_with_phones(daemon, "acme", ("101", "102"))
-    services = daemon.http.app[call_services]
-    await services.put_profile(partner, tenant, BillingProfileBody(
+    await daemon.http.app[profile_services].assign(partner, tenant, AssignmentBody(
         per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60, increment_seconds=6))
     assert daemon.pool is not None
     await active_funded(daemon.pool, partner, 100_000_000)

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,9 @@ from tenants_e2e import sip_invite_status
 
 from cdr_ingest.dialing import destination
 from controlplane.asterisk.ami import AmiClient
-from controlplane.calls.models import BillingProfileBody
-from controlplane.calls.services import CallServices
+from controlplane.profiles import store as profiles_store
+from controlplane.profiles.models import AssignmentBody
+from controlplane.profiles.services import ProfileServices
 from controlplane.config import CallsConfig, CarrierConfig, Config, DatabaseConfig, HttpConfig, LimitsConfig
 from controlplane.daemon import Daemon
 from controlplane.limits.http import limit_services
@@ -158,14 +160,13 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
             partner = (await tenants.create_partner(PartnerCreate(name="Dial", tier=PartnerTier.BUSINESS))).id
             await active_funded(pool, partner, 100_000_000)
             ids, passwords = {}, {}
-            calls = CallServices(pool)
             for prefix in ("spent", "open", "rated"):
                 t = await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="x@y.co",
                                                                       sip_prefix=prefix))
                 ids[prefix] = t.id
                 c = await numbering.create_extension(partner, t.id, ExtensionCreate(number="101", display_name="U"))
                 passwords[c.sip_username] = c.secrets.sip_password
-                await calls.put_profile(partner, t.id, BillingProfileBody(
+                await ProfileServices(pool).assign(partner, t.id, AssignmentBody(
                     per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
             await tenants.applier.apply_dialplan(force=True)
             w = World(pool, ami, app, config.asterisk.sip_port, f"agi://127.0.0.1:{app[agi_key].port}",
@@ -235,10 +236,14 @@ async def test_no_wholesale_rate_under_a_cap_is_refused_and_recorded_with_its_cl
 
 
 async def test_a_tenant_whose_spend_cap_is_used_up(world: World) -> None:
-    """One minute of spend: the first call uses it (60 s minimum), then nothing reaches the
+    """One minute of spend beside the period's fees (the cap counts them too: its default
+    profile's extension fee): the first call uses it (60 s minimum), then nothing reaches the
     carrier: not the obfuscated strings (refused by PJSIP, exact codes), not a number (403)."""
+    async with world.pool.acquire() as conn:
+        fees = await profiles_store.fees_at(conn, world.tenants["spent"], datetime.now(UTC))
+    assert fees > 0  # Pay-As-You-Go: one extension's monthly fee
     await world.app[limit_services].put(world.partner, world.tenants["spent"],
-                                        LimitsBody(monthly_spend_micros=50_000))
+                                        LimitsBody(monthly_spend_micros=fees + 50_000))
     assert await world.call("spent", NUMBER) == 200
     (row,) = await record_of(world, "spent", 1)
     assert row["retail_micros"] == 50_000

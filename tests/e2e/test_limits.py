@@ -33,8 +33,8 @@ from harness import astdb_get, calls_config, daemon_beside, free_port
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, uas_scenario
 
 from controlplane.asterisk.ami import AmiClient
-from controlplane.calls.models import BillingProfileBody
-from controlplane.calls.services import CallServices
+from controlplane.profiles.models import AssignmentBody
+from controlplane.profiles.services import ProfileServices
 from controlplane.config import HttpConfig
 from controlplane.limits.http import limit_services
 from controlplane.limits.models import LimitsBody
@@ -222,7 +222,6 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
         await numbers.load_inventory("npa,nxx,first,last,state,city,rate_center\n"
                                      "501,555,100,199,AR,Little Rock,LTLROCK\n")
         ids, passwords = {}, {}
-        calls = CallServices(pool)
         for prefix in ("cap", "race", "conc", "fail", "low", "susp"):
             t = await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="x@y.co",
                                                                   sip_prefix=prefix))
@@ -235,7 +234,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                     (did,) = (await numbers.purchase(partner, ["+15015550101"])).numbers
                     await numbers.assign(partner, did.id, t.id, c.id)
                     await E911Services(numbers).register(partner, did.id, ADDRESS)
-            await calls.put_profile(partner, t.id, BillingProfileBody(
+            await ProfileServices(pool).assign(partner, t.id, AssignmentBody(
                 per_minute_micros=50_000, min_seconds=60, increment_seconds=INCREMENT))
         await tenants.applier.apply_dialplan(force=True)
         procs += [uas(config.carrier.port, uas_scenario(bye_timeout_ms=300_000)),

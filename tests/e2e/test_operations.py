@@ -26,8 +26,8 @@ from tenants_e2e import LOAD_IP, call_scenario, load_endpoint, uas_scenario
 from wallet_support import active_funded
 
 from controlplane.asterisk.ami import AmiClient
-from controlplane.calls.models import BillingProfileBody
-from controlplane.calls.services import CallServices
+from controlplane.profiles.models import AssignmentBody
+from controlplane.profiles.services import ProfileServices
 from controlplane.config import (AsteriskRunMode, CarrierConfig, DatabaseConfig, EmergencyConfig, HttpConfig,
                                  LimitsConfig, MetricsConfig, Mode)
 from controlplane.tenants.applier import AmiControl, Applier
@@ -96,7 +96,7 @@ async def ops(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
     partner = (await tenants.create_partner(PartnerCreate(name="Ops", tier=PartnerTier.BUSINESS))).id
     tenant = (await tenants.create_tenant(partner, TenantCreate(name="Acme", billing_email="a@b.co",
                                                                 sip_prefix="opsacme"))).id
-    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+    await ProfileServices(pool).assign(partner, tenant, AssignmentBody(
         per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60, increment_seconds=6))
     await active_funded(pool, partner, 10**9)  # an ACTIVE partner with a funded wallet
     extra = await daemon_files(config, database_dsn, {"pjsip_extra.conf": load_endpoint(tenant, "opsacme")})

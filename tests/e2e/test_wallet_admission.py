@@ -35,8 +35,8 @@ from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.pricing import partner_rate
 from cdr_ingest.rating import price
 from cdr_ingest.tiers import Tier
-from controlplane.calls.models import BillingProfileBody
-from controlplane.calls.services import CallServices
+from controlplane.profiles.models import AssignmentBody
+from controlplane.profiles.services import ProfileServices
 from controlplane.account.jobs import run_trial_expiry
 from controlplane.config import AccountConfig, HttpConfig
 from controlplane.limits.engine import Engine
@@ -174,7 +174,6 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
         tenants = app[tenant_services]
         numbering = app[numbering_services]
         partners, ids, passwords = {}, {}, {}
-        calls = CallServices(pool)
         for prefix in ("zero", "expd", "trial", "race"):
             partner = (await tenants.create_partner(PartnerCreate(name=prefix, tier=PartnerTier.BUSINESS))).id
             t = await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="x@y.co",
@@ -182,7 +181,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
             partners[prefix], ids[prefix] = partner, t.id
             ext = await numbering.create_extension(partner, t.id, ExtensionCreate(number="101", display_name="U"))
             passwords[ext.sip_username] = ext.secrets.sip_password
-            await calls.put_profile(partner, t.id, BillingProfileBody(per_minute_micros=50_000, min_seconds=60,
+            await ProfileServices(pool).assign(partner, t.id, AssignmentBody(per_minute_micros=50_000, min_seconds=60,
                                                                       increment_seconds=6))
         w = World(pool, app, beside.daemon.context.signals, config.http.port, config.asterisk.sip_port, partners,
                   ids, passwords, procs, config.carrier.endpoint)

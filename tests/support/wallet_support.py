@@ -9,7 +9,7 @@ partner whose wallet is drawn from (not TRIAL) and some money in it.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -19,12 +19,16 @@ from controlplane.wallet import store
 from controlplane.wallet.models import Entry, EntryKind, adjustment_reference
 
 
-async def make_active(pool: asyncpg.Pool, partner_id: str) -> None:
+# Tests record synthetic calls at fixed past moments: their partners are active since before.
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+async def make_active(pool: asyncpg.Pool, partner_id: str, since: datetime = LONG_AGO) -> None:
     """The partner leaves TRIAL: the status write of a comp activation (the account store's),
-    without its charges and events. Calls started from now on are drawn from the wallet."""
+    without its charges and events. Calls started from ``since`` on are drawn from the wallet."""
     async with pool.acquire() as conn:
-        await account_store.set_status(conn, partner_id, PartnerStatus.ACTIVE,
-                                       activated_at=datetime.now(UTC) - timedelta(seconds=1), fee_invoiced=True)
+        await account_store.set_status(conn, partner_id, PartnerStatus.ACTIVE, activated_at=since,
+                                       fee_invoiced=True)
 
 
 async def fund(pool: asyncpg.Pool, partner_id: str, micros: int, note: str = "test funding") -> int:

@@ -19,7 +19,8 @@ import pytest
 
 from openapi_support import examples, media, merged_document, resolve
 
-_MONEY = re.compile(r"price|fee|cost|amount|balance|_total$|spend|charge|credit|debit|wallet")
+# "(?<!su)spend": suspend_after_days (dunning, billing profiles) is days, not money.
+_MONEY = re.compile(r"price|fee|cost|amount|balance|_total$|(?<!su)spend|charge|credit|debit|wallet")
 
 
 @pytest.fixture(scope="module")

@@ -79,6 +79,7 @@ async def test_a_declined_activation_changes_nothing_and_emits_payment_failed(wo
     assert await world.balance(pid) == 0
     [failed] = await world.events(pid, "payment.failed")
     assert failed["reference"] == f"activation:{pid}" and failed["code"] and failed["currency"] == "USD"
+    assert failed["payer"] == "partner"
     assert (await world.call("GET", "/v1/account/invoices", partner=pid)).body["items"] == []
     # a working card: activation goes through (a new attempt of the same due)
     method = await world.card(pid)

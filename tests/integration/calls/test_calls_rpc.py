@@ -6,28 +6,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import msgspec
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from cdr_ingest.callflow import CallSummary, Finished
 from cdr_ingest.records import call_record_id
-from controlplane.calls.plugin import PLUGIN as CALLS
-from controlplane.calls.plugin import recorder_key
-from controlplane.calls.recorder import CallRecorder
 from controlplane.calls.reconcile import reconcile_once
 from controlplane.calls.tracker import CallTracker
-from controlplane.config import Config
-from controlplane.events.plugin import PLUGIN as EVENTS
-from controlplane.http.app import make_app
-from controlplane.plugins import Context
-from controlplane.tenants.plugin import PLUGIN as TENANTS
+from calls_api import CallsApi, serve
 from wallet_support import make_active
 
 TOKEN = "calls-token"
@@ -36,25 +27,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 BASE = max(NOW - timedelta(hours=6), NOW.replace(day=1, hour=0, minute=0, second=0))
 
 
-@dataclass
-class Api:
-    client: TestClient
-    recorder: CallRecorder
-
-    async def call(self, method: str, path: str, *, partner: str | None = None, json: Any = None,
-                   params: dict[str, str] | None = None, data: bytes | None = None) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        if partner is not None:
-            headers["X-Partner-Id"] = partner
-        resp = await self.client.request(method, path, json=json, params=params, data=data, headers=headers)
-        text = await resp.text()
-        return resp.status, (msgspec.json.decode(text) if text and "json" in resp.content_type else text)
-
-    async def partner(self) -> str:
-        status, body = await self.call("POST", "/v1/partners", json={"name": "Reseller", "tier": "BUSINESS"})
-        assert status == 201, body
-        return str(body["id"])
-
+class Api(CallsApi):
     async def tenant(self, pid: str, name: str = "Acme") -> str:
         status, body = await self.call("POST", "/v1/tenants", partner=pid,
                                        json={"name": name, "billing_email": "b@x.co"})
@@ -64,14 +37,8 @@ class Api:
 
 @pytest.fixture(scope="module")
 async def api(pool: asyncpg.Pool) -> AsyncIterator[Api]:
-    app = make_app(service_token_value=TOKEN, probes=[], plugins=[TENANTS, EVENTS, CALLS],
-                   context=Context(config=Config(), pool=pool))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield Api(client, app[recorder_key])
-    finally:
-        await client.close()
+    async with serve(pool, TOKEN, Api) as api:
+        yield api
 
 
 def summary(*, tenant: str, at: datetime, dialed: str = "18005550199", answered_s: float | None = 61.0,
@@ -244,7 +211,8 @@ async def test_billing_profile_validation_names_the_field(api: Api) -> None:
     pid, other = await api.partner(), await api.partner()
     tid = await api.tenant(pid)
     status, body = await api.call("GET", f"/v1/tenants/{tid}/billing-profile", partner=pid)
-    assert status == 404
+    # A new tenant is on its partner's default profile, with no rates of its own.
+    assert status == 200 and body["profile_name"] == "Pay-As-You-Go" and body["per_minute_micros"] is None, body
     for fields, field in (({"per_minute_micros": -1}, "per_minute_micros"),
                           ({"connect_fee_micros": -5}, "connect_fee_micros"),
                           ({"toll_free_per_minute_micros": -1}, "toll_free_per_minute_micros"),
@@ -252,7 +220,8 @@ async def test_billing_profile_validation_names_the_field(api: Api) -> None:
                           ({"min_seconds": "sixty"}, "min_seconds"),
                           ({"rounding": "sideways"}, "rounding"),
                           ({"charge_inbound": "yes"}, "charge_inbound"),
-                          ({"surprise": 1}, "surprise")):
+                          ({"surprise": 1}, "surprise"),
+                          ({"profile_id": "bpr_nope"}, "profile_id")):
         status, body = await put_profile(api, pid, tid, **fields)
         assert status == 422 and body["field"] == field, (fields, body)
     status, body = await put_profile(api, pid, tid, connect_fee_micros=1_000, rounding="up")

@@ -11,9 +11,9 @@ from agi_client import agi_admit
 from inventory_support import buy_did
 from wallet_support import active_funded
 
-from controlplane.calls.models import BillingProfileBody
+from controlplane.profiles.models import AssignmentBody
 from controlplane.calls.recorder import CallRecorder
-from controlplane.calls.services import CallServices
+from controlplane.profiles.services import ProfileServices
 from controlplane.http.problems import Problem
 from controlplane.limits.agi import AgiServer
 from controlplane.limits.engine import Engine
@@ -33,7 +33,7 @@ async def _world(pool: asyncpg.Pool, prefix: str) -> tuple[str, str, LimitServic
     await active_funded(pool, partner, 10**9)
     tenant = (await tenants.create_tenant(partner, TenantCreate(name=prefix, billing_email="a@b.co",
                                                                 sip_prefix=prefix))).id
-    await CallServices(pool).put_profile(partner, tenant, BillingProfileBody(
+    await ProfileServices(pool).assign(partner, tenant, AssignmentBody(
         per_minute_micros=50_000, min_seconds=60, increment_seconds=6))
     engine = Engine(pool, CallRecorder(pool).billing)
     server = AgiServer(engine.admit, port=0)

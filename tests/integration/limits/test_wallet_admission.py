@@ -11,15 +11,16 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from agi_client import agi_admit
+from wallet_support import LONG_AGO
 
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.pricing import partner_rate
 from cdr_ingest.rating import price
 from cdr_ingest.tiers import Tier
 from controlplane.account import store as account_store
-from controlplane.calls.models import BillingProfileBody
+from controlplane.profiles.models import AssignmentBody
 from controlplane.calls.recorder import CallRecorder
-from controlplane.calls.services import CallServices
+from controlplane.profiles.services import ProfileServices
 from controlplane.limits.agi import AgiServer
 from controlplane.limits.engine import Engine
 from controlplane.limits.services import LimitServices
@@ -44,7 +45,7 @@ def wholesale_price(seconds: int) -> int:
 async def set_status(pool: asyncpg.Pool, partner_id: str, status: str) -> None:
     """The account store's status write (what activation and trial expiry do), without events."""
     async with pool.acquire() as conn:
-        await account_store.set_status(conn, partner_id, PartnerStatus(status), activated_at=datetime.now(UTC))
+        await account_store.set_status(conn, partner_id, PartnerStatus(status), activated_at=LONG_AGO)
 
 
 class World:
@@ -57,7 +58,7 @@ class World:
         partner = (await self.tenants.create_partner(PartnerCreate(name=name, tier=PartnerTier.BUSINESS))).id
         tenant = (await self.tenants.create_tenant(partner, TenantCreate(name=name, billing_email="a@b.co",
                                                                          sip_prefix=name))).id
-        await CallServices(self.pool).put_profile(partner, tenant, BillingProfileBody(per_minute_micros=50_000))
+        await ProfileServices(self.pool).assign(partner, tenant, AssignmentBody(per_minute_micros=50_000))
         await set_status(self.pool, partner, status)
         return partner, tenant
 

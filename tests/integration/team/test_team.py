@@ -19,8 +19,8 @@ from mail_support import worker
 from smtp_support import smtp_server
 
 from controlplane.brand.plugin import PLUGIN as BRAND
-from controlplane.calls.models import BillingProfileBody
-from controlplane.calls.services import CallServices
+from controlplane.profiles.models import AssignmentBody
+from controlplane.profiles.services import ProfileServices
 from controlplane.payments import store as payments_store
 from controlplane.payments.provider import CardInfo
 from controlplane.team import http as team_http
@@ -276,7 +276,7 @@ async def test_the_checklist_flips_as_real_data_appears(api: Api, pool: asyncpg.
     assert (await done())["configure_billing"]
     await buy_did(pool, pid, "+12125550142")
     assert (await done())["first_phone_number"]
-    await CallServices(pool).put_profile(pid, tid, BillingProfileBody(per_minute_micros=20_000))
+    await ProfileServices(pool).assign(pid, tid, AssignmentBody(per_minute_micros=20_000))
     assert (await done())["set_pricing"]
     assert not (await done())["invite_team"]
     await api.call("POST", "/v1/team/users", partner=pid,

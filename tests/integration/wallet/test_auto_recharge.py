@@ -80,6 +80,7 @@ async def test_a_declined_recharge_emits_payment_failed_and_turns_it_off_until_a
     data = msgspec.json.decode(events[0]["body"])["data"]
     assert data["reference"] == recharge_reference(pid, api.clock()) and data["amount_micros"] == 100_000_000
     assert data["currency"] == "USD" and data["code"]
+    assert data["payer"] == "partner"  # the tenant-side one says "tenant" (docs/collection.md)
     wallet = (await api.call("GET", "/v1/wallet", pid)).body
     assert wallet["auto_recharge"]["enabled"] is False
     assert wallet["auto_recharge"]["disabled_reason"] == "payment_declined"

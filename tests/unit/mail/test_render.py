@@ -85,6 +85,7 @@ def test_unknown_templates_and_missing_values_fail_loudly() -> None:
     ("notify_subscription", "subscription.activated", {}, "now active"),
     ("notify_low_balance", "wallet.low_balance", {"balance_micros": 1_500_000, "currency": "USD"}, "1.50 USD"),
     ("notify_tenant_created", "tenant.created", {"tenant": {"name": "Dental"}}, "Dental"),
+    ("notify_tenant_payment_failed", "payment.failed", {"payer": "tenant", "invoice_id": "inv_7"}, "inv_7"),
 ])
 def test_notification_templates_render_event_data(template: str, event_type: str, data: dict[str, Any],
                                                   expect: str) -> None:
@@ -102,6 +103,13 @@ def test_the_notifier_rules_by_name() -> None:
                    "subscription.updated", "subscription.price_change_scheduled"):
         assert rule_for(always).preference is None  # type: ignore[union-attr]
     assert rule_for("call.completed") is None and rule_for("tenant.updated") is None
+
+
+def test_a_tenants_declined_card_is_not_mailed_as_the_partners_own() -> None:
+    own, tenants = rule_for("payment.failed", "partner"), rule_for("payment.failed", "tenant")
+    assert own is not None and tenants is not None
+    assert own.template == "notify_payment_failed" and own.preference is None
+    assert tenants.template == "notify_tenant_payment_failed" and tenants.preference == "usage_alerts"
 
 
 def test_the_retry_schedule_ends() -> None:

@@ -1,0 +1,1 @@
+"""Dunning: unpaid tenant invoices flagged Overdue, the card retried, the tenant suspended and reactivated."""

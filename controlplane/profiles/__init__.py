@@ -1,0 +1,1 @@
+"""Billing profiles: the partner's pricing templates and the tenants' assignments to them."""
