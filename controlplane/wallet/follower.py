@@ -21,6 +21,7 @@ from controlplane.wallet.services import WalletServices
 
 log = structlog.get_logger(__name__)
 RECONNECT_SECONDS = 1.0
+CHECK_SPACING = 0.5  # seconds between two looks at the partners whose balance moved
 
 
 def parse(payload: str) -> WalletChanged | None:
@@ -100,6 +101,9 @@ class WalletFollower:
                 self._due.discard(partner_id)
                 await self._guarded(lambda: self.services.check(partner_id))
                 self.checked += 1
+            # A busy partner's calls commit a notification per batch: what arrives meanwhile is
+            # coalesced and looked at once per spacing (one check, not one per batch).
+            await asyncio.sleep(CHECK_SPACING)
 
     async def sweep_forever(self) -> None:
         while True:
