@@ -9,12 +9,12 @@ looks at every balance that is due anyway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import asyncpg
 import structlog
 
+from controlplane.db.listen import listen_forever
 from controlplane.signals import WalletChanged
 from controlplane.wallet import store
 from controlplane.wallet.services import WalletServices
@@ -65,24 +65,18 @@ class WalletFollower:
             group.create_task(self.sweep_forever())
 
     async def listen(self) -> None:
-        """Hold one pool connection LISTENing; reconnect when it is lost."""
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    await conn.add_listener(store.CHANNEL, self._notified)
-                    self.listening.set()
-                    try:
-                        while not conn.is_closed():
-                            await asyncio.sleep(RECONNECT_SECONDS)
-                    finally:
-                        self.listening.clear()
-                        if not conn.is_closed():
-                            with contextlib.suppress(Exception):
-                                await conn.remove_listener(store.CHANNEL, self._notified)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("wallet.listen_lost", exc_info=True)
+        """Hold one pool connection LISTENing; reconnect when it is lost. Each (re)established
+        LISTEN is followed by a sweep: notifications may have been missed meanwhile."""
+        def listening() -> None:
+            self.listening.set()
             self.poke_all_later()
-            await asyncio.sleep(RECONNECT_SECONDS)
+
+        def lost() -> None:
+            self.listening.clear()
+            log.warning("wallet.listen_lost", exc_info=True)
+
+        await listen_forever(self.pool, store.CHANNEL, self._notified, period=RECONNECT_SECONDS,
+                             on_listening=listening, on_lost=lost)
 
     def poke_all_later(self) -> None:
         """Notifications may have been missed: the next sweep runs now."""
