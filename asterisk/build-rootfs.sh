@@ -5,9 +5,13 @@
 set -euo pipefail
 
 root="${1:-${CONTROLPLANE_ASTERISK_ROOTFS:-${XDG_CACHE_HOME:-$HOME/.cache}/controlplane/asterisk-rootfs}}"
+# Asterisk with voicemail and music on hold, sox (prompt and greeting conversion), and
+# Kamailio with its PostgreSQL driver (the SIP edge of a multi-node deployment).
 packages="asterisk,asterisk-modules,asterisk-config,asterisk-core-sounds-en-gsm"
+packages="$packages,asterisk-moh-opsound-gsm,sox,kamailio,kamailio-postgres-modules"
 
-if [ -f "$root/.controlplane-rootfs-ready" ]; then
+# The marker holds the package list it was built with: a changed list rebuilds.
+if [ -f "$root/.controlplane-rootfs-ready" ] && [ "$(cat "$root/.controlplane-rootfs-ready")" = "$packages" ]; then
   echo "asterisk rootfs: reusing $root"
   exit 0
 fi
@@ -37,5 +41,5 @@ debootstrap --variant=minbase --include="$packages" sid "$root" "$mirror" >"$roo
 # Without its own hostname in /etc/hosts, Asterisk blocks on DNS look-ups at boot.
 printf '127.0.0.1 localhost %s\n::1 localhost\n' "$(hostname)" >"$root/etc/hosts"
 rm -rf "$root/var/cache/apt/archives/"*.deb
-touch "$root/.controlplane-rootfs-ready"
+printf '%s' "$packages" >"$root/.controlplane-rootfs-ready"
 echo "asterisk rootfs: ready at $root"

@@ -21,11 +21,13 @@ import asyncpg
 from aiohttp import web
 
 from controlplane.config import Config
+from controlplane.shared.media import MediaStore
 from controlplane.shared.payments import PaymentProvider
 from controlplane.metrics.live import Metrics
 from controlplane.signals import Signals
 
 if TYPE_CHECKING:
+    from controlplane.destinations import Destinations, FlowSection
     from controlplane.asterisk.ami import AmiClient
     from controlplane.asterisk.ari import AriClient
     from controlplane.asterisk.events import AmiHandler, AriHandler
@@ -61,6 +63,11 @@ class Context:
     payments: PaymentProvider | None = None
     # Gauges read at scrape time (controlplane.metrics): a plugin adds what only it can see.
     metrics: Metrics = field(default_factory=Metrics)
+    # Call flows (controlplane.destinations): each owner of destination kinds appends its
+    # section; the flows capability sets ``destinations``, the recordings one ``media``.
+    flow_sections: list[FlowSection] = field(default_factory=list)
+    destinations: Destinations | None = None
+    media: MediaStore | None = None
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,13 @@ class ReactivationDue:
     cause: str
 
 
+@dataclass(frozen=True, slots=True)
+class TenantFlowsChanged:
+    """A tenant's call-flow objects changed and committed: its flows context is re-rendered."""
+
+    tenant_id: str
+
+
 class DialplanSink(Protocol):
     """What a capability that changes dialplan data is given: it says so after commit."""
 
@@ -275,6 +282,10 @@ class Signals:
     invoice_paid: AfterCommit[InvoicePaid] = field(default_factory=lambda: AfterCommit("invoice_paid"))
     # dunning -> tenants: the cause of a suspension is resolved.
     reactivation_due: AfterCommit[ReactivationDue] = field(default_factory=lambda: AfterCommit("reactivation_due"))
+    # voicemail, IVR, ring groups, queues, time conditions, music on hold, DID routes -> flows:
+    # a tenant's call-flow objects changed, committed; its flows context is re-rendered.
+    tenant_flows_changed: Notice[TenantFlowsChanged] = field(
+        default_factory=lambda: Notice("tenant_flows_changed"))
 
     def freeze(self) -> None:
         for f in fields(self):

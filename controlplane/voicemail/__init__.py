@@ -1,0 +1,1 @@
+"""voicemail capability."""
