@@ -42,12 +42,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration" / "limits"), str(R
 import asyncpg  # noqa: E402
 from agi_client import agi_admit  # noqa: E402
 from verdict import Verdicts  # noqa: E402
+from cpu import CpuMeter, postmaster_pid  # noqa: E402
 
 from controlplane.profiles.models import AssignmentBody  # noqa: E402
 from controlplane.calls.recorder import CallRecorder  # noqa: E402
 from controlplane.profiles.services import ProfileServices  # noqa: E402
 from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
 from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
+from controlplane import eventloop  # noqa: E402
+from controlplane.eventloop import loop_name  # noqa: E402
 from controlplane.limits.agi import AgiServer  # noqa: E402
 from controlplane.limits.engine import Engine  # noqa: E402
 from controlplane.limits.models import LimitsBody  # noqa: E402
@@ -221,6 +224,11 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         # Runs alternate (without, with, without, with): the machine's drift over a minute
         # (two cores shared with Asterisk, SIPp, PostgreSQL) falls on both sides alike.
         totals = {"without": [0, 0, 0.0], "with": [0, 0, 0.0]}
+        # CPU per side: the daemon runs in both (its AMI stream and recorder work alike), so
+        # the difference is what the admission step costs each process per call.
+        assert status.pid is not None
+        meters = {side: CpuMeter({"daemon": os.getpid(), "Asterisk": status.pid},
+                                 {"PostgreSQL": postmaster_pid(PGDATA[0])}) for side in totals}
         server.latencies.clear()
         server.exchanges.clear()
         for _ in range(ROUNDS):
@@ -228,7 +236,9 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
                 await render(AdmissionStep.OFF if name == "without" else AdmissionStep.FAIL_CLOSED)
                 await asyncio.sleep(2.0)  # the recorder drains the previous run
                 server.keep_latencies = name == "with"
+                meters[name].start()
                 ok, failed, wall = await uac_run(work, config.asterisk.sip_port, name, seconds)
+                meters[name].stop()
                 server.keep_latencies = False
                 total = totals[name]
                 total[0], total[1], total[2] = total[0] + ok, total[1] + failed, total[2] + wall
@@ -238,6 +248,12 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         print(f"SIPp without admission: {ok_a} calls ok ({failed_a} failed) in {wall_a:.1f} s -> {rate_a:.1f} calls/s")
         print(f"SIPp with admission:    {ok_b} calls ok ({failed_b} failed) in {wall_b:.1f} s -> {rate_b:.1f} calls/s")
         print(f"call rate with/without admission: {ratio:.3f}  target >= {TARGET_RATIO}")
+        print(f"CPU without admission: {meters['without'].line(ok_a)}")
+        print(f"CPU with admission:    {meters['with'].line(ok_b)}")
+        cpu_a, cpu_b = meters["without"].per_call(ok_a), meters["with"].per_call(ok_b)
+        for who in ("daemon", "Asterisk", "PostgreSQL"):
+            VERDICTS.info(f"{who} CPU per call without admission", cpu_a[who], "ms")
+            VERDICTS.info(f"{who} CPU per call with admission", cpu_b[who], "ms")
         print(wallet_line(app[limit_services].engine, partner))
         decisions, exchanges = server.latencies, server.exchanges
         p99 = pct(decisions, .99) if decisions else float("inf")
@@ -272,17 +288,24 @@ def run() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--no-sipp", action="store_true", help="part 1 only (no Asterisk)")
+    parser.add_argument("--loop", choices=("default", "asyncio", "uvloop"), default="default",
+                        help="the event loop of the in-process daemon (default: the daemon's own choice)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedPostgres(Path(tmp) / "pg")
         server.start()
         try:
-            return asyncio.run(_prepare_and_run(server, Path(tmp), args))
+            return eventloop.run(_prepare_and_run(server, Path(tmp), args), args.loop)
         finally:
             server.stop()
 
 
+PGDATA: list[str] = []  # the embedded server's data directory (its postmaster.pid: the CPU meter)
+
+
 async def _prepare_and_run(server: EmbeddedPostgres, tmp: Path, args: argparse.Namespace) -> int:
+    PGDATA[:] = [str(server.pgdata)]
+    print(f"event loop: {loop_name(asyncio.get_running_loop())}")
     name = f"bench_{secrets.token_hex(4)}"
     await create_database(server.dsn(), name)
     await migrate_dsn(server.dsn(name))

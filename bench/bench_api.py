@@ -7,7 +7,8 @@ The full stack (request id, API-key authentication with its cache, rate limits,
 scope and tenant-scope checks, audit actor, the tenants service, one PostgreSQL query)
 serves ``GET /v1/tenants/{id}`` from its own process, logging as deployed (JSON at info:
 one access-log line per request, into /dev/null). The baseline is a bare aiohttp
-handler (own process too) returning the same JSON bytes. One aiohttp load client in
+handler (own process too) running the same asyncpg query and encoding the row (issue 18's
+baseline; no response cache on either side). One aiohttp load client in
 this process, 50 concurrent workers on loopback, bounded by request count and time.
 Prints requests/s, p50/p99 latency of each, and the ratio. The key's limit is 10,000/min
 and the partner limit is raised for the run (a limit would otherwise measure 429s).
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -34,6 +36,8 @@ import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 from verdict import Verdicts  # noqa: E402
+from controlplane import eventloop  # noqa: E402
+from cpu import CpuMeter, postmaster_pid  # noqa: E402
 
 CONCURRENCY = 50
 # Issue 18's targets: the full stack at >= 0.60 of the bare handler's rate, p99 under 50 ms.
@@ -60,25 +64,42 @@ def _serve_full(dsn: str, port_out: multiprocessing.Queue) -> None:  # type: ign
     configure_logging(Config(logging=LoggingConfig(format="json", level=os.environ.get("BENCH_LOG_LEVEL", "info"))))
 
     async def main() -> None:
-        pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
+        from controlplane.db.database import create_pool
+
+        pool = await create_pool(dsn, min_size=10, max_size=10)  # the daemon's pool settings
         config = Config(webhooks=WebhooksConfig(secret_key="bench"))
         app = make_app(service_token_value="bench-token", probes=[], plugins=[TENANTS, APIKEYS, AUDIT],
                        context=Context(config=config, pool=pool), limiter=RateLimiter(partner_limit=10**9))
         await _listen(app, port_out)
 
-    asyncio.run(main())
+    eventloop.run(main())  # the daemon's loop (uvloop when installed), on both sides
 
 
-def _serve_bare(body: bytes, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
+def _serve_bare(dsn: str, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """The baseline: a bare aiohttp handler running the same asyncpg query (the tenants store's
+    ``get_tenant``, on a pool of the same size) and encoding its row, with no response cache:
+    what the full stack adds on top of it is authentication, scopes, tenant scope, the rate
+    limit, the audit actor, the access log and the problem/JSON plumbing."""
+    from controlplane.tenants.store import get_tenant
+    import msgspec
 
     async def main() -> None:
+        from controlplane.db.database import create_pool
+
+        # The same pool settings as the full stack's (no reset query per release): the two
+        # sides differ only by what the stack does around the query.
+        pool = await create_pool(dsn, min_size=10, max_size=10)
+
+        async def handler(request: web.Request) -> web.Response:
+            async with pool.acquire() as conn:
+                tenant = await get_tenant(conn, "ptr_bench", request.match_info["tenant_id"])
+            return web.Response(body=msgspec.json.encode(tenant), content_type="application/json")
+
         app = web.Application()
         app.router.add_get("/v1/tenants/{tenant_id}", handler)
         await _listen(app, port_out)
 
-    asyncio.run(main())
+    eventloop.run(main())  # the daemon's loop (uvloop when installed), on both sides
 
 
 async def _listen(app: web.Application, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -89,7 +110,7 @@ async def _listen(app: web.Application, port_out: multiprocessing.Queue) -> None
     await asyncio.Event().wait()
 
 
-async def load(url: str, headers: dict[str, str], requests: int, seconds: float) -> dict[str, float]:
+async def load(url: str, headers: dict[str, str], requests: int, seconds: float) -> Run:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     remaining = [requests]
@@ -113,11 +134,30 @@ async def load(url: str, headers: dict[str, str], requests: int, seconds: float)
         elapsed = time.perf_counter() - began
     if set(statuses) != {200}:
         print(f"{url}: answers other than 200: {statuses}")
-    latencies.sort()
     # A non-200 answer is not a served request: counted apart, it fails the run (verdicts).
-    return {"rps": statuses.get(200, 0) / elapsed, "p50_ms": statistics.median(latencies) * 1000,
+    return Run(statuses.get(200, 0), elapsed, latencies,
+               sum(n for status, n in statuses.items() if status != 200))
+
+
+@dataclass
+class Run:
+    ok: int
+    elapsed: float
+    latencies: list[float]  # seconds, one per request
+    errors: int
+
+
+ROUNDS = 2
+
+
+def merged(runs: list[Run]) -> dict[str, float]:
+    """One side's figures over its rounds: the rate over their summed time, the latency
+    percentiles over every request."""
+    latencies = sorted(x for r in runs for x in r.latencies)
+    return {"rps": sum(r.ok for r in runs) / sum(r.elapsed for r in runs),
+            "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000, "n": len(latencies),
-            "errors": sum(n for status, n in statuses.items() if status != 200)}
+            "errors": sum(r.errors for r in runs)}
 
 
 async def prepare(dsn: str) -> tuple[str, str, bytes]:
@@ -140,6 +180,27 @@ async def prepare(dsn: str) -> tuple[str, str, bytes]:
     return "ten_bench", created.secrets.key, msgspec.json.encode(tenant)
 
 
+PGDATA: list[str] = []  # the embedded server's data directory (its postmaster.pid: the CPU meter)
+
+
+def _owner(port: int) -> int | None:
+    """The pid listening on loopback TCP ``port`` (from /proc/net/tcp and the fds in /proc)."""
+    inode = None
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                inode = fields[9]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
 @contextlib.asynccontextmanager
 async def migrated_database(name: str) -> AsyncIterator[tuple[str, list[BaseProcess]]]:
     """A migrated database ``name`` on a PostgreSQL of its own, in a temporary directory: yields its
@@ -150,6 +211,7 @@ async def migrated_database(name: str) -> AsyncIterator[tuple[str, list[BaseProc
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedPostgres(Path(tmp))
         server.start()
+        PGDATA[:] = [str(server.pgdata)]
         procs: list[BaseProcess] = []
         try:
             await create_database(server.dsn(), name)
@@ -164,33 +226,56 @@ async def migrated_database(name: str) -> AsyncIterator[tuple[str, list[BaseProc
 
 async def main(requests: int, seconds: float) -> int:
     async with migrated_database("bench_api") as (dsn, procs):
-        tenant_id, key, body = await prepare(dsn)
+        tenant_id, key, _body = await prepare(dsn)
         ctx = multiprocessing.get_context("spawn")
         ports: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-        for target, arg in ((_serve_full, dsn), (_serve_bare, body)):
+        for target, arg in ((_serve_full, dsn), (_serve_bare, dsn)):
             proc = ctx.Process(target=target, args=(arg, ports), daemon=True)
             proc.start()
             procs.append(proc)
             await asyncio.sleep(0)
         full_port, bare_port = ports.get(timeout=30), ports.get(timeout=30)
         # Queue order follows start-up order, not process order: ask each which it is.
+        ports_swapped = False
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{full_port}/healthz") as r:
             if r.status != 200:
                 full_port, bare_port = bare_port, full_port
+        # Which process serves which port (procs[0] is the full stack's): from the socket's owner.
+        ports_swapped = _owner(full_port) != procs[0].pid
         path = f"/v1/tenants/{tenant_id}"
-        full = await load(f"http://127.0.0.1:{full_port}{path}", {"Authorization": f"Bearer {key}"},
-                          requests, seconds)
-        bare = await load(f"http://127.0.0.1:{bare_port}{path}", {}, requests, seconds)
+        # Alternating halves (full, bare, full, bare): the drift of a shared machine falls on
+        # both sides alike; each side's figures are over both of its halves.
+        runs: dict[str, list[Run]] = {"full": [], "bare": []}
+        # CPU of each server process (and PostgreSQL) over its own windows: per request.
+        meters = {side: CpuMeter({"server": proc.pid or 0}, {"PostgreSQL": postmaster_pid(PGDATA[0])})
+                  for side, proc in (("full", procs[0]), ("bare", procs[1]))}
+        for _ in range(ROUNDS):
+            for side, port, headers in (("full", full_port, {"Authorization": f"Bearer {key}"}),
+                                        ("bare", bare_port, {})):
+                meters[side].start()
+                runs[side].append(await load(f"http://127.0.0.1:{port}{path}", headers, requests // ROUNDS,
+                                             seconds / ROUNDS))
+                meters[side].stop()
+        full, bare = merged(runs["full"]), merged(runs["bare"])
+        # Queue order is start-up order: the full stack's process is the one whose port answered /healthz.
+        if ports_swapped:
+            meters = {"full": meters["bare"], "bare": meters["full"]}
+        cpu = {side: meters[side].per_call(sum(r.ok for r in runs[side])) for side in meters}
     print(f"full stack (API key): {full['rps']:,.0f} req/s  p50 {full['p50_ms']:.1f} ms  "
           f"p99 {full['p99_ms']:.1f} ms  ({full['n']:.0f} requests)")
     print(f"bare aiohttp handler: {bare['rps']:,.0f} req/s  p50 {bare['p50_ms']:.1f} ms  "
           f"p99 {bare['p99_ms']:.1f} ms  ({bare['n']:.0f} requests)")
     print(f"ratio full/bare: {full['rps'] / bare['rps']:.2f}")
+    print(f"CPU per request: full stack {cpu['full']['server']:.3f} ms (PostgreSQL {cpu['full']['PostgreSQL']:.3f}),"
+          f" bare handler {cpu['bare']['server']:.3f} ms (PostgreSQL {cpu['bare']['PostgreSQL']:.3f})")
     verdicts = Verdicts("bench_api")
     verdicts.info("authenticated GET (API key), full stack", full["rps"], "req/s")
-    verdicts.info("bare aiohttp handler (same JSON bytes)", bare["rps"], "req/s")
+    verdicts.info("bare aiohttp handler (same asyncpg query)", bare["rps"], "req/s")
     verdicts.at_least("full stack / bare handler", full["rps"] / bare["rps"], TARGET_RATIO)
     verdicts.below("full stack p99", full["p99_ms"], TARGET_P99_MS, "ms")
+    verdicts.info("bare handler p99 (the same load, for scale)", bare["p99_ms"], "ms")
+    verdicts.info("full stack server CPU per request", cpu["full"]["server"], "ms")
+    verdicts.info("bare handler server CPU per request", cpu["bare"]["server"], "ms")
     verdicts.exactly("answers other than 200 (both servers)", full["errors"] + bare["errors"], 0)
     return verdicts.finish()
 
@@ -200,4 +285,5 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.requests, args.seconds)))
+    print(f"event loop of both servers and the client: {'asyncio' if eventloop.loop_factory() is None else 'uvloop'}")
+    sys.exit(eventloop.run(main(args.requests, args.seconds)))

@@ -46,6 +46,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 from verdict import Verdicts  # noqa: E402
+from cpu import CpuMeter, postmaster_pid  # noqa: E402
 from harness import LOAD_RTP, ami_client, daemon_files, external, free_port, make_config  # noqa: E402
 from tenants_e2e import LOAD_IP, available, call_scenario, load_endpoint, sipp_load, uas_scenario  # noqa: E402
 
@@ -57,6 +58,7 @@ from controlplane.profiles.services import ProfileServices  # noqa: E402
 from controlplane.config import (CarrierConfig, DatabaseConfig, HttpConfig,  # noqa: E402
                                  LimitsConfig, LoggingConfig, MetricsConfig)
 from controlplane.daemon import Daemon  # noqa: E402
+from controlplane.eventloop import loop_factory, loop_name  # noqa: E402
 from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
 from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.logs import configure_logging  # noqa: E402
@@ -76,7 +78,8 @@ SCRAPED = ("controlplane_calls_recorded_total", "controlplane_admissions_total",
 
 
 async def scrape(port: int) -> dict[str, float]:
-    """The daemon's /metrics, the SCRAPED samples summed over their labels."""
+    """The daemon's /metrics, the SCRAPED samples summed over their labels, and each
+    admission outcome apart (``outcome:<label>``: a refusal names why a call was declined)."""
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as response:
         text = await response.text()
     sums = dict.fromkeys(SCRAPED, 0.0)
@@ -84,7 +87,44 @@ async def scrape(port: int) -> dict[str, float]:
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if name in sums:
             sums[name] += float(line.rsplit(" ", 1)[1])
+        if name == "controlplane_admissions_total":
+            outcome = re.search(r'outcome="([^"]*)"', line)
+            key = f"outcome:{outcome.group(1) if outcome else '?'}"
+            sums[key] = sums.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return sums
+
+
+# What PostgreSQL did for a run (pg_stat_database of the bench's database): per call, the
+# transactions committed and the rows written (what a capacity model needs, docs/scale.md).
+PG_STATS = "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = current_database()"
+
+
+async def pg_stats(pool: asyncpg.Pool) -> dict[str, int]:
+    await pool.execute("SELECT pg_stat_clear_snapshot()")
+    row = await pool.fetchrow(PG_STATS)
+    assert row is not None
+    return {key: int(row[key]) for key in ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted")}
+
+
+def asterisk_warnings(log_dir: Path | None, since: int) -> tuple[int, collections.Counter[str]]:
+    """The size of Asterisk's messages.log now, and its WARNING/ERROR lines after byte ``since``
+    by the source file that logged them (RTP port exhaustion says "couldn't allocate", from
+    res_rtp_asterisk.c; an SDP refusal comes from res_pjsip_session.c / res_pjsip_sdp_rtp.c)."""
+    path = (log_dir or Path("/nonexistent")) / "messages.log"
+    if not path.exists():
+        return since, collections.Counter()
+    data = path.read_bytes()
+    found: collections.Counter[str] = collections.Counter()
+    for line in data[since:].decode("utf-8", "replace").splitlines():
+        # "[2026-12-01 10:40:30.544] WARNING[22793][C-00000001] res_rtp_asterisk.c: ..."
+        level = re.search(r"\] (WARNING|ERROR)\[\d+\](?:\[[^\]]*\])? ([\w.-]+):", line)
+        if level:
+            found[f"{level.group(1)} {level.group(2)}"] += 1
+        if "allocate" in line:
+            found["'allocate' (RTP port exhaustion)"] += 1
+        if "admission unreachable" in line:  # the fail policy: the exchange outlived its timeout
+            found["admission unreachable (fail-closed: 503)"] += 1
+    return len(data), found
 TOLL_FREE = "18005550199"
 
 
@@ -174,10 +214,18 @@ async def bench(dsn: str, data: Path) -> int:
         await asyncio.sleep(0.5)
 
         # Run 1: bare Asterisk, no daemon.
+        assert status.pid is not None
+        base_cpu = CpuMeter({"Asterisk": status.pid}, {"PostgreSQL": postmaster_pid(PGDATA[0])})
+        log_at, _ = asterisk_warnings(runner.log_dir, 0)
+        base_cpu.start()
         base_ok, base_failed, base_wall = await sipp.run_uac("baseline", ARGS.rate, calls)
+        base_cpu.stop()
+        log_at, warned = asterisk_warnings(runner.log_dir, log_at)
+        print(f"Asterisk warnings during the baseline: {dict(warned)}")
         base_rate = base_ok / (base_wall - ARGS.hold_ms / 1000)
         print(f"bare Asterisk: {base_ok}/{calls} calls ok ({base_failed} failed) in {base_wall:.1f} s"
               f" -> {base_rate:.1f} calls/s")
+        print(f"CPU bare Asterisk: {base_cpu.line(base_ok)}")
         await asyncio.sleep(1.0)
         # The baseline's calls are not the daemon's to reconcile during run 2.
         await pool.execute("UPDATE asterisk_cdr SET handled = true")
@@ -203,6 +251,20 @@ async def bench(dsn: str, data: Path) -> int:
             ended[record.linkedid] = record.ended_at.timestamp()  # type: ignore[attr-defined]
 
         recorder.on_recorded.append(on_recorded)
+        # When each call's end reached the recorder (the AMI Hangup read and tracked): splits
+        # the lag into Asterisk -> daemon (AMI stream, scheduling) and daemon -> commit.
+        seen: dict[str, float] = {}
+        submit = recorder.submit
+
+        def submit_timed(actions: list[object]) -> None:
+            now = time.time()
+            for action in actions:
+                summary = getattr(action, "summary", None)
+                if summary is not None:
+                    seen.setdefault(summary.call_id, now)
+            submit(actions)  # type: ignore[arg-type]
+
+        daemon.http.app[calls_plugin.tracker_key].attach(submit_timed)  # type: ignore[arg-type]
         # Admission is published over AMI right after its FastAGI server listens.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -215,15 +277,30 @@ async def bench(dsn: str, data: Path) -> int:
         await asyncio.sleep(0.5)
         base_records = await pool.fetchval("SELECT count(*) FROM call_records")
         before = await scrape(config.metrics.port)
+        # The window holds the run and the recorder's drain after it: the daemon's work per call.
+        cpu = CpuMeter({"daemon": os.getpid(), "Asterisk": status.pid}, {"PostgreSQL": postmaster_pid(PGDATA[0])})
+        stats_before = await pg_stats(pool)
+        log_at, _ = asterisk_warnings(runner.log_dir, 0)
+        cpu.start()
         ok, failed, wall = await sipp.run_uac("daemon", ARGS.rate, calls)
         rate = ok / (wall - ARGS.hold_ms / 1000)
         print(f"with daemon:   {ok}/{calls} calls ok ({failed} failed) in {wall:.1f} s -> {rate:.1f} calls/s")
         deadline = time.monotonic() + 20
         while len(committed) < ok and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        cpu.stop()
+        print(f"CPU with daemon: {cpu.line(ok)}")
+        _, warned = asterisk_warnings(runner.log_dir, log_at)
+        print(f"Asterisk warnings during run 2: {dict(warned)}")
+        stats_after = await pg_stats(pool)
+        # The bench's own statements in the window (two pg_stats) are 2 transactions, no rows.
+        per_call = {k: (stats_after[k] - stats_before[k] - (2 if k == "xact_commit" else 0)) / max(ok, 1)
+                    for k in stats_after}
+        print("PostgreSQL per call (pg_stat_database, every writer incl. Asterisk's cdr_pgsql): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in per_call.items()))
         backlog = recorder.backlog()
         after = await scrape(config.metrics.port)
-        moved = {name: after[name] - before[name] for name in SCRAPED}
+        moved = {name: after[name] - before.get(name, 0.0) for name in after}
         print("/metrics during run 2: " + ", ".join(f"{name} +{n:.0f}" for name, n in moved.items()))
         live_lat = [(committed[k] - ended[k]) * 1000 for k in committed]
         rows = await pool.fetch(
@@ -242,6 +319,14 @@ async def bench(dsn: str, data: Path) -> int:
         p50, p99 = pct(live_lat, 50), pct(live_lat, 99)
         print(f"hang-up -> record committed: p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {max(live_lat):.1f} ms"
               f"  (n={len(live_lat)})  target p99 < {TARGET_P99_MS:.0f} ms")
+        arrived = [(seen[k] - ended[k]) * 1000 for k in committed if k in seen]
+        written = [(committed[k] - seen[k]) * 1000 for k in committed if k in seen]
+        if arrived:
+            print(f"  of which hang-up -> end seen by the recorder: p50 {pct(arrived, 50):.1f} ms"
+                  f"  p99 {pct(arrived, 99):.1f} ms; seen -> committed: p50 {pct(written, 50):.1f} ms"
+                  f"  p99 {pct(written, 99):.1f} ms")
+            VERDICTS.info("hang-up -> end seen by the daemon p99", pct(arrived, 99), "ms")
+            VERDICTS.info("end seen -> record committed p99", pct(written, 99), "ms")
         if event_lat:
             print(f"hang-up -> call.completed created_at: p50 {pct(event_lat, 50):.1f} ms"
                   f"  p99 {pct(event_lat, 99):.1f} ms")
@@ -250,6 +335,14 @@ async def bench(dsn: str, data: Path) -> int:
         missing = ok - len(committed)
         VERDICTS.info("bare Asterisk calls/s", base_rate, "/s")
         VERDICTS.info("calls/s with the daemon", rate, "/s")
+        VERDICTS.info("daemon CPU per call", cpu.per_call(ok)["daemon"], "ms")
+        VERDICTS.info("Asterisk CPU per call with the daemon", cpu.per_call(ok)["Asterisk"], "ms")
+        VERDICTS.info("Asterisk CPU per call, bare", base_cpu.per_call(base_ok)["Asterisk"], "ms")
+        VERDICTS.info("PostgreSQL CPU per call with the daemon", cpu.per_call(ok)["PostgreSQL"], "ms")
+        VERDICTS.info("PostgreSQL CPU per call, bare", base_cpu.per_call(base_ok)["PostgreSQL"], "ms")
+        VERDICTS.info("PostgreSQL transactions per call (all writers)", per_call["xact_commit"])
+        VERDICTS.info("PostgreSQL rows written per call (ins+upd+del)",
+                      per_call["tup_inserted"] + per_call["tup_updated"] + per_call["tup_deleted"])
         VERDICTS.at_least("calls/s with the daemon / bare Asterisk", ratio, TARGET_RATIO)
         VERDICTS.exactly("failed calls with the daemon", failed, 0)
         VERDICTS.exactly("failed calls on bare Asterisk (the baseline itself)", base_failed, 0)
@@ -271,7 +364,12 @@ async def bench(dsn: str, data: Path) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+PGDATA: list[str] = []  # the embedded server's data directory (its postmaster.pid: the CPU meter)
+
+
 async def _main(server: EmbeddedPostgres, data: Path) -> int:
+    PGDATA[:] = [str(server.pgdata)]
+    print(f"event loop: {loop_name(asyncio.get_running_loop())}")
     name = f"bench_{secrets.token_hex(4)}"
     await create_database(server.dsn(), name)
     await migrate_dsn(server.dsn(name))
@@ -288,7 +386,8 @@ def run() -> int:
         server = EmbeddedPostgres(Path(tmp) / "pg")
         server.start()
         try:
-            asyncio.run(_main(server, Path(tmp) / "data"))
+            with asyncio.Runner(loop_factory=loop_factory(ARGS.loop)) as runner:
+                runner.run(_main(server, Path(tmp) / "data"))
         except Exception as exc:
             import traceback
 
@@ -303,6 +402,8 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--rate", type=int, default=100, help="calls per second")
 parser.add_argument("--seconds", type=int, default=20, help="seconds of load per run")
 parser.add_argument("--hold-ms", type=int, default=200, help="how long each call stays up")
+parser.add_argument("--loop", choices=("default", "asyncio", "uvloop"), default="default",
+                    help="the event loop of the in-process daemon (default: the daemon's own choice)")
 ARGS = parser.parse_args([] if __name__ != "__main__" else None)
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Run the benches and print one table of every figure, its target and its verdict.
 
     .venv/bin/python bench/run_all.py            # every bench (needs root, the rootfs, SIPp)
-    .venv/bin/python bench/run_all.py --light    # the ones without Asterisk (every bench_*.py but the four)
+    .venv/bin/python bench/run_all.py --light    # the ones without Asterisk (every bench_*.py but the HEAVY ones)
     .venv/bin/python bench/run_all.py bench_numbers bench_rating -- --rows 100000
 
 Each bench runs in its own process, one after the other (they would compete for the
@@ -28,7 +28,8 @@ sys.path.insert(0, str(HERE))
 from verdict import BROKEN, MISSED, SKIPPED, Figure, in_ci  # noqa: E402
 
 # Every bench/bench_*.py runs; these need root, the Asterisk rootfs and SIPp (and the machine).
-HEAVY = ["bench_asterisk_boot", "bench_provisioning", "bench_admission", "bench_calls"]
+HEAVY = ["bench_asterisk_boot", "bench_provisioning", "bench_admission", "bench_calls", "bench_flows",
+         "bench_edge"]  # bench_edge: root and the rootfs's Kamailio
 LIGHT = sorted({p.stem for p in HERE.glob("bench_*.py")} - set(HEAVY))
 
 

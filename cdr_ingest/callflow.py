@@ -55,6 +55,7 @@ class DialStarted:
     dest_channel_id: str
     dest_name: str
     exten: str  # the caller's extension when it dialled
+    caller_channel_id: str = ""  # the dialling channel's uniqueid ("": unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,11 @@ class CallSummary:
     dial_status: str
     hangup_cause: int
     late: bool = False
+    # "": the call itself. Otherwise a carrier leg the call placed from inside the tenant's
+    # flows (a ring group's external member, a forward: docs/queues.md), rated as an
+    # outbound call of its own; the carrier channel's name, so both ingestion paths (AMI,
+    # CDRs) key it alike.
+    leg: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +159,20 @@ class FlowConfig:
 
 
 @dataclass(slots=True)
+class _Leg:
+    """A carrier channel that is a billed leg of its own (``CallSummary.leg``)."""
+
+    channel_id: str
+    name: str
+    started_at: datetime
+    dialed: str
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    status: str = ""
+    cause: int = 0
+
+
+@dataclass(slots=True)
 class _Call:
     call_id: str
     started_at: datetime
@@ -168,6 +188,10 @@ class _Call:
     initiated_sent: bool = False
     answered_sent: bool = False
     names: dict[str, str] = field(default_factory=dict)
+    # Carrier channels of an outbound call counted as its own trunk (dialled by the caller),
+    # and the carrier channels that are legs of their own (the rest).
+    main_trunk: set[str] = field(default_factory=set)
+    legs: dict[str, _Leg] = field(default_factory=dict)
 
 
 class CallFlow:
@@ -197,8 +221,8 @@ class CallFlow:
                 call = self._open(event)
             call.live.add(event.channel_id)
             call.names[event.channel_id] = event.name
-            if event.name.startswith(self._trunk_prefix) and not call.inbound:
-                call.trunk_used = True
+            if event.name.startswith(self._trunk_prefix) and event.channel_id != call.first.channel_id:
+                self._trunk_channel(call, event)
             if event.tenant_id and not call.tenant_id:
                 call.tenant_id = event.tenant_id
             return self._initiated(call, event.at)
@@ -209,6 +233,9 @@ class CallFlow:
                 call.tenant_id = event.tenant_id
             return self._initiated(call, event.at)
         if isinstance(event, ChannelUp):
+            leg = call.legs.get(event.channel_id)
+            if leg is not None and leg.answered_at is None:
+                leg.answered_at = event.at
             if event.channel_id == call.first.channel_id and call.answered_at is None:
                 call.answered_at = event.at
                 return self._answered(call, event.at)
@@ -216,15 +243,22 @@ class CallFlow:
         if isinstance(event, DialStarted):
             call.names[event.dest_channel_id] = event.dest_name
             if event.dest_name.startswith(self._trunk_prefix):
-                call.trunk_used = True
+                self._trunk_dialled(call, event)
             return []
         if isinstance(event, DialEnded):
+            leg = call.legs.get(event.dest_channel_id)
+            if leg is not None:
+                leg.status = event.status
+                return []
             call.dial_status = event.status
             if event.status == "ANSWER":
                 call.answered_by = call.names.get(event.dest_channel_id, call.answered_by)
             return []
         # ChannelClosed
         call.live.discard(event.channel_id)
+        leg = call.legs.get(event.channel_id)
+        if leg is not None:
+            leg.ended_at, leg.cause = event.at, event.cause
         if event.channel_id == call.first.channel_id or not call.cause:
             call.cause = event.cause  # the caller's cause wins; else the first one seen
         if call.live:
@@ -232,9 +266,34 @@ class CallFlow:
         del self._calls[call.call_id]
         if not call.tenant_id:
             return []  # not a tenant's call (health checks, unassigned DIDs)
-        return [Finished(self._summary(call, event.at))]
+        finished: list[Action] = [Finished(self._summary(call, event.at))]
+        return finished + [Finished(self._leg_summary(call, leg, event.at)) for leg in call.legs.values()]
 
     # ------------------------------------------------------------ internals
+
+    def _trunk_channel(self, call: _Call, event: ChannelOpened) -> None:
+        """A carrier channel opened in the call: an inbound call's is a leg of its own; an
+        outbound call's is its own trunk until its Dial shows another channel dialled it."""
+        if call.inbound:
+            call.legs[event.channel_id] = _Leg(event.channel_id, event.name, event.at, event.exten)
+        else:
+            call.main_trunk.add(event.channel_id)
+            call.trunk_used = True
+
+    def _trunk_dialled(self, call: _Call, event: DialStarted) -> None:
+        dest = event.dest_channel_id
+        dialler = event.caller_channel_id
+        own = not call.inbound and (not dialler or dialler == call.first.channel_id)
+        if own:
+            call.legs.pop(dest, None)
+            call.main_trunk.add(dest)
+        else:
+            call.main_trunk.discard(dest)
+            leg = call.legs.get(dest)
+            if leg is None:
+                leg = call.legs[dest] = _Leg(dest, event.dest_name, event.at, event.exten)
+            leg.dialed = event.exten or leg.dialed
+        call.trunk_used = bool(call.main_trunk)
 
     def _open(self, event: ChannelOpened) -> _Call:
         call = _Call(event.call_id, event.at, event,
@@ -292,3 +351,15 @@ class CallFlow:
             caller_channel=call.first.name, answered_by=call.answered_by if call.answered_at else "",
             started_at=call.started_at, answered_at=call.answered_at, ended_at=ended_at,
             dial_status=call.dial_status, hangup_cause=call.cause)
+
+    @staticmethod
+    def _leg_summary(call: _Call, leg: _Leg, ended_at: datetime) -> CallSummary:
+        """A leg as an outbound call of the tenant: from the original caller to the number
+        the flows dialled, answered when the carrier channel was."""
+        return CallSummary(
+            call_id=call.call_id, tenant_id=call.tenant_id, inbound=False, trunk_used=True,
+            dialed=leg.dialed, caller_num=call.first.caller_num, caller_channel=leg.name,
+            answered_by=leg.name if leg.answered_at else "", started_at=leg.started_at,
+            answered_at=leg.answered_at, ended_at=leg.ended_at or ended_at,
+            dial_status=leg.status or ("ANSWER" if leg.answered_at else "NOANSWER"),
+            hangup_cause=leg.cause, leg=leg.name)

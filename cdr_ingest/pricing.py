@@ -38,7 +38,7 @@ from enum import StrEnum
 
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.rates import Rate, RateDeck, Rounding
-from cdr_ingest.rating import Charge, free_charge, price, rate_call
+from cdr_ingest.rating import Charge, billable_seconds, free_charge, price, rate_call
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier, TierSchedule, wholesale_rate
 
 __all__ = ["BillingProfile", "PriceNote", "CallPrice", "retail_rate", "partner_rate", "price_call",
@@ -261,5 +261,51 @@ def marginal_charge(charge: Charge, included_left_s: int) -> Charge:
     keeps its full billable seconds, which is what it consumes of the bundle."""
     if charge.rate is None or included_left_s <= 0:
         return charge
-    beyond = max(0, charge.billable_seconds - included_left_s)
-    return Charge(charge.rate_id, charge.billable_seconds, price(charge.rate, beyond), charge.rate)
+    return Charge(charge.rate_id, charge.billable_seconds,
+                  marginal_price(charge.rate, charge.billable_seconds, included_left_s), charge.rate)
+
+
+# ---- The included-minutes rule, for rating (above) and for admission (limits): one owner.
+
+
+def included_left(profile: BillingProfile | None, call_class: CallClass | None, used_s: int) -> int:
+    """Billable seconds of the period's included minutes a call of ``call_class`` may still use,
+    ``used_s`` being those used (or held) already; 0 when none apply (no bundle, a class the
+    bundle does not cover: INCLUDED_CLASSES)."""
+    if profile is None or call_class not in INCLUDED_CLASSES:
+        return 0
+    return max(0, profile.included_minutes * 60 - used_s)
+
+
+def marginal_price(rate: Rate, billable_s: int, included_left_s: int) -> int:
+    """What ``billable_s`` billable seconds cost the tenant when ``included_left_s`` of them are
+    in the bundle: the seconds beyond it at the rate, with the connect fee; 0 within it."""
+    return price(rate, max(0, billable_s - max(0, included_left_s)))
+
+
+def marginal_affordable_seconds(rate: Rate, budget: int, included_left_s: int) -> int | None:
+    """Longest answered duration whose marginal charge (``marginal_price``) fits in ``budget``
+    micro-units: the bundle's seconds cost nothing, even with no budget left. 0 when not even
+    the first billable unit fits; None when time does not limit the call (a free per-minute
+    rate whose connect fee fits). Monotone in duration: a binary search over increments."""
+    budget = max(budget, 0)
+    inc, low = rate.increment_seconds, rate.min_seconds
+
+    def cost(k: int) -> int:
+        return marginal_price(rate, billable_seconds(k * inc, low, inc), included_left_s)
+
+    if cost(1) > budget:
+        return 0
+    if rate.per_minute == 0:
+        if price(rate, 1) <= budget:
+            return None  # beyond the bundle only the connect fee, and it fits
+        # the first unit fits only inside the bundle: the call lasts as long as the bundle does
+        return included_left_s // inc * inc
+    lo, hi = 1, max(0, included_left_s) // inc + ((budget + 1) * 60 // rate.per_minute) // inc + 2
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * inc

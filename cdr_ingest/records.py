@@ -107,11 +107,16 @@ class CallRecord(msgspec.Struct, kw_only=True):
     retail_rate_id: str | None
     notes: list[str] = []
     late: bool = False
+    # "" for the call itself; a carrier leg's channel name for a leg the call placed from the
+    # tenant's flows, recorded and rated as an outbound call of its own (docs/queues.md).
+    leg: str = ""
 
 
-def call_record_id(linkedid: str) -> str:
-    """Derived from the linkedid, so progress events and the record agree without a lookup."""
-    return "call_" + hashlib.sha256(linkedid.encode()).hexdigest()[:24]
+def call_record_id(linkedid: str, leg: str = "") -> str:
+    """Derived from the linkedid (and the leg), so progress events and the record agree
+    without a lookup, and each leg's record has one id however often it is ingested."""
+    key = linkedid if not leg else f"{linkedid}/{leg}"
+    return "call_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _seconds(start: datetime, end: datetime) -> int:
@@ -179,8 +184,9 @@ def build_record(summary: CallSummary, billing: TenantBilling, extension_of: Ext
             else summary.dialed
         extension = extension_of(summary.caller_channel)
     return CallRecord(
-        id=call_record_id(summary.call_id), linkedid=summary.call_id, tenant_id=billing.tenant_id,
-        partner_id=billing.partner_id, direction=direction.value, caller=caller, callee=callee, did=did,
+        id=call_record_id(summary.call_id, summary.leg), linkedid=summary.call_id,
+        tenant_id=billing.tenant_id, partner_id=billing.partner_id, direction=direction.value, caller=caller,
+        callee=callee, did=did,
         extension=extension, started_at=summary.started_at, answered_at=summary.answered_at,
         ended_at=summary.ended_at, duration_s=_seconds(summary.started_at, summary.ended_at),
         answered_s=answered_s, billable_s=retail.billable_seconds if retail else 0,
@@ -189,7 +195,7 @@ def build_record(summary: CallSummary, billing: TenantBilling, extension_of: Ext
         call_class=call_class.value, wholesale_micros=wholesale.amount if wholesale else None,
         retail_micros=retail.amount if retail else None,
         wholesale_rate_id=wholesale.rate_id if wholesale else None,
-        retail_rate_id=retail.rate_id if retail else None, notes=notes, late=summary.late)
+        retail_rate_id=retail.rate_id if retail else None, notes=notes, late=summary.late, leg=summary.leg)
 
 
 def terminal_event(record: CallRecord) -> str:

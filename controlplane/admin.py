@@ -214,3 +214,23 @@ def print_partners(rows: list[PartnerRow]) -> None:
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     print(f"{len(rows)} partners", file=sys.stderr)
+
+
+async def render_edge(config: Config, *, address: str, sip_port: int, rpc_port: int,
+                      carrier: tuple[str, ...], work_dir: str, out: Path) -> str:
+    """Write Kamailio's configuration for this database's nodes under ``out/etc``; the paths written."""
+    from controlplane.nodes.edge import EdgeInvalid, EdgeSettings, pg_target
+    from controlplane.nodes.edge_files import edge_files, write_edge_files
+
+    database = await open_database(config)
+    try:
+        edge = EdgeSettings(address=address, sip_port=sip_port, rpc_port=rpc_port,
+                            database=pg_target(database.dsn), carrier_sources=carrier, work_dir=work_dir)
+    except EdgeInvalid as exc:
+        raise AdminError(str(exc)) from None
+    conn = await asyncpg.connect(database.dsn)
+    try:
+        files = await edge_files(conn, edge)
+    finally:
+        await conn.close()
+    return "\n".join(str(p) for p in write_edge_files(out / "etc", files))

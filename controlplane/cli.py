@@ -1,4 +1,4 @@
-"""The ``controlplane`` command: serve, migrate, asterisk up|down|status|config, demo, and the
+"""The ``controlplane`` command: serve, migrate, asterisk up|down|status|config, edge render, demo, and the
 operator's chores: db dsn|backup|restore, platform-token, partners, wallet adjust (docs/operations.md)."""
 
 from __future__ import annotations
@@ -58,6 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     asterisk.add_argument("--out", metavar="DIR",
                           help="config: the instance directory to render into (files go into DIR/etc)")
     asterisk.set_defaults(run=_asterisk)
+
+    edge = commands.add_parser("edge", help="render the Kamailio edge's configuration from the database "
+                                            "(docs/scale.md)")
+    edge.add_argument("action", choices=["render"])
+    edge.add_argument("--out", metavar="DIR", required=True,
+                      help="the edge's instance directory: kamailio.cfg and dispatcher.list go into DIR/etc")
+    edge.add_argument("--address", required=True, help="the edge's IPv4 address (SIP and JSON-RPC)")
+    edge.add_argument("--sip-port", type=int, default=5060)
+    edge.add_argument("--rpc-port", type=int, default=5071, help="JSON-RPC over HTTP (private address only)")
+    edge.add_argument("--carrier", action="append", default=[], metavar="IP",
+                      help="an address the carrier's calls come from (repeat)")
+    edge.add_argument("--work-dir", default="/srv/controlplane/kamailio",
+                      help="the instance directory as Kamailio sees it (DIR, in its container or chroot)")
+    edge.set_defaults(run=_edge)
 
     demo = commands.add_parser("demo", help="bring everything up, place one SIP call, show what was seen")
     demo.set_defaults(run=_demo)
@@ -159,10 +173,19 @@ def _wallet_adjust(config: Config, args: argparse.Namespace) -> int:
                                               reference=args.reference))
 
 
+def _edge(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import admin
+
+    return _admin(lambda: admin.render_edge(config, address=args.address, sip_port=args.sip_port,
+                                            rpc_port=args.rpc_port, carrier=tuple(args.carrier),
+                                            work_dir=args.work_dir, out=Path(args.out)))
+
+
 def _serve(config: Config, args: argparse.Namespace) -> int:
+    from controlplane import eventloop
     from controlplane.daemon import serve
 
-    return asyncio.run(serve(config))
+    return eventloop.run(serve(config))  # uvloop when installed (docs/performance.md)
 
 
 def _migrate(config: Config, args: argparse.Namespace) -> int:

@@ -225,6 +225,40 @@ class LoggingConfig(_Section, frozen=True):
     level: str = "info"
 
 
+class NodeConfig(_Section, frozen=True):
+    """This daemon's node (docs/scale.md). ``id`` "local": single-node mode."""
+
+    id: str = "local"
+    # The other nodes' ids; any entry (or an id other than "local") is multi-node mode.
+    peers: tuple[str, ...] = ()
+    # A once-only job's lease and this node's heartbeat expire this long after the last renewal;
+    # a holder that dies is replaced within it (docs/scale.md).
+    lease_seconds: float = 10.0
+    # Kamailio's JSON-RPC (http://<edge>:<rpc_port>/RPC): the nodes plugin reloads the edge's
+    # tenant/DID tables through it (docs/scale.md, "Topology"). None: no edge to keep in sync.
+    edge_rpc: str | None = None
+
+    @property
+    def multi(self) -> bool:
+        return self.id != "local" or bool(self.peers)
+
+
+class MediaConfig(_Section, frozen=True):
+    """Tenant audio (docs/voicemail.md): prompts, music on hold, greetings, voicemail, recordings.
+
+    ``dir`` None: ``spool/media`` of the Asterisk instance directory (what the runner shares
+    with Asterisk). ``asterisk_dir``: the same directory as Asterisk sees it; None: the
+    runner's (``/srv/controlplane/<instance>/spool/media``), or ``dir`` itself when set."""
+
+    dir: str | None = None
+    asterisk_dir: str | None = None
+    max_upload_bytes: int = 20_000_000
+    max_upload_seconds: float = 600.0
+    # Kept this long unless the tenant sets its own (PUT /v1/tenants/{id}/media-retention).
+    voicemail_retention_days: int = 90
+    recording_retention_days: int = 90
+
+
 class Config(_Section, frozen=True):
     mode: Mode = Mode.DEVELOPMENT
     data_dir: str = "var"
@@ -244,6 +278,8 @@ class Config(_Section, frozen=True):
     metrics: MetricsConfig = MetricsConfig()
     wallet: WalletConfig = WalletConfig()
     team: TeamConfig = TeamConfig()
+    media: MediaConfig = MediaConfig()
+    node: NodeConfig = NodeConfig()
 
     @property
     def data_path(self) -> Path:
@@ -351,6 +387,21 @@ def _check_values(config: Config) -> None:
         raise ConfigError("invalid configuration: team.acting_user_cache_seconds: 0 or more")
     if config.http.platform_token is not None and config.http.platform_token == config.http.service_token:
         raise ConfigError("invalid configuration: http.platform_token: must differ from http.service_token")
+    _check_node(config.node)
+
+
+# The nodes table's id (migration 0028); it also names a NOTIFY channel (controlplane.db.node_bus).
+_NODE_ID = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+def _check_node(node: NodeConfig) -> None:
+    for key, value in [("node.id", node.id), *(("node.peers", peer) for peer in node.peers)]:
+        if not _NODE_ID.fullmatch(value):
+            raise ConfigError(f"invalid configuration: {key}: {value!r}: a-z, then up to 31 of a-z, 0-9 and -")
+    if node.id in node.peers:
+        raise ConfigError("invalid configuration: node.peers: must not list node.id")
+    if not node.lease_seconds >= 1.0:
+        raise ConfigError("invalid configuration: node.lease_seconds: 1 or more")
 
 
 # Values that end up in PJSIP config lines: a host name or address, nothing else.
@@ -362,6 +413,10 @@ def _positive(config: Config) -> dict[str, float]:
     """Keys whose value must be > 0 (durations, concurrency, sizes)."""
     return {
         "webhooks.timeout": config.webhooks.timeout,
+        "media.max_upload_bytes": config.media.max_upload_bytes,
+        "media.max_upload_seconds": config.media.max_upload_seconds,
+        "media.voicemail_retention_days": config.media.voicemail_retention_days,
+        "media.recording_retention_days": config.media.recording_retention_days,
         "webhooks.per_endpoint_concurrency": config.webhooks.per_endpoint_concurrency,
         "webhooks.max_concurrency": config.webhooks.max_concurrency,
         "mail.timeout": config.mail.timeout,

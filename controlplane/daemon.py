@@ -19,8 +19,10 @@ from controlplane.asterisk.link import AsteriskLink
 from controlplane.config import Config
 from controlplane.db.database import Database, create_pool, migrate_dsn, open_database
 from controlplane.db.migrate import MigrationError
+from controlplane.cluster import shared_database
 from controlplane.http.app import make_app
 from controlplane.http.health import Probe, ProbeResult
+from controlplane.http.shared_ratelimit import SharedRateLimiter
 from controlplane.keystore import install_secret
 from controlplane.metrics.listener import start_listener
 from controlplane.metrics.live import Metrics, pool_samples
@@ -85,7 +87,8 @@ class Daemon:
             log.warning("startup.warning", key=finding.key, detail=finding.message)
         self.database = await open_database(config, claim=True)
         applied = await migrate_dsn(self.database.dsn)
-        self.pool = await create_pool(self.database.dsn, config.database.pool_min, config.database.pool_max)
+        self.pool = await create_pool(self.database.dsn, config.database.pool_min, config.database.pool_max,
+                                      node_id=config.node.id)
         log.info("database.ready", migrations_applied=applied, embedded=self.database.embedded is not None)
         brought = await bring_up(config, PLUGINS, self.database.dsn)
         self.runner_started = brought.started_here
@@ -95,13 +98,18 @@ class Daemon:
                                resync=self.asterisk.resync_hooks, ari_events=self.asterisk.ari_handlers,
                                ami_events=self.asterisk.ami_handlers,
                                payments=payment_provider(config.payments), metrics=self.metrics)
+        nodes = shared_database(self.context)
         self._daemon_metrics(self.pool, self.asterisk)
         probes: list[Probe] = [DatabaseProbe(self.pool), *self.asterisk.probes(), EmergencyProbe(config)]
-        app = make_app(service_token_value=self.service_token, probes=probes,
+        limiter = SharedRateLimiter(pool=self.pool) if config.node.multi else None
+        if limiter is not None:
+            nodes.append(limiter.prune_forever)
+        app = make_app(service_token_value=self.service_token, probes=probes, limiter=limiter,
                        plugins=PLUGINS, context=self.context, platform_token_value=self.platform_token)
         await self.asterisk.start()  # after the plugins subscribed to its events: none is missed
         if brought.reload.commands:
             self.context.background.append(lambda: self._reload(brought.reload))
+        self.context.background += nodes
         for job in self.context.background:
             self.tasks.append(asyncio.create_task(_supervised(job)))
         self.http = web.AppRunner(app, access_log=None)

@@ -15,6 +15,7 @@ import logging
 import sys
 from types import TracebackType
 
+import msgspec
 import structlog
 
 from controlplane.config import Config, Mode
@@ -36,7 +37,7 @@ def configure_logging(config: Config) -> None:
     renderer: structlog.typing.Processor
     if fmt == "json":
         shared.append(structlog.processors.format_exc_info)
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
@@ -62,6 +63,16 @@ def _route_standard_logging(shared: list[structlog.typing.Processor], renderer: 
     logging.captureWarnings(True)
     if json:
         sys.excepthook = _log_uncaught
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _json(event: object, **_: object) -> str:
+    """One log line's JSON: msgspec (~8x the standard library's speed; the access log writes a
+    line per request). What it cannot encode is written as its ``repr``, as structlog's own
+    fallback does."""
+    return _ENCODER.encode(event).decode()
 
 
 class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -21,6 +21,8 @@ import asyncpg
 from aiohttp import web
 
 from controlplane.config import Config
+from controlplane.db.lease import Holder
+from controlplane.db.node_bus import NodeBus
 from controlplane.shared.media import MediaStore
 from controlplane.shared.payments import PaymentProvider
 from controlplane.metrics.live import Metrics
@@ -68,6 +70,15 @@ class Context:
     flow_sections: list[FlowSection] = field(default_factory=list)
     destinations: Destinations | None = None
     media: MediaStore | None = None
+    # Several daemons on one database (docs/scale.md): ``leases`` takes the leases of once-only
+    # jobs (None in single-node mode: jobs run in the one daemon), ``node_bus`` carries commands
+    # to the daemon of the node they concern (None in single-node mode: every node is this one).
+    leases: Holder | None = None
+    node_bus: NodeBus | None = None
+
+    def once(self, lease: str, job: BackgroundTask) -> BackgroundTask:
+        """``job`` as a job that only the daemon holding ``lease`` runs (controlplane.db.lease)."""
+        return job if self.leases is None else self.leases.once(lease, job)
 
 
 @dataclass(frozen=True)

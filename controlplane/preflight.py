@@ -57,6 +57,19 @@ def findings(config: Config) -> list[Finding]:
     return out
 
 
+# Secrets every daemon must share: generated ones live in one daemon's data directory only.
+SHARED_SECRETS = ("http.service_token", "http.platform_token", "webhooks.secret_key")
+
+
+def unshared_secrets(config: Config) -> list[str]:
+    """Pure: in multi-node mode, the shared secrets the config leaves to be generated."""
+    if not config.node.multi:
+        return []
+    values = {"http.service_token": config.http.service_token, "http.platform_token": config.http.platform_token,
+              "webhooks.secret_key": config.webhooks.secret_key}
+    return [key for key in SHARED_SECRETS if not values[key]]
+
+
 def port_taken(host: str, port: int) -> bool:
     """True when something already listens on (or holds) ``host:port`` for TCP."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -72,6 +85,11 @@ def port_taken(host: str, port: int) -> bool:
 
 def check(config: Config) -> list[Finding]:
     """Before anything starts: raise ``StartupError`` on the first error; return the warnings."""
+    missing = unshared_secrets(config)
+    if missing:
+        raise StartupError(f"{', '.join(missing)}: not set, and node {config.node.id!r} is one of several "
+                           "(docs/scale.md): a generated secret would differ per daemon; set the same value "
+                           "in every daemon's configuration")
     http = config.http
     if port_taken(http.host, http.port):
         raise StartupError(f"http.port: {http.host}:{http.port} is already in use; "

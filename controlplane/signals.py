@@ -188,6 +188,14 @@ class PricingChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TenantUnitsChanged:
+    """A tenant's extensions or DIDs changed (unit history, committed); ``tenant_id`` None: any
+    tenant's may have (the notices were not heard for a while)."""
+
+    tenant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceIssued:
     """A tenant invoice got its number and was sent (DRAFT -> SENT), committed."""
 
@@ -276,6 +284,10 @@ class Signals:
     # billing profiles -> calls: a tenant's pricing changed, committed (the recorder's cached
     # billing contexts forget it).
     pricing_changed: Notice[PricingChanged] = field(default_factory=lambda: Notice("pricing_changed"))
+    # invoices (unit history's NOTIFY, every daemon) -> limits: the spend cap counts the unit fees
+    # of a unit added or removed mid-period at once.
+    tenant_units_changed: Notice[TenantUnitsChanged] = field(
+        default_factory=lambda: Notice("tenant_units_changed"))
     # invoices -> collection (charge the saved card), documents (email the PDF).
     invoice_issued: AfterCommit[InvoiceIssued] = field(default_factory=lambda: AfterCommit("invoice_issued"))
     # collection -> dunning: an invoice was paid in full.

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from controlplane import eventloop
 from controlplane.config import Config, ConfigError, load_config
 from controlplane.db.database import create_pool, migrate_dsn, open_database
 from controlplane.db.migrate import MigrationError
@@ -71,7 +72,7 @@ def main(name: str, description: str | None,
         return 2
     configure_logging(config)
     try:
-        return asyncio.run(run(config, args))
+        return eventloop.run(run(config, args))  # uvloop when installed (docs/performance.md)
     except MigrationError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2

@@ -33,13 +33,17 @@ class DestinationKind(StrEnum):
     TIME_CONDITION = "time_condition"  # ref: time condition id
     EXTERNAL = "external"  # ref: E.164 number, dialled like the tenant's own outbound call
     HANGUP = "hangup"  # ref: "" (the call is ended)
+    # Not a target: the entry point of a tenant's DID (ref: its E.164 number), or with ref ""
+    # the tenant's unassigned-DID behaviour. Owners of references (``Destinations.users``
+    # names them) and rendered by the flows capability; ``bind`` refuses it as a target.
+    DID = "did"
 
 
 # The token that starts a kind's extension name in the flows context.
 _TOKEN = {
     DestinationKind.EXTENSION: "ext", DestinationKind.VOICEMAIL: "vm", DestinationKind.IVR: "ivr",
     DestinationKind.RING_GROUP: "rg", DestinationKind.QUEUE: "q", DestinationKind.TIME_CONDITION: "tc",
-    DestinationKind.EXTERNAL: "out", DestinationKind.HANGUP: "hangup",
+    DestinationKind.EXTERNAL: "out", DestinationKind.HANGUP: "hangup", DestinationKind.DID: "did",
 }
 
 
@@ -54,7 +58,9 @@ class Destination:
 
     def __post_init__(self) -> None:
         shape = {DestinationKind.EXTENSION: _NUMBER, DestinationKind.VOICEMAIL: _NUMBER,
-                 DestinationKind.EXTERNAL: _E164}.get(self.kind, _OBJECT_ID)
+                 DestinationKind.EXTERNAL: _E164, DestinationKind.DID: _E164}.get(self.kind, _OBJECT_ID)
+        if self.kind is DestinationKind.DID and not self.ref:
+            return  # the tenant's unassigned-DID behaviour
         if self.kind is DestinationKind.HANGUP:
             if self.ref:
                 raise InvalidDestination("a hangup destination has no ref")
@@ -70,7 +76,7 @@ def flows_context(prefix: str) -> str:
 def target_exten(destination: Destination) -> str:
     """The destination's extension name in the flows context (``ivr-<id>``, ``ext-101``, ...)."""
     token = _TOKEN[destination.kind]
-    if destination.kind is DestinationKind.EXTERNAL:
+    if destination.kind in (DestinationKind.EXTERNAL, DestinationKind.DID) and destination.ref:
         return f"{token}-{destination.ref[1:]}"  # digits only: "+" is not kept in a name
     return f"{token}-{destination.ref}" if destination.ref else token
 

@@ -20,6 +20,7 @@ from e911.routing import EMERGENCY_TRUNK, RELAY_TRUNK, EmergencyDid
 from e911.routing import plan as emergency_plan
 from provisioning import names
 from provisioning.access import CAUSE_CALL_REJECTED, call_access
+from provisioning.destinations import Destination, DestinationKind, flows_context, goto_args
 from provisioning.model import DidState, DidStatus, PartnerStatus, ProvisioningState, TenantState
 
 # Package data (provisioning/templates links to dialplan_templates/): present in an installed wheel.
@@ -73,6 +74,7 @@ class ExtensionView:
 class TenantDidView:
     number: str
     extension: str | None
+    flows_goto: str = ""  # <prefix>-flows,did-<digits>,1: where the DID's route is decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ class TenantView:
     dids: tuple[TenantDidView, ...]
     emergency: EmergencyView | None = None
     caller_ids: tuple[CallerIdView, ...] = ()
+    flows: str = ""  # <prefix>-flows: where ext-<n> (ring, record, voicemail) is rendered
 
 
 def _template_source(name: str) -> str:
@@ -150,7 +153,8 @@ def _tenant_view(tenant: TenantState, numbers: dict[str, str], dids: list[Tenant
         inbound_allowed=access.inbound, cnam=tenant.default_cnam, internal=names.internal_context(p),
         outbound=names.outbound_context(p),
         dial=names.dial_context(p), inbound=names.inbound_context(p), features=names.features_context(p),
-        extensions=extensions, dids=tuple(sorted(dids, key=lambda d: d.number)))
+        extensions=extensions, dids=tuple(sorted(dids, key=lambda d: d.number)),
+        flows=flows_context(p))
 
 
 def _emergency_views(tenant: TenantState, numbers: dict[str, str], dids: list[DidState]
@@ -199,7 +203,9 @@ def render_dialplan(state: ProvisioningState, trunk: str = CARRIER_TRUNK,
         tenant = tenants.get(did.tenant_id or "")
         if tenant is None or did.status is not DidStatus.ACTIVE:
             continue  # unassigned, released or pending: the catch-all answers "not configured"
-        tenant_dids[tenant.id].append(TenantDidView(did.number, ext_by_id.get(did.extension_id or "")))
+        tenant_dids[tenant.id].append(TenantDidView(
+            did.number, ext_by_id.get(did.extension_id or ""),
+            goto_args(tenant.sip_prefix, Destination(DestinationKind.DID, did.number))))
         active_dids[tenant.id].append(did)
         if not call_access(tenant.status, tenant.partner_status).inbound:
             goto = f"{names.SUSPENDED},s,1"

@@ -90,6 +90,11 @@ def features_context(prefix: str) -> str:
     return f"{prefix}-features"
 
 
+def voicemail_context(prefix: str) -> str:
+    """The tenant's voicemail boxes (app_voicemail context): no other tenant's calls name it."""
+    return f"{prefix}-vm"
+
+
 def emergency_context(prefix: str) -> str:
     """911/933 of the tenant's phones (Kari's Law: reached whatever the tenant's status)."""
     return f"{prefix}-emergency"

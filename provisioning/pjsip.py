@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import astuple, dataclass, fields
 
 from provisioning.model import ExtensionState, ProvisioningState, TenantState
-from provisioning.names import REALM, endpoint_name, internal_context
+from provisioning.names import REALM, endpoint_name, internal_context, voicemail_context
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -34,6 +34,9 @@ class EndpointRow:
     identify_by: str = "username"
     # Emergency and display only; the tenant's CNAM is set by the outbound dialplan.
     send_pai: str = "yes"
+    # Message waiting: the extension's own box (``<number>@<prefix>-vm``) when voicemail is
+    # enabled; NOTIFYs go unsolicited to the phone's contact (controlplane/voicemail).
+    mailboxes: str | None = None
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -87,6 +90,7 @@ def render_extension(tenant: TenantState, ext: ExtensionState) -> tuple[Endpoint
         # The double underscore makes TENANT_ID inherited by every channel this
         # one dials, so both legs of a call carry the tenant.
         set_var=f"__TENANT_ID={tenant.id}",
+        mailboxes=f"{ext.number}@{voicemail_context(tenant.sip_prefix)}" if ext.voicemail_enabled else None,
     )
     auth = AuthRow(id=name, tenant_id=tenant.id, username=name, md5_cred=ext.sip_ha1)
     return endpoint, auth, AorRow(id=name, tenant_id=tenant.id)
@@ -116,6 +120,8 @@ def render_static_conf(objects: PjsipObjects) -> str:
         for row in rows:
             out.append(f"[{row.id}]\ntype={kind}\n")
             for column in columns(type(row))[2:]:
-                out.append(f"{column}={getattr(row, column)}\n")
+                value = getattr(row, column)
+                if value is not None:  # unset (e.g. no mailbox): Asterisk's default
+                    out.append(f"{column}={value}\n")
             out.append("\n")
     return "".join(out)

@@ -64,8 +64,14 @@ def sorcery_conf() -> str:
     return "\n".join(lines) + "\n"
 
 
+# Other realtime families: family -> the table or view Asterisk reads.
+# voicemail: app_voicemail's boxes (controlplane/voicemail), a view over the extensions.
+REALTIME_FAMILIES = {"voicemail": "voicemail_realtime"}
+
+
 def extconfig_conf() -> str:
     body = "".join(f"{table} => pgsql,general,{table}\n" for table in REALTIME_TABLES)
+    body += "".join(f"{family} => pgsql,general,{view}\n" for family, view in REALTIME_FAMILIES.items())
     return "; Rendered by the control plane.\n[settings]\n" + body
 
 

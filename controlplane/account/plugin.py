@@ -54,8 +54,10 @@ class AccountPlugin(NoAsteriskFiles):
         async def trials(now: datetime) -> None:
             await run_trial_expiry(pool, signal, now)
 
-        context.background.append(lambda: every(config.unit_fee_interval_s, cycle, "cycle"))
-        context.background.append(lambda: every(config.trial_expiry_interval_s, trials, "trial_expiry"))
+        context.background.append(context.once("account.cycle", lambda: every(config.unit_fee_interval_s, cycle, "cycle")))
+        context.background.append(context.once("account.trial_expiry",
+                                               lambda: every(config.trial_expiry_interval_s, trials,
+                                                             "trial_expiry")))
         log.info("account.installed")
 
 

@@ -63,7 +63,7 @@ def to_input(event: AmiEvent, now: datetime) -> Input | None:
         if not linked:
             return None
         return DialStarted(event_time(event.headers, now), linked, event.dest_uniqueid, event.dest_channel,
-                           event.exten)
+                           event.exten, event.uniqueid)
     if isinstance(event, VarSet):
         if event.variable.lstrip("_") != _TENANT_VAR or not event.value or not event.linkedid:
             return None

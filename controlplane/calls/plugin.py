@@ -14,6 +14,7 @@ from cdr_ingest.callflow import FlowConfig
 from controlplane.calls import http
 from controlplane.calls.asterisk_files import cdr_files
 from controlplane.calls.billing import wholesale_deck
+from controlplane.calls.failover import failover_forever
 from controlplane.calls.reconcile import pickup, reconcile_forever
 from controlplane.calls.recorder import CallRecorder
 from controlplane.calls.services import CallServices
@@ -65,8 +66,11 @@ class CallsPlugin:
         app[http.call_services] = CallServices(context.pool, recorder)
         pool, ami = context.pool, context.ami
 
+        leases, node = context.leases, context.config.node.id
+
         async def reconcile() -> None:
-            await reconcile_forever(pool, recorder, tracker, cfg.reconcile_seconds, cfg.settle_seconds)
+            await reconcile_forever(pool, recorder, tracker, cfg.reconcile_seconds, cfg.settle_seconds,
+                                    node_id=node if leases is not None else None)
 
         async def first_pickup() -> None:
             if ami is None:
@@ -78,7 +82,11 @@ class CallsPlugin:
             if ami is not None:
                 await pickup(ami, tracker, pool)
 
-        context.background += [recorder.run, reconcile, first_pickup]
+        context.background += [recorder.run, context.once("calls.reconcile", reconcile), first_pickup]
+        if leases is not None:  # several nodes: a dead node's calls in progress are recorded here
+            holder = leases.name
+            context.background.append(leases.once("calls.failover", lambda: failover_forever(
+                pool, recorder, node, holder, cfg.reconcile_seconds)))
         context.resync.append(repickup)
         log.info("calls.installed", trunk=context.config.carrier.endpoint)
 

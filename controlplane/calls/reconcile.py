@@ -16,7 +16,7 @@ import structlog
 from cdr_ingest.callflow import CallResumed
 from cdr_ingest.cdr_rebuild import rebuild
 from controlplane.asterisk.ami import AmiClient, AmiError
-from controlplane.calls import store
+from controlplane.calls import failover_store, store
 from controlplane.calls.ami_inputs import show_channels
 from controlplane.calls.recorder import CallRecorder
 from controlplane.calls.tracker import CallTracker
@@ -53,8 +53,11 @@ async def pickup(ami: AmiClient, tracker: CallTracker, pool: asyncpg.Pool) -> in
 
 
 async def reconcile_once(pool: asyncpg.Pool, recorder: CallRecorder, tracker: CallTracker,
-                         settle_seconds: float, batch: int = 500) -> int:
-    """Record the calls Asterisk's CDRs know and we do not; returns how many."""
+                         settle_seconds: float, batch: int = 500, node_id: str | None = None) -> int:
+    """Record the calls Asterisk's CDRs know and we do not; returns how many.
+
+    ``node_id`` (several nodes): calls still up on another live node are left to its daemon
+    (a leg's CDR is written at the leg's hang-up, before the call ends)."""
     done = 0
     async with pool.acquire() as conn:
         await store.mark_recorded_cdrs(conn, settle_seconds)
@@ -63,6 +66,8 @@ async def reconcile_once(pool: asyncpg.Pool, recorder: CallRecorder, tracker: Ca
             if not rows:
                 return done
             live = tracker.flow.live_call_ids()
+            if node_id is not None:
+                live |= await failover_store.live_elsewhere(conn, node_id, [r.linkedid for r in rows])
             linkedids = {r.linkedid for r in rows} - live
             summaries = [s for s in rebuild(rows, tracker.flow.config) if s.call_id not in live]
             for summary in summaries:
@@ -80,9 +85,9 @@ async def reconcile_once(pool: asyncpg.Pool, recorder: CallRecorder, tracker: Ca
 
 
 async def reconcile_forever(pool: asyncpg.Pool, recorder: CallRecorder, tracker: CallTracker,
-                            interval: float, settle_seconds: float) -> None:
+                            interval: float, settle_seconds: float, node_id: str | None = None) -> None:
     while True:
-        recovered = await reconcile_once(pool, recorder, tracker, settle_seconds)
+        recovered = await reconcile_once(pool, recorder, tracker, settle_seconds, node_id=node_id)
         if recovered:
             log.info("calls.reconciled", calls=recovered)
         await asyncio.sleep(interval)

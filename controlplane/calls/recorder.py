@@ -32,6 +32,7 @@ from controlplane.calls import store
 from controlplane.calls.billing import BillingContexts
 from controlplane.events import emit
 from controlplane.events.emit import PendingEvent, emit_many
+from controlplane.recordings import store as recordings_store
 from controlplane.wallet.models import Entry, call_reference, usage_kind
 from provisioning.names import channel_extension
 
@@ -43,6 +44,16 @@ _BATCH = 256  # at most this many queued actions share one transaction
 PROGRESS_LINGER = 0.02
 _INCLUDED = tuple(sorted(c.value for c in INCLUDED_CLASSES))
 _INCLUDED_KEYS = 50_000  # counters kept before the cache starts over (each reloads on demand)
+
+
+def _recordings(media: dict[str, list[str]], record: CallRecord) -> dict[str, object]:
+    """``recordings`` of a call's terminal event (controlplane/recordings): each recording's id
+    and download route; nothing when the call was not recorded (or for a billed leg)."""
+    ids = [] if getattr(record, "leg", "") else media.get(record.linkedid, [])
+    if not ids:
+        return {}
+    return {"recordings": [{"id": rid, "audio": f"/v1/tenants/{record.tenant_id}/recordings/{rid}/audio"}
+                           for rid in ids]}
 
 
 def _usage_entry(record: CallRecord) -> Entry:
@@ -180,32 +191,34 @@ class CallRecorder:
             return []
         records, keys = await self._build(conn, calls)
         won = await store.record_calls(conn, records)
+        media = await recordings_store.recording_ids(conn, [r.linkedid for r in records])
         for record, key in zip(records, keys, strict=True):
-            if key is not None and record.linkedid not in won:
+            if key is not None and (record.linkedid, record.leg) not in won:
                 self._included.pop(key, None)  # counted for a call recorded before: read again
         debits: list[Entry] = []
         usage: dict[tuple[str, date, str], store.UsageSum] = {}
         new: list[CallRecord] = []
         for (summary, billing), record in zip(calls, records, strict=True):
-            found = won.get(record.linkedid)
+            found = won.get((record.linkedid, record.leg))
             if found is None:
                 continue
             active, answered_sent = found
             new.append(record)
             late = record.late
             inbound = record.direction == "inbound"
-            if not active:
+            # A leg of a call (docs/queues.md) has no progress events of its own: its record only.
+            if not active and not record.leg:
                 view = progress_view(summary.call_id, record.tenant_id, inbound, summary.dialed,
                                      summary.caller_num, record.started_at, None)
                 events.append((progress_event(inbound, False), record.partner_id, record.tenant_id,
                                {"call": view, "late": True}))
-            if record.answered_at is not None and not (active and answered_sent):
+            if record.answered_at is not None and not (active and answered_sent) and not record.leg:
                 view = progress_view(summary.call_id, record.tenant_id, inbound, summary.dialed,
                                      summary.caller_num, record.started_at, record.answered_at)
                 events.append((progress_event(inbound, True), record.partner_id, record.tenant_id,
                                {"call": view, "late": late or not active}))
             events.append((terminal_event(record), record.partner_id, record.tenant_id,
-                           {"call": record, "late": late}))
+                           {"call": record, "late": late, **_recordings(media, record)}))
             if record.wholesale_micros:
                 debits.append(_usage_entry(record))
             usage_key = (record.tenant_id, billing.cycle(record.started_at), record.call_class)
@@ -334,12 +347,13 @@ class CallRecorder:
             return None
         late = record.late
         inbound = record.direction == "inbound"
-        if not active:  # never announced: it started and ended while we were away
+        # never announced: it started and ended while we were away (a leg never is: docs/queues.md)
+        if not active and not record.leg:
             view = progress_view(summary.call_id, record.tenant_id, inbound, summary.dialed,
                                  summary.caller_num, record.started_at, None)
             await emit(conn, progress_event(inbound, False), partner_id=record.partner_id,
                        tenant_id=record.tenant_id, data={"call": view, "late": True})
-        if record.answered_at is not None and not (active and answered_sent):
+        if record.answered_at is not None and not (active and answered_sent) and not record.leg:
             view = progress_view(summary.call_id, record.tenant_id, inbound, summary.dialed,
                                  summary.caller_num, record.started_at, record.answered_at)
             await emit(conn, progress_event(inbound, True), partner_id=record.partner_id,
@@ -348,8 +362,9 @@ class CallRecorder:
                               record.wholesale_micros or 0)
         await store.settle_many(conn, [_usage_entry(record)] if record.wholesale_micros else [],
                                 {(record.tenant_id, billing.cycle(record.started_at), record.call_class): sums})
+        media = await recordings_store.recording_ids(conn, [record.linkedid])
         await emit(conn, terminal_event(record), partner_id=record.partner_id, tenant_id=record.tenant_id,
-                   data={"call": record, "late": late})
+                   data={"call": record, "late": late, **_recordings(media, record)})
         self.recorded += 1
         log.debug("calls.recorded", disposition=record.disposition, direction=record.direction,
                  call_class=record.call_class, retail=record.retail_micros, late=late)

@@ -127,7 +127,8 @@ async def insert_record(conn: Conn, record: CallRecord) -> bool:
     cols = ", ".join(_RECORD_COLUMNS)
     params = ", ".join(f"${i + 1}" for i in range(len(_RECORD_COLUMNS)))
     found = await conn.fetchval(
-        f"INSERT INTO call_records ({cols}) VALUES ({params}) ON CONFLICT (linkedid) DO NOTHING RETURNING true",
+        f"INSERT INTO call_records ({cols}) VALUES ({params})"
+        " ON CONFLICT (linkedid, leg) DO NOTHING RETURNING true",
         *(getattr(record, c) for c in _RECORD_COLUMNS))
     return bool(found)
 
@@ -137,12 +138,13 @@ async def record_call(conn: Conn, record: CallRecord) -> tuple[bool, bool, bool]
 
     Returns (recorded, was active, answered event sent). Not recorded = ingested twice
     (or by the reconciler at the same time): counted once. ``ON CONFLICT DO NOTHING``
-    without a target covers the primary key too (the id is derived from the linkedid).
+    without a target covers the primary key too (the id is derived from the linkedid and
+    leg). A leg's record (``leg`` not "") leaves the call's ``calls_active`` row alone.
     """
     row = await conn.fetchrow(
         f"""WITH rec AS (INSERT INTO call_records ({_COLS}) VALUES ({_PARAMS})
-                         ON CONFLICT DO NOTHING RETURNING linkedid),
-                 act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid
+                         ON CONFLICT DO NOTHING RETURNING linkedid, leg),
+                 act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid AND rec.leg = ''
                          RETURNING a.answered_sent)
             SELECT EXISTS (SELECT 1 FROM rec) AS recorded, EXISTS (SELECT 1 FROM act) AS active,
                    COALESCE((SELECT bool_or(answered_sent) FROM act), false) AS answered_sent""",
@@ -151,10 +153,10 @@ async def record_call(conn: Conn, record: CallRecord) -> tuple[bool, bool, bool]
     return bool(row["recorded"]), bool(row["active"]), bool(row["answered_sent"])
 
 
-async def record_calls(conn: Conn, records: Sequence[CallRecord]) -> dict[str, tuple[bool, bool]]:
-    """``record_call`` for several calls in one statement (distinct linkedids).
+async def record_calls(conn: Conn, records: Sequence[CallRecord]) -> dict[tuple[str, str], tuple[bool, bool]]:
+    """``record_call`` for several calls in one statement (distinct (linkedid, leg) keys).
 
-    Returns {linkedid: (was active, answered event sent)} of the records that won the
+    Returns {(linkedid, leg): (was active, answered event sent)} of the records that won the
     insert; the others were already recorded (counted once).
     """
     if not records:
@@ -162,14 +164,14 @@ async def record_calls(conn: Conn, records: Sequence[CallRecord]) -> dict[str, t
     rows = await conn.fetch(
         f"""WITH input AS (SELECT * FROM jsonb_populate_recordset(NULL::call_records, $1::jsonb)),
                  rec AS (INSERT INTO call_records ({_COLS}) SELECT {_COLS} FROM input
-                         ON CONFLICT DO NOTHING RETURNING linkedid),
-                 act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid
+                         ON CONFLICT DO NOTHING RETURNING linkedid, leg),
+                 act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid AND rec.leg = ''
                          RETURNING a.linkedid, a.answered_sent)
-            SELECT rec.linkedid, act.linkedid IS NOT NULL AS active,
+            SELECT rec.linkedid, rec.leg, act.linkedid IS NOT NULL AS active,
                    COALESCE(act.answered_sent, false) AS answered_sent
-            FROM rec LEFT JOIN act ON act.linkedid = rec.linkedid""",
+            FROM rec LEFT JOIN act ON act.linkedid = rec.linkedid AND rec.leg = ''""",
         msgspec.json.encode(list(records)).decode())
-    return {r["linkedid"]: (bool(r["active"]), bool(r["answered_sent"])) for r in rows}
+    return {(r["linkedid"], r["leg"]): (bool(r["active"]), bool(r["answered_sent"])) for r in rows}
 
 
 @dataclass(slots=True)

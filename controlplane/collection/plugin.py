@@ -62,7 +62,7 @@ class CollectionPlugin(NoAsteriskFiles):
         app[http.refunds_key] = refunds
         collector = Collector(context.pool, resolver, context.signals, refunds)
         context.signals.invoice_issued.connect(collector.invoice_issued)
-        context.background.append(collector.run)
+        context.background.append(context.once("collection", collector.run))
 
 
 PLUGIN = CollectionPlugin()

@@ -32,6 +32,7 @@ from controlplane.collection.rules import (
     fee_micros,
     usage_credit_micros,
 )
+from controlplane.events.emit import emit
 from controlplane.invoices import store as invoices
 from controlplane.shared import money
 from controlplane.shared.ids import new_id
@@ -145,6 +146,11 @@ class Refunds:
                 await invoices.add_credit(conn, note.partner_id, note.tenant_id, note.usage_credit_micros,
                                           f"credit_note:{note.credit_note_id}",
                                           f"Refunded usage (credit note {number})")
+            # Once: only a PENDING note is numbered, under the invoice's lock, in this transaction.
+            await emit(conn, "credit_note.issued", partner_id=note.partner_id, tenant_id=note.tenant_id, data={
+                "credit_note_id": note.credit_note_id, "number": number, "invoice_id": note.invoice_id,
+                "tenant_id": note.tenant_id, "amount_micros": note.amount_micros,
+                "usage_credit_micros": note.usage_credit_micros, "currency": note.currency, "reason": note.reason})
         log.info("collection.credit_note_issued", credit_note_id=note.credit_note_id, number=number,
                  amount_micros=note.amount_micros, usage_credit_micros=note.usage_credit_micros)
 

@@ -96,8 +96,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     open transaction itself."""
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session)
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, *, node_id: str | None = None) -> asyncpg.Pool:
+    """``node_id``: the session setting ``controlplane.node_id`` of every connection, which rows
+    such as ``calls_active`` take as their node (migration 0029, ``controlplane_node()``)."""
+    settings = {"controlplane.node_id": node_id} if node_id else None
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session,
+                                     server_settings=settings)
     assert pool is not None
     return pool
 

@@ -50,7 +50,7 @@ class DunningPlugin(NoAsteriskFiles):
             await invoice_paid(pool, signals, event)
 
         signals.invoice_paid.connect(paid)
-        context.background.append(lambda: _forever(pool, signals, collect))
+        context.background.append(context.once("dunning", lambda: _forever(pool, signals, collect)))
         log.info("dunning.installed")
 
 

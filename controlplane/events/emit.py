@@ -9,7 +9,7 @@ import msgspec
 
 from controlplane.db.connection import Connection
 from controlplane.events import registry, store
-from controlplane.events.envelope import Event, build_event
+from controlplane.events.envelope import Event, build_event, build_events
 
 
 class NotInTransaction(RuntimeError):
@@ -44,6 +44,6 @@ async def emit_many(conn: Connection, events: Sequence[PendingEvent]) -> list[Ev
         registry.check(event_type)
     if events and not conn.is_in_transaction():
         raise NotInTransaction(f"emit_many({events[0][0]!r}, ...) must run inside the transaction of its change")
-    built = [build_event(t, partner_id=p, data=d, tenant_id=tn) for t, p, tn, d in events]
+    built = build_events(events)
     await store.insert_events(conn, built)
     return built

@@ -21,7 +21,10 @@ CATEGORIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "billing": ("subscription.updated", "subscription.activated", "subscription.price_change_scheduled",
                 "invoice.created", "invoice.paid",
                 "invoice.failed", "payment_method.attached", "payment.failed",
-                "checkout.session.completed"),
+                "checkout.session.completed",
+                # Tenant billing (docs/invoices.md "Events"): dunning flags an invoice overdue; a refund's
+                # credit note gets its number.
+                "invoice.overdue", "credit_note.issued"),
     "calls": ("call.initiated", "call.answered", "call.completed", "call.failed"),
     "inbound_calls": ("inbound_call.ringing", "inbound_call.answered", "inbound_call.completed",
                       "inbound_call.abandoned"),
@@ -32,6 +35,11 @@ CATEGORIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "porting": ("port_request.created", "port_request.updated", "port_request.submitted",
                 "port_request.foc_received", "port_request.completed", "port_request.rejected",
                 "port_request.cancelled"),
+    # Queue callers (controlplane/queues, from app_queue's AMI events; docs/queues.md).
+    "queues": ("queue.caller_joined", "queue.caller_answered", "queue.caller_abandoned"),
+    # IVR menus, time conditions and DID routes (controlplane/flows, docs/flows.md).
+    "call_flows": ("ivr.created", "ivr.updated", "ivr.deleted", "time_condition.created",
+                   "time_condition.updated", "time_condition.deleted", "phone_number.routed"),
 })
 
 EVENT_TYPES: frozenset[str] = frozenset(t for types in CATEGORIES.values() for t in types)

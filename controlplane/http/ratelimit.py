@@ -1,9 +1,8 @@
-"""Per-key and per-partner request limits: token buckets, in this process only.
-
-Each daemon instance counts its own requests; behind N instances a partner can reach
-N times the limits. A bucket holds up to ``limit`` tokens and refills at
-``limit / 60`` per second, so a key may burst its whole minute, then runs at the
-steady rate. A request takes one token from its key's bucket and its partner's; it
+"""Per-key and per-partner request limits: token buckets, in this process (``RateLimiter``,
+single-node mode; ``controlplane.http.shared_ratelimit`` keeps them in PostgreSQL for several
+daemons behind a load balancer, docs/scale.md). A bucket holds up to
+``limit`` tokens and refills at ``limit / 60`` per second, so a key may burst its whole minute,
+then runs at the steady rate. A request takes one token from its key's bucket and its partner's; it
 is refused (and takes none) when either is empty, with the seconds until one is
 back as ``Retry-After``.
 """
@@ -76,3 +75,8 @@ class RateLimiter:
         key.tokens -= 1.0
         partner.tokens -= 1.0
         return Verdict(True, key_limit, int(key.tokens))
+
+    async def acquire(self, key_id: str, key_limit: int, partner_id: str) -> Verdict:
+        """What the middleware awaits (the shared limiter's is a query)."""
+        return self.take(key_id, key_limit, partner_id)
+

@@ -42,7 +42,7 @@ class InvoiceDeliveryPlugin(NoAsteriskFiles):
                     log.exception("invoice_delivery.catch_up_round_failed")
                 await asyncio.sleep(CATCH_UP_SECONDS)
 
-        context.background.append(catch_up)
+        context.background.append(context.once("invoice_delivery.catch_up", catch_up))
 
 
 PLUGIN = InvoiceDeliveryPlugin()

@@ -134,6 +134,8 @@ def quantity_text(num: int, den: int) -> str:
     whole, rest = divmod(num, den)
     if rest == 0:
         return str(whole)
+    if den == 60 and num > 0 and rest % 3 == 0:  # minutes: terminates in 2 places (the job's hot path)
+        return f"{whole}.{rest * 5 // 3:02d}".rstrip("0")
     d = den // gcd(num, den)
     for p in (2, 5):
         while d % p == 0:
@@ -164,25 +166,22 @@ def _unit_line(kind: LineKind, label: str, unit_days: int, n_days: int, rate: in
 def usage_lines(terms: BillingTerms, spans: Sequence[UnitSpan], minutes: Sequence[ClassSeconds],
                 start: datetime, end: datetime, timezone: str) -> list[InvoiceLine]:
     """Base fee, units above the included ones (prorated by day) and minutes above the included ones."""
-    lines = list(_fixed_lines(terms, tuple((s.kind, s.start, s.end, s.count) for s in spans), start, end, timezone))
+    lines = list(fixed_lines(terms, spans, start, end, timezone))
     lines.extend(minute_lines(terms, minutes))
     return lines
 
 
-@lru_cache(maxsize=4096)
-def _fixed_lines(terms: BillingTerms, spans: tuple[tuple[UnitKind, datetime, datetime | None, int], ...],
-                 start: datetime, end: datetime, timezone: str) -> tuple[InvoiceLine, ...]:
-    """The base fee and unit lines: the same for every tenant with the same terms, period and unit
-    stretches (most tenants of a job run), so computed once for them (the lines are immutable)."""
-    units = [UnitSpan(kind, "", lo, hi, count) for kind, lo, hi, count in spans]
+def fixed_lines(terms: BillingTerms, spans: Sequence[UnitSpan], start: datetime, end: datetime,
+                timezone: str) -> tuple[InvoiceLine, ...]:
+    """The base fee and the unit lines (prorated by day)."""
     first_day, n = period_days(start, end, timezone)
     lines: list[InvoiceLine] = []
     if terms.base_fee_micros:
         lines.append(InvoiceLine(LineKind.BASE_FEE.value, f"{terms.profile_name or 'Plan'} base fee", "1",
                                  terms.base_fee_micros, round_half_up_cents(terms.base_fee_micros)))
-    ext = excess_unit_days(units, (UnitKind.EXTENSION,), terms.included_extensions, first_day, n, start, end,
+    ext = excess_unit_days(spans, (UnitKind.EXTENSION,), terms.included_extensions, first_day, n, start, end,
                            timezone)
-    dids = excess_unit_days(units, (UnitKind.DID_LOCAL, UnitKind.DID_TOLL_FREE), terms.included_dids,
+    dids = excess_unit_days(spans, (UnitKind.DID_LOCAL, UnitKind.DID_TOLL_FREE), terms.included_dids,
                             first_day, n, start, end, timezone)
     for line in (
         _unit_line(LineKind.EXTENSIONS, "Extensions", ext[UnitKind.EXTENSION], n, terms.extension_micros,
@@ -203,36 +202,49 @@ def _class_rate(terms: BillingTerms, call_class: str) -> int:
     return terms.per_minute_micros if specific is None else specific
 
 
+@lru_cache(maxsize=1024)
+def _minute_plan(terms: BillingTerms) -> tuple[str, tuple[tuple[str, str, int, str, str], ...]]:
+    """Per terms (a job has a few): the included line's text and, per class in MINUTE_CLASSES
+    order, (class, line kind, rate, text before the quantity, text after it)."""
+    included = f"Minutes included ({terms.included_minutes} min in the plan)"
+    return included, tuple(
+        (cls, kind.value, rate, f"Minutes ({cls.replace('_', '-')}) above the included: ",
+         f" min x {_per_minute_text(rate)} /min")
+        for cls, kind in MINUTE_CLASSES for rate in (_class_rate(terms, cls),))
+
+
 def minute_lines(terms: BillingTerms, minutes: Sequence[ClassSeconds]) -> list[InvoiceLine]:
     """The included minutes (one zero line) then, per class, the minutes above them at the class's rate.
     The included minutes are consumed in MINUTE_CLASSES order."""
-    seconds = {c.call_class: 0 for c in minutes}
+    seconds: dict[str, int] = {}
     for c in minutes:
-        seconds[c.call_class] += c.seconds
-    total = sum(seconds.get(cls, 0) for cls, _ in MINUTE_CLASSES)
+        seconds[c.call_class] = seconds.get(c.call_class, 0) + c.seconds
+    included_text, plan = _minute_plan(terms)
+    total = 0
+    for cls, *_ in plan:
+        total += seconds.get(cls, 0)
     if total == 0:
         return []
     left = terms.included_minutes * 60
     lines: list[InvoiceLine] = []
-    used = min(left, total)
     if terms.included_minutes:
-        lines.append(InvoiceLine(LineKind.MINUTES_INCLUDED.value,
-                                 f"Minutes included ({terms.included_minutes} min in the plan)",
-                                 quantity_text(used, 60), 0, 0))
-    for cls, kind in MINUTE_CLASSES:
+        lines.append(InvoiceLine(LineKind.MINUTES_INCLUDED.value, included_text,
+                                 quantity_text(min(left, total), 60), 0, 0))
+    for cls, kind, rate, before, after in plan:
         s = seconds.get(cls, 0)
         covered = min(left, s)
         left -= covered
         over = s - covered
         if over == 0:
             continue
-        rate = _class_rate(terms, cls)
         quantity = quantity_text(over, 60)
-        label = cls.replace("_", "-")
-        lines.append(InvoiceLine(kind.value, f"Minutes ({label}) above the included: {quantity} min x "
-                                 f"{Decimal(rate) / 1_000_000} /min", quantity, rate,
-                                 ratio_cents(over * rate, 60)))
+        lines.append(InvoiceLine(kind, before + quantity + after, quantity, rate, ratio_cents(over * rate, 60)))
     return lines
+
+
+@lru_cache(maxsize=1024)
+def _per_minute_text(rate: int) -> str:
+    return str(Decimal(rate) / 1_000_000)
 
 
 def one_time_lines(charges: Sequence[OneTimeCharge]) -> list[InvoiceLine]:
@@ -243,8 +255,14 @@ def one_time_lines(charges: Sequence[OneTimeCharge]) -> list[InvoiceLine]:
 def tax_micros(taxable_micros: int, tax: Tax | None) -> int:
     if tax is None or taxable_micros <= 0:
         return 0
-    num, den = parse_rate_percent(tax.rate_percent).as_integer_ratio()
+    num, den = _rate_ratio(tax.rate_percent)
     return ratio_cents(taxable_micros * num, den * 100)
+
+
+@lru_cache(maxsize=1024)
+def _rate_ratio(rate_percent: str) -> tuple[int, int]:
+    # a job taxes thousands of invoices at a handful of rates: each parsed once
+    return parse_rate_percent(rate_percent).as_integer_ratio()
 
 
 def compute(lines: Sequence[InvoiceLine], credits_micros: int, tax: Tax | None) -> Computed:

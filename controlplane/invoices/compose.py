@@ -46,7 +46,22 @@ class Composed:
 
 def compose(cycle: Cycle, timezone: str, seconds: Sequence[ClassSeconds], spans: Sequence[UnitSpan],
             pending: Sequence[Pending], tax: Tax | None) -> Composed:
-    lines: list[InvoiceLine] = calc.usage_lines(cycle.terms, spans, seconds, cycle.start, cycle.end, timezone)
+    return finish(cycle.terms, fixed_lines(cycle, timezone, spans), seconds, pending, tax)
+
+
+def fixed_lines(cycle: Cycle, timezone: str, spans: Sequence[UnitSpan]) -> tuple[InvoiceLine, ...]:
+    """The base fee and unit lines: the same for every tenant with the same cycle, time zone and
+    unit stretches, so the job computes them once for such tenants (the lines are immutable)."""
+    return calc.fixed_lines(cycle.terms, spans, cycle.start, cycle.end, timezone)
+
+
+def finish(terms: BillingTerms, fixed: Sequence[InvoiceLine], seconds: Sequence[ClassSeconds],
+           pending: Sequence[Pending], tax: Tax | None) -> Composed:
+    """The invoice from its ``fixed_lines``: minutes, one-time charges, credits and tax."""
+    lines = list(fixed)
+    lines.extend(calc.minute_lines(terms, seconds))
+    if not pending:
+        return Composed(calc.compute(lines, 0, tax), 0)
     lines.extend(calc.one_time_lines([OneTimeCharge(p.kind, p.description, p.amount_micros)
                                       for p in pending if p.kind is not LineKind.CREDIT]))
     credits = sum(p.amount_micros for p in pending if p.kind is LineKind.CREDIT)

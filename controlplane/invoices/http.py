@@ -14,7 +14,8 @@ from controlplane.http.problems import Problem
 from controlplane.invoices import store
 from controlplane.invoices.models import InvoiceStatus
 from controlplane.invoices.services import InvoiceServices
-from controlplane.invoices.views import JurisdictionBody, NumberingBody, OffCycleBody, TaxAssignmentBody
+from controlplane.invoices.views import (JurisdictionBody, NumberingBody, OffCycleBody, PendingChargeBody,
+                                         TaxAssignmentBody)
 from controlplane.shared.pagination import ListPage, Sort, decode_cursor
 from controlplane.shared.problems import FieldError
 
@@ -136,6 +137,16 @@ async def put_tenant_tax(request: web.Request) -> web.Response:
         partner_id(request), _id(request), body.jurisdiction_id))
 
 
+async def add_charge(request: web.Request) -> web.Response:
+    body = await read_body(request, PendingChargeBody)
+    item, created = await request.app[invoice_services].add_charge(partner_id(request), _id(request), body)
+    return json_response(item, 201 if created else 200)
+
+
+async def pending_items(request: web.Request) -> web.Response:
+    return json_response(ListPage.of(await request.app[invoice_services].pending(partner_id(request), _id(request))))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/invoices", list_invoices)
     app.router.add_post("/v1/invoices", create_invoice)
@@ -152,3 +163,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/v1/tax-jurisdictions/{id}", delete_jurisdiction)
     app.router.add_get("/v1/tenants/{id}/tax-jurisdiction", get_tenant_tax)
     app.router.add_put("/v1/tenants/{id}/tax-jurisdiction", put_tenant_tax)
+    app.router.add_get("/v1/tenants/{id}/invoice-items", pending_items)
+    app.router.add_post("/v1/tenants/{id}/invoice-items", add_charge)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -21,8 +21,8 @@ import structlog
 
 from controlplane.db.connection import Connection
 from controlplane.invoices import store, usage_store
-from controlplane.invoices.compose import Cycle, Pending, compose
-from controlplane.invoices.models import ClassSeconds, Invoice, Tax, UnitSpan
+from controlplane.invoices.compose import Cycle, Pending, finish, fixed_lines
+from controlplane.invoices.models import ClassSeconds, Invoice, InvoiceLine, Tax, UnitSpan
 from controlplane.invoices.usage_store import PendingItem, TenantRow, Window
 from controlplane.shared.money import currency
 
@@ -61,13 +61,16 @@ async def run_invoices(pool: asyncpg.Pool, now: datetime, *, lookup: TermsLookup
     after = ""
     while True:
         async with pool.acquire() as conn:
-            tenants = await usage_store.tenants_after(conn, after, chunk_size)
+            tenants = await usage_store.tenants_after(conn, after, chunk_size + 1)  # one more: is it the last?
         if not tenants:
             break
+        # the first chunk that is also the last holds every tenant: usage is read unfiltered
+        every_tenant = not after and len(tenants) <= chunk_size
+        tenants = tenants[:chunk_size]
         first, after = tenants[0].tenant_id, tenants[-1].tenant_id
         report.tenants += len(tenants)
         try:
-            inputs = await _read(pool, tenants, now, lookup, report)
+            inputs = await _read(pool, tenants, now, lookup, report, every_tenant=every_tenant)
         except Exception as exc:  # one bad chunk must not stop the others; the next run retries it
             log.exception("invoices.chunk_failed", first=first)
             report.errors.append(f"{first}..{after}: {type(exc).__name__}: {exc}")
@@ -94,7 +97,9 @@ async def run_invoices(pool: asyncpg.Pool, now: datetime, *, lookup: TermsLookup
         try:
             for i in range(0, len(inputs.ids), batch_size):
                 try:
-                    part = [_compose(inputs, tid) for tid in inputs.ids[i:i + batch_size]]
+                    tids = inputs.ids[i:i + batch_size]
+                    ids = iter(store.new_ids(len(tids)))
+                    part = [_compose(inputs, tid, ids) for tid in tids]
                 except Exception as exc:  # the next run retries these tenants
                     log.exception("invoices.compose_failed", first=inputs.ids[i])
                     report.errors.append(f"{inputs.ids[i]}..: {type(exc).__name__}: {exc}")
@@ -133,11 +138,14 @@ class _Inputs:
     items: dict[str, list[PendingItem]]
     taxes: dict[str, Tax]
     currency: str
+    fixed: dict[tuple[int, str, int], tuple[InvoiceLine, ...]] = field(default_factory=dict)
 
 
 async def _read(pool: asyncpg.Pool, tenants: list[TenantRow], now: datetime, lookup: TermsLookup,
-                report: JobReport) -> _Inputs:
-    """Every input of the chunk read from one consistent snapshot."""
+                report: JobReport, *, every_tenant: bool = False) -> _Inputs:
+    """Every input of the chunk read from one consistent snapshot: the usage aggregate (the
+    largest read) runs on a second connection that shares the snapshot (``pg_export_snapshot``),
+    while the unit history, items and taxes are read on the first."""
     by_id = {t.tenant_id: t for t in tenants}
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         cycles: dict[str, Cycle] = {}
@@ -157,25 +165,58 @@ async def _read(pool: asyncpg.Pool, tenants: list[TenantRow], now: datetime, loo
         ids = sorted((tid for tid in cycles if tid not in done), key=lambda tid: (by_id[tid].partner_id, tid))
         if not ids:
             return _Inputs([], by_id, cycles, {}, {}, {}, {}, currency())
-        seconds = await usage_store.seconds_by_class(conn, windows)
-        spans = await usage_store.spans(conn)
-        items = await usage_store.pending_items(conn, ids)
-        taxes = await usage_store.taxes(conn, ids)
+        todo = [w for w in windows if w.tenant_id not in done]
+        if pool.get_max_size() < 2:  # no second connection to read beside this one
+            seconds = await usage_store.seconds_by_class(conn, todo, every_tenant=every_tenant)
+            return _Inputs(ids, by_id, cycles, seconds, await usage_store.spans(conn),
+                           await usage_store.pending_items(conn, ids), await usage_store.taxes(conn, ids), currency())
+        usage = asyncio.create_task(_usage(pool, await usage_store.export_snapshot(conn), todo, every_tenant))
+        try:
+            spans = await usage_store.spans(conn)
+            items = await usage_store.pending_items(conn, ids)
+            taxes = await usage_store.taxes(conn, ids)
+            seconds = await usage
+        except BaseException:
+            usage.cancel()
+            await asyncio.gather(usage, return_exceptions=True)
+            raise
     return _Inputs(ids, by_id, cycles, seconds, spans, items, taxes, currency())
 
 
-def _compose(inputs: _Inputs, tid: str) -> _Work:
+async def _usage(pool: asyncpg.Pool, snapshot: str, windows: list[Window],
+                 every_tenant: bool) -> dict[str, list[ClassSeconds]]:
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        await usage_store.use_snapshot(conn, snapshot)
+        return await usage_store.seconds_by_class(conn, windows, loaded=False, every_tenant=every_tenant)
+
+
+_NO_SPANS: list[UnitSpan] = []
+
+
+def _compose(inputs: _Inputs, tid: str, ids: Iterator[str]) -> _Work:
     tenant, cycle = inputs.tenants[tid], inputs.cycles[tid]
-    mine = inputs.items.get(tid, [])
+    mine = inputs.items.get(tid, _NO_ITEMS)
     tax = inputs.taxes.get(tid)
-    made = compose(cycle, tenant.timezone, inputs.seconds.get(tid, []), inputs.spans.get(tid, []),
-                   [Pending(i.kind, i.description, i.amount_micros) for i in mine], tax)
+    spans = inputs.spans.get(tid, _NO_SPANS)
+    # Tenants share their cycle object (terms.last_cycles) and, when their unit history is the
+    # same, their spans list (usage_store.spans): the fixed lines are computed once per pair.
+    key = (id(cycle), tenant.timezone, id(spans))
+    fixed = inputs.fixed.get(key)
+    if fixed is None:
+        fixed = inputs.fixed[key] = fixed_lines(cycle, tenant.timezone, spans)
+    made = finish(cycle.terms, fixed, inputs.seconds.get(tid, _NO_SECONDS),
+                  [Pending(i.kind, i.description, i.amount_micros) for i in mine] if mine else _NO_PENDING, tax)
     c = made.computed
     return _Work(store.NewInvoice(
-        store.new_id(), tenant.partner_id, tid, cycle.start, cycle.end, inputs.currency, c.subtotal_micros,
+        next(ids), tenant.partner_id, tid, cycle.start, cycle.end, inputs.currency, c.subtotal_micros,
         c.tax_micros, c.total_micros, c.lines, None if tax is None else tax.name,
         None if tax is None else tax.code, None if tax is None else tax.rate_percent,
         cycle.terms.net_terms_days), mine, made.credit_left_micros)
+
+
+_NO_ITEMS: list[PendingItem] = []
+_NO_SECONDS: list[ClassSeconds] = []
+_NO_PENDING: list[Pending] = []
 
 
 async def _write(conn: Connection, work: list[_Work], now: datetime, report: JobReport) -> list[Invoice]:

@@ -4,7 +4,7 @@ Shared with collection (C), documents (D) and dunning (N) per the issue 15 contr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -94,6 +94,14 @@ class BillingTerms:
     international_per_minute_micros: int | None = None
     net_terms_days: int = 15
     profile_name: str = ""
+
+    def __hash__(self) -> int:
+        # computed once: the job looks its terms up in caches (calc) once per invoice
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 class UnitKind(StrEnum):

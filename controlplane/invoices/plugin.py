@@ -11,6 +11,7 @@ from aiohttp import web
 
 from controlplane.invoices import http
 from controlplane.invoices.services import InvoiceServices
+from controlplane.invoices.units import follow as units_follow
 from controlplane.plugins import Context, NoAsteriskFiles
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,13 @@ class InvoicesPlugin(NoAsteriskFiles):
                     log.exception("invoices.job_failed")
                 await asyncio.sleep(JOB_INTERVAL_S)
 
-        context.background.append(job_loop)
+        context.background.append(context.once("invoices.job", job_loop))
+
+        async def units() -> None:  # every daemon: each one's admission keeps its spend caps
+            await units_follow(pool, context.signals.tenant_units_changed.send)
+
+        pool = context.pool
+        context.background.append(units)
         log.info("invoices.installed")
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -15,7 +16,8 @@ from controlplane.invoices.compose import off_cycle
 from controlplane.invoices.jobs import JobReport, run_invoices
 from controlplane.invoices.models import Invoice, InvoiceStatus, LineKind, OneTimeCharge, Tax
 from controlplane.invoices.views import (InvoiceView, JurisdictionBody, JurisdictionView, NumberingView,
-                                         OffCycleBody, StatsView, TaxAssignmentView)
+                                         OffCycleBody, PendingChargeBody, PendingItemView, StatsView,
+                                         TaxAssignmentView)
 from controlplane.shared.money import currency
 from controlplane.shared.pagination import Sort, encode_cursor
 from controlplane.shared.problems import FieldError, Problem
@@ -24,6 +26,12 @@ from controlplane.signals import InvoiceIssued
 log = structlog.get_logger(__name__)
 SendIssued = Callable[[InvoiceIssued], Awaitable[None]]
 Clock = Callable[[], datetime]
+
+
+def _item_view(item: usage_store.PendingRow) -> PendingItemView:
+    # the stored reference carries its origin ("charge:", "credit_note:", "carry:"): shown whole
+    return PendingItemView(id=item.id, tenant_id=item.tenant_id, kind=item.kind.value, description=item.description,
+                           amount_micros=item.amount_micros, reference=item.reference, created_at=item.created_at)
 
 
 def _utcnow() -> datetime:
@@ -102,6 +110,29 @@ class InvoiceServices:
             await self.announce(invoice)
         log.info("invoices.off_cycle", invoice_id=draft.id, tenant_id=body.tenant_id, issued=bool(issued))
         return InvoiceView.of(invoice)
+
+    async def add_charge(self, partner_id: str, tenant_id: str, body: PendingChargeBody) -> tuple[PendingItemView, bool]:
+        """A one-time charge (setup, porting, custom) waiting for the tenant's next invoice, as its
+        own line (docs/invoices.md); True when this call created it. A ``reference`` already used
+        by the partner gives back that charge when it is the same one, else 409."""
+        reference = f"charge:{body.reference or secrets.token_hex(12)}"
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await self._tenant(conn, partner_id, tenant_id) == "CANCELLED":
+                raise Problem(409, "the tenant is cancelled: no more invoices", code="tenant_cancelled")
+            created = await store.add_item(conn, partner_id, tenant_id, LineKind(body.kind), body.description,
+                                           body.amount_micros, reference)
+            item = await usage_store.item_by_reference(conn, partner_id, reference)
+        assert item is not None
+        if not created and (item.tenant_id, item.kind.value, item.description, item.amount_micros) != (
+                tenant_id, body.kind, body.description, body.amount_micros):
+            raise Problem(409, "reference already names another charge", code="conflict", field="reference")
+        if created:
+            log.info("invoices.charge_added", tenant_id=tenant_id, kind=body.kind, amount_micros=body.amount_micros)
+        return _item_view(item), created
+
+    async def pending(self, partner_id: str, tenant_id: str) -> list[PendingItemView]:
+        await self._tenant(self.pool, partner_id, tenant_id)
+        return [_item_view(i) for i in await usage_store.pending_of(self.pool, tenant_id)]
 
     async def issue(self, partner_id: str, invoice_id: str) -> InvoiceView:
         async with self.pool.acquire() as conn:

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -42,6 +43,12 @@ class RefundTooLarge(ValueError):
 
 def new_id() -> str:
     return f"inv_{secrets.token_hex(8)}"
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` ids like ``new_id``'s, from one read of the random source (the job's batches)."""
+    raw = secrets.token_hex(8 * n)
+    return ["inv_" + raw[i:i + 16] for i in range(0, 16 * n, 16)]
 
 
 _LINES = msgspec.json.Encoder()
@@ -160,13 +167,17 @@ async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: d
     firsts = await _numbers(conn, counts, locked=True)
     next_of = {p: first for p, (_, first) in firsts.items()}
     made: list[Invoice] = []
+    dues: dict[int, datetime] = {}  # the batch shares ``now``: one due date per net terms
     for i in todo:
         prefix = firsts[i.partner_id][0]
         number = f"{prefix}{next_of[i.partner_id]:06d}"
         next_of[i.partner_id] += 1
+        due = dues.get(i.net_terms_days)
+        if due is None:
+            due = dues[i.net_terms_days] = due_at(now, i.net_terms_days)
         made.append(Invoice(
             id=i.id, partner_id=i.partner_id, tenant_id=i.tenant_id, number=number, status=InvoiceStatus.SENT,
-            period_start=i.period_start, period_end=i.period_end, issued_at=now, due_at=due_at(now, i.net_terms_days),
+            period_start=i.period_start, period_end=i.period_end, issued_at=now, due_at=due,
             currency=i.currency, subtotal_micros=i.subtotal_micros, tax_micros=i.tax_micros,
             total_micros=i.total_micros, paid_micros=0, credited_micros=0, lines=i.lines, tax_name=i.tax_name,
             tax_rate=i.tax_rate, off_cycle=False, created_at=now))
@@ -216,11 +227,17 @@ async def issue(conn: Connection, invoice_ids: Sequence[str], now: datetime) -> 
     return invoices
 
 
+@lru_cache(maxsize=1024)
+def _iso(moment: datetime) -> str:
+    # a job's invoices share a few period bounds and due dates: each formatted once
+    return moment.isoformat()
+
+
 def event_data(invoice: Invoice) -> dict[str, Any]:
     return {"invoice_id": invoice.id, "number": invoice.number, "tenant_id": invoice.tenant_id,
-            "status": invoice.status.value, "period_start": invoice.period_start.isoformat(),
-            "period_end": invoice.period_end.isoformat(),
-            "due_at": invoice.due_at.isoformat() if invoice.due_at else None,
+            "status": invoice.status.value, "period_start": _iso(invoice.period_start),
+            "period_end": _iso(invoice.period_end),
+            "due_at": _iso(invoice.due_at) if invoice.due_at else None,
             "subtotal_micros": invoice.subtotal_micros, "tax_micros": invoice.tax_micros,
             "total_micros": invoice.total_micros, "currency": invoice.currency}
 
@@ -238,7 +255,10 @@ async def _locked(conn: Connection, invoice_id: str) -> Invoice:
 
 
 async def set_status(conn: Connection, invoice_id: str, status: InvoiceStatus) -> Invoice:
-    """Any status change other than issuing and payments, checked by status.py."""
+    """Any status change other than issuing and payments, checked by status.py. Becoming
+    OVERDUE emits ``invoice.overdue`` in the caller's transaction: the transition table allows
+    it once per stretch of non-payment (OVERDUE -> OVERDUE is refused), and dunning flags an
+    invoice once."""
     current = await _locked(conn, invoice_id)
     if status is InvoiceStatus.SENT:
         raise transitions.TransitionRefused(current.status, status)  # issuing numbers it: use issue()
@@ -246,7 +266,12 @@ async def set_status(conn: Connection, invoice_id: str, status: InvoiceStatus) -
     row = await conn.fetchrow(f"UPDATE tenant_invoices SET status = $2, updated_at = now() WHERE id = $1"
                               f" RETURNING {COLUMNS}", invoice_id, status.value)
     assert row is not None
-    return invoice_from_row(row)
+    changed = invoice_from_row(row)
+    if status is InvoiceStatus.OVERDUE:
+        await emit_many(conn, [("invoice.overdue", changed.partner_id, changed.tenant_id,
+                                {**event_data(changed), "paid_micros": changed.paid_micros,
+                                 "outstanding_micros": changed.outstanding_micros})])
+    return changed
 
 
 async def apply_payment(conn: Connection, invoice_id: str, amount_micros: int, reference: str) -> Invoice:

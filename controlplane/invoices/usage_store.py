@@ -76,13 +76,36 @@ async def invoiced(conn: Executor) -> set[str]:
 PER_PERIOD_SCANS = 4
 
 
-async def seconds_by_class(conn: Executor, windows: Sequence[Window]) -> dict[str, list[ClassSeconds]]:
+async def export_snapshot(conn: Executor) -> str:
+    """The snapshot of the caller's (repeatable read) transaction, for ``use_snapshot`` on another
+    connection while this transaction is open: both then read the same data."""
+    snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
+    return snapshot
+
+
+async def use_snapshot(conn: Executor, snapshot: str) -> None:
+    """First statement of a repeatable read transaction: read what ``snapshot``'s transaction reads."""
+    await conn.execute(f"SET TRANSACTION SNAPSHOT '{_snapshot_id(snapshot)}'")
+
+
+def _snapshot_id(snapshot: str) -> str:
+    # SET TRANSACTION SNAPSHOT takes no parameter: the id (hex and dashes) is checked instead.
+    if not snapshot or any(c not in "0123456789ABCDEFabcdef-" for c in snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    return snapshot
+
+
+async def seconds_by_class(conn: Connection, windows: Sequence[Window], *, loaded: bool = True,
+                           every_tenant: bool = False) -> dict[str, list[ClassSeconds]]:
     """Billable seconds per tenant and class of the calls that started in the tenant's window.
 
     Tenants of one chunk mostly share a period (PAYG: the calendar month; Flat: the anniversary
     day), so each distinct period is read like the bare aggregate reads it, restricted to its
     tenants. Many distinct periods (Flat tenants spread over the month) would mean as many scans:
-    then one join of the records with the loaded windows (``load_windows``) reads them once."""
+    then one join of the records with the loaded windows (``load_windows``, done here unless
+    ``loaded``) reads them once. ``every_tenant``: the windows are every tenant's that has
+    records (the job's only chunk), so a period is read exactly like the bare aggregate, with no
+    tenant filter, and the tenants not asked for are dropped here."""
     by_period: dict[tuple[datetime, datetime], list[str]] = {}
     for w in windows:
         by_period.setdefault((w.start, w.end), []).append(w.tenant_id)
@@ -90,11 +113,20 @@ async def seconds_by_class(conn: Executor, windows: Sequence[Window]) -> dict[st
     rows: list[asyncpg.Record] = []
     if len(by_period) <= PER_PERIOD_SCANS:
         for (start, end), tenants in by_period.items():
+            if every_tenant and len(by_period) == 1:
+                asked = set(tenants)
+                rows += [r for r in await conn.fetch(
+                    "SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
+                    " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
+                    " GROUP BY tenant_id, call_class", start, end, classes) if r["tenant_id"] in asked]
+                continue
             rows += await conn.fetch(
                 "SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
                 " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
                 " AND tenant_id = ANY($4::text[]) GROUP BY tenant_id, call_class", start, end, classes, tenants)
     else:
+        if not loaded:
+            await load_windows(conn, windows)
         lo, hi = min(w.start for w in windows), max(w.end for w in windows)
         rows = await conn.fetch(
             "SELECT w.tenant_id, c.call_class, sum(c.billable_s)::bigint AS seconds FROM invoice_windows w"
@@ -112,16 +144,26 @@ _KINDS = {k.value: k for k in UnitKind}
 
 async def spans(conn: Executor) -> dict[str, list[UnitSpan]]:
     """The unit history overlapping each tenant's window, clipped to it and grouped: units present
-    over the same stretch (most often the whole period) come as one span with their count."""
+    over the same stretch (most often the whole period) come as one span with their count.
+
+    Tenants whose clipped history is the same (most of a job's: same period, same units) share
+    one list: PostgreSQL groups them, so only the distinct histories are decoded here (and the job
+    computes their base-fee and unit lines once per list). ``unit_id`` is left empty: the lines
+    depend on kind, stretch and count only."""
     rows = await conn.fetch(
-        "SELECT h.tenant_id, h.unit_kind, min(h.unit_id) AS unit_id, count(*)::int AS n,"
-        "  GREATEST(h.started_at, w.start) AS lo, LEAST(COALESCE(h.ended_at, w.finish), w.finish) AS hi"
-        " FROM invoice_windows w JOIN unit_history h ON h.tenant_id = w.tenant_id AND h.started_at < w.finish"
-        "  AND (h.ended_at IS NULL OR h.ended_at > w.start) GROUP BY 1, 2, 5, 6")
+        "WITH s AS (SELECT h.tenant_id, h.unit_kind, count(*)::int AS n,"
+        "   GREATEST(h.started_at, w.start) AS lo, LEAST(COALESCE(h.ended_at, w.finish), w.finish) AS hi"
+        "  FROM invoice_windows w JOIN unit_history h ON h.tenant_id = w.tenant_id AND h.started_at < w.finish"
+        "   AND (h.ended_at IS NULL OR h.ended_at > w.start) GROUP BY 1, 2, 4, 5),"
+        " t AS (SELECT tenant_id, array_agg(unit_kind ORDER BY unit_kind, lo, hi) AS kinds,"
+        "   array_agg(n ORDER BY unit_kind, lo, hi) AS ns, array_agg(lo ORDER BY unit_kind, lo, hi) AS los,"
+        "   array_agg(hi ORDER BY unit_kind, lo, hi) AS his FROM s GROUP BY tenant_id)"
+        " SELECT kinds, ns, los, his, array_agg(tenant_id) AS tenants FROM t GROUP BY 1, 2, 3, 4")
     out: dict[str, list[UnitSpan]] = {}
     for r in rows:
-        out.setdefault(r["tenant_id"], []).append(
-            UnitSpan(_KINDS[r["unit_kind"]], r["unit_id"], r["lo"], r["hi"], r["n"]))
+        shared = [UnitSpan(_KINDS[k], "", lo, hi, n) for k, n, lo, hi in zip(r["kinds"], r["ns"], r["los"], r["his"])]
+        for tenant_id in r["tenants"]:
+            out[tenant_id] = shared
     return out
 
 
@@ -143,6 +185,38 @@ async def taxes(conn: Executor, tenant_ids: Sequence[str]) -> dict[str, Tax]:
         " JOIN tax_jurisdictions j ON j.id = t.jurisdiction_id"
         " WHERE t.tenant_id = ANY($1::text[]) AND j.enabled", list(tenant_ids))
     return {r["tenant_id"]: Tax(r["name"], r["code"], r["rate"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    id: int
+    tenant_id: str
+    kind: LineKind
+    description: str
+    amount_micros: int
+    reference: str
+    created_at: datetime
+
+
+_ITEM = "id, tenant_id, kind, description, amount_micros, reference, created_at"
+
+
+def _pending(r: asyncpg.Record) -> PendingRow:
+    return PendingRow(r["id"], r["tenant_id"], LineKind(r["kind"]), r["description"], r["amount_micros"],
+                      r["reference"], r["created_at"])
+
+
+async def item_by_reference(conn: Executor, partner_id: str, reference: str) -> PendingRow | None:
+    r = await conn.fetchrow(f"SELECT {_ITEM} FROM tenant_invoice_items WHERE partner_id = $1 AND reference = $2",
+                            partner_id, reference)
+    return None if r is None else _pending(r)
+
+
+async def pending_of(conn: Executor, tenant_id: str) -> list[PendingRow]:
+    """What waits for the tenant's next invoice (one-time charges and credits), oldest first."""
+    rows = await conn.fetch(f"SELECT {_ITEM} FROM tenant_invoice_items WHERE tenant_id = $1 AND invoice_id IS NULL"
+                            " ORDER BY id", tenant_id)
+    return [_pending(r) for r in rows]
 
 
 class ItemsTaken(RuntimeError):

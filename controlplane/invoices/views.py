@@ -41,6 +41,26 @@ class ChargeBody(_Body):
     kind: Literal["setup", "porting", "custom"] = "custom"
 
 
+Reference = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:/-]{1,100}$")]
+
+
+class PendingChargeBody(ChargeBody):
+    """A one-time charge for the tenant's next invoice; ``reference`` makes a retry harmless."""
+
+    reference: Reference | None = None
+
+
+class PendingItemView(msgspec.Struct, kw_only=True):
+    id: int
+    tenant_id: str
+    kind: str
+    description: str
+    amount_micros: int
+    reference: str
+    created_at: datetime
+    currency: str = msgspec.field(default_factory=money.currency)
+
+
 class OffCycleBody(_Body):
     tenant_id: Id
     lines: Annotated[list[ChargeBody], msgspec.Meta(min_length=1, max_length=50)]

@@ -31,7 +31,7 @@ import structlog
 
 from cdr_ingest.classify import CallClass, Direction, classify
 from cdr_ingest.dialing import destination
-from cdr_ingest.pricing import partner_rate, retail_rate
+from cdr_ingest.pricing import INCLUDED_CLASSES, included_left, partner_rate, retail_rate
 from cdr_ingest.rates import Rate
 from cdr_ingest.records import CallRecord, TenantBilling
 from controlplane.limits import store
@@ -48,6 +48,7 @@ SETTLE_GRACE_S = 1.0  # a recorded debit stays held this long after the first ba
 SETTLE_UNSEEN_S = 10.0  # no notice after this long: the expiry job reads the balance itself
 REFRESH_MIN_S = 1.0  # a refusal on the partner's account re-reads it at most this often
 # Refusals the partner's account decides: worth re-reading it (a missed signal must not refuse forever).
+_INCLUDED = tuple(sorted(c.value for c in INCLUDED_CLASSES))  # record classes the included minutes cover
 _ACCOUNT_REASONS = frozenset({Reason.WALLET_EMPTY, Reason.PARTNER_SUSPENDED, Reason.TRIAL_RESTRICTED})
 
 
@@ -62,17 +63,26 @@ class PartnerState:
     # call id -> (debit, recorded at (monotonic), a balance notice was read since)
     settling: dict[str, tuple[int, float, bool]] = field(default_factory=dict)
     held_micros: int = 0  # sum of ``holds``
+    settling_micros: int = 0  # sum of the debits in ``settling``
     refreshed_at: float = 0.0
 
     def available(self, now: float) -> int:
-        """Balance minus wallet holds and recorded debits the balance may not show yet."""
-        owed = 0
-        for call_id, (debit, at, seen) in list(self.settling.items()):
-            if seen and now - at >= SETTLE_GRACE_S:
-                del self.settling[call_id]
-            else:
-                owed += debit
-        return self.balance_micros - self.held_micros - owed
+        """Balance minus wallet holds and recorded debits the balance may not show yet.
+
+        Called on every admission: O(1) plus the entries it drops. ``settling`` is in
+        recording order and a notice marks every entry then present, so the seen ones are
+        a prefix and, within it, the expired ones too: the first entry that is unseen or
+        within its grace ends the sweep (was a walk over every entry per call, ~2% of the
+        daemon's CPU at 100 calls/s, docs/performance.md)."""
+        while self.settling:
+            call_id, (_, at, seen) = next(iter(self.settling.items()))
+            if not (seen and now - at >= SETTLE_GRACE_S):
+                break
+            self._drop(call_id)
+        return self.balance_micros - self.held_micros - self.settling_micros
+
+    def _drop(self, call_id: str) -> None:
+        self.settling_micros -= self.settling.pop(call_id)[0]
 
     def account(self, now: float) -> Account:
         return Account(self.status, self.available(now))
@@ -89,7 +99,10 @@ class PartnerState:
         """The call was recorded with ``debit`` on the wallet: held until the balance shows it."""
         self.release(call_id)
         if debit > 0 and self.status is PartnerStatus.ACTIVE:
+            if call_id in self.settling:
+                self._drop(call_id)
             self.settling[call_id] = (debit, now, False)
+            self.settling_micros += debit
 
     def noticed(self, balance_micros: int) -> None:
         """A committed balance (the wallet's notice): every debit settled before it may go after the grace."""
@@ -103,7 +116,7 @@ class PartnerState:
         self.status, self.balance_micros, self.refreshed_at = status, balance_micros, asked_at
         for call_id, (_, at, _) in list(self.settling.items()):
             if at <= asked_at:
-                del self.settling[call_id]
+                self._drop(call_id)
 
 
 @dataclass(slots=True)
@@ -123,6 +136,7 @@ class TenantState:
     billing: TenantBilling | None = None
     billing_until: float = 0.0
     partner: PartnerState | None = None  # shared by the partner's tenants; None: not known (ACTIVE)
+    fees_micros: int = 0  # the base and unit fees counted in ``usage.spend_micros`` (profiles' rule)
 
     @property
     def calls_allowed(self) -> bool:
@@ -202,11 +216,12 @@ class Engine:
         pricing = await profiles_store.tenant_pricing(conn, row["id"])
         assert pricing is not None  # the row is the tenant's
         period = pricing.period(now)
-        seconds, micros = await store.cycle_usage(conn, row["id"], period.start)
+        seconds, micros, included = await store.cycle_usage(conn, row["id"], period.start, _INCLUDED)
         fees = await profiles_store.fees_of(conn, pricing, now)
         return TenantState(row["id"], row["partner_id"], row["status"], row["timezone"], limits,
-                           bool(row.get("has_limits")), Usage(seconds, micros + fees), period.start, period.end,
-                           partner=await self._partner(conn, row["partner_id"]))
+                           bool(row.get("has_limits")), Usage(seconds, micros + fees, included), period.start,
+                           period.end,
+                           partner=await self._partner(conn, row["partner_id"]), fees_micros=fees)
 
     async def tenant(self, tenant_id: str, *, fresh: bool = False) -> TenantState | None:
         """The tenant's state; loaded (once, however many calls ask at once) when unknown."""
@@ -323,7 +338,18 @@ class Engine:
         account = partner.account(time.monotonic()) if partner is not None else None
         return decide(state.limits, state.calls_allowed, state.usage, state.ledger, call_id, retail,
                       self.max_call_s, partner_rated=wholesale is not None, account=account,
-                      call_class=call_class, wholesale=wholesale)
+                      call_class=call_class, wholesale=wholesale,
+                      included_left_s=self._included_left(state, call_class, now))
+
+    @staticmethod
+    def _included_left(state: TenantState, call_class: CallClass, now: datetime) -> int:
+        """The included minutes this call may use: the profile's bundle less what recorded calls
+        used and what every call in progress holds (all of them, whatever their class: a
+        conservative count, so concurrent calls never share the same free seconds twice)."""
+        if state.billing is None or state.limits.monthly_spend_micros is None:
+            return 0  # only a spend cap reads it: nothing summed on the other calls' path
+        reserved_s, _ = state.ledger.reserved()
+        return included_left(state.billing.profile_at(now), call_class, state.usage.included_s + reserved_s)
 
     def _hold(self, state: TenantState, decision: Decision, channel: str, now: datetime) -> None:
         hold = decision.hold
@@ -351,6 +377,8 @@ class Engine:
         if billable and state.cycle_start <= record.started_at < state.cycle_end:
             state.usage.billable_s += record.billable_s
             state.usage.spend_micros += record.retail_micros or 0
+            if record.call_class in _INCLUDED:
+                state.usage.included_s += record.billable_s
         return state
 
     def release(self, state: TenantState, call_id: str) -> None:

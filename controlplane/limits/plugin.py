@@ -29,6 +29,7 @@ from controlplane.limits import http
 from controlplane.limits.agi import AgiServer
 from controlplane.limits.engine import Engine
 from controlplane.limits.services import CutCall, LimitServices
+from controlplane.limits.shared_wallet import SharedWallet
 from controlplane.plugins import Context, NoAsteriskFiles
 from controlplane.signals import SuspensionDue
 
@@ -65,12 +66,16 @@ class LimitsPlugin(NoAsteriskFiles):
 
         services = LimitServices(pool, engine, suspend=suspend, cut=_cutter(ami) if ami is not None else None)
         app[http.limit_services] = services
-        server = AgiServer(engine.admit, cfg.agi_host, cfg.agi_port)
+        # Several nodes: a partner's wallet is held across them (controlplane.limits.shared_wallet).
+        admit = SharedWallet(pool, engine, context.config.node.id).admit if context.config.node.multi \
+            else engine.admit
+        server = AgiServer(admit, cfg.agi_host, cfg.agi_port)
         app[agi_key] = server
         signals.call_recorded.connect(services.after_record)
         signals.tenant_status_changed.connect(services.status_changed)
         signals.cap_tripped.connect(services.cap_tripped)
         signals.wallet_changed.connect(services.wallet_changed)
+        signals.tenant_units_changed.connect(services.units_changed)
         signals.partner_status_changed.connect(services.partner_status_changed)
 
         async def publish() -> None:

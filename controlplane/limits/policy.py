@@ -20,12 +20,14 @@ rate: refused at zero, otherwise cut where the wallet runs out (``account_refusa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from cdr_ingest.classify import CallClass
 from cdr_ingest.rates import Rate
+from cdr_ingest.pricing import marginal_affordable_seconds, marginal_price
 from cdr_ingest.rating import affordable_seconds, billable_seconds, price
 from provisioning.access import CAUSE_CALL_REJECTED
 from provisioning.model import PartnerStatus
@@ -85,10 +87,12 @@ class Limits:
 
 @dataclass(slots=True)
 class Usage:
-    """Recorded usage of the current cycle (billable seconds, retail micros)."""
+    """Recorded usage of the current cycle (billable seconds, retail micros; ``included_s``: the
+    billable seconds of the classes the included minutes cover, cdr_ingest.pricing)."""
 
     billable_s: int = 0
     spend_micros: int = 0
+    included_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,17 +149,66 @@ def account_refusal(account: Account | None, call_class: CallClass | None) -> De
     return None
 
 
+class Holds(dict[str, Hold]):
+    """Holds by call id, with their sums kept as they change: a decision reads them per call,
+    and a tenant may have hundreds of calls held (in progress, or ended and not yet
+    recorded), so summing on every decision grew with them (docs/performance.md). Only the
+    mutations below exist: the others are refused rather than left to bypass the sums."""
+
+    def __init__(self, initial: Mapping[str, Hold] | None = None) -> None:
+        super().__init__()
+        self.seconds = 0
+        self.micros = 0
+        self.pools: dict[Pool | None, int] = {}
+        for call_id, hold in (initial or {}).items():
+            self[call_id] = hold
+
+    def _count(self, hold: Hold, sign: int) -> None:
+        self.seconds += sign * hold.seconds
+        self.micros += sign * hold.micros
+        self.pools[hold.pool] = self.pools.get(hold.pool, 0) + sign
+
+    def __setitem__(self, call_id: str, hold: Hold) -> None:
+        old = self.get(call_id)
+        if old is not None:
+            self._count(old, -1)
+        super().__setitem__(call_id, hold)
+        self._count(hold, 1)
+
+    def __delitem__(self, call_id: str) -> None:
+        self._count(self[call_id], -1)
+        super().__delitem__(call_id)
+
+    def pop(self, call_id: str, *default: Hold | None) -> Hold | None:  # type: ignore[override]
+        if call_id in self:
+            hold = self[call_id]
+            del self[call_id]
+            return hold
+        if default:
+            return default[0]
+        raise KeyError(call_id)
+
+    def _refused(self, *_: object, **__: object) -> None:
+        raise TypeError("Holds: set, delete or pop one hold at a time (the sums follow them)")
+
+    update = setdefault = popitem = clear = __ior__ = _refused  # type: ignore[assignment]
+
+
 @dataclass(slots=True)
 class Ledger:
     """In-flight state of one tenant: its holds by call id."""
 
-    holds: dict[str, Hold] = field(default_factory=dict)
+    holds: Holds = field(default_factory=Holds)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.holds, Holds):  # given a plain mapping (tests): counted from here on
+            self.holds = Holds(self.holds)  # type: ignore[unreachable]
 
     def reserved(self) -> tuple[int, int]:
-        return sum(h.seconds for h in self.holds.values()), sum(h.micros for h in self.holds.values())
+        return self.holds.seconds, self.holds.micros
 
     def in_pool(self, pool: Pool) -> int:
-        return sum(1 for h in self.holds.values() if h.pool is pool)
+        return self.holds.pools.get(pool, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +259,7 @@ def rated_caps(limits: Limits) -> bool:
 def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, call_id: str,
            rate: Rate | None, max_call_s: int, *, partner_rated: bool = True,
            account: Account | None = None, call_class: CallClass | None = None,
-           wholesale: Rate | None = None) -> Decision:
+           wholesale: Rate | None = None, included_left_s: int = 0) -> Decision:
     """Admit or refuse one outbound billable call, and what it reserves if admitted.
 
     ``rate`` is the tenant's (retail) rate of the destination, ``partner_rated`` whether
@@ -217,6 +270,11 @@ def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, ca
     ``account`` (None: no partner step) adds the partner's status and wallet: ``wholesale``
     is then the partner's rate of the destination, ``call_class`` its class. The wallet is
     held like a spend cap: an admitted call reserves what its cut-off costs the partner.
+
+    ``included_left_s``: billable seconds of the tenant's included minutes this call may use
+    (``cdr_ingest.pricing.included_left``). They cost the tenant nothing (its record's retail is
+    the marginal charge), so the spend cap times and holds only what lies beyond them
+    (``marginal_affordable_seconds`` / ``marginal_price``: the rating rule, not a copy).
     """
     refused = account_refusal(account, call_class)
     if refused is not None:
@@ -239,7 +297,7 @@ def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, ca
             return Decision(False, Reason.MINUTES, CAUSE_FORBIDDEN, detail=f"{max(left_s, 0)} s left")
     if limits.monthly_spend_micros is not None and rate is not None:  # rate is set: checked above
         budget = limits.monthly_spend_micros - usage.spend_micros - reserved_micros
-        by_spend = affordable_seconds(rate, budget)
+        by_spend = marginal_affordable_seconds(rate, budget, included_left_s)
         if by_spend == 0:
             return Decision(False, Reason.SPEND, CAUSE_FORBIDDEN, detail=f"{max(budget, 0)} micros left")
         if by_spend is not None:
@@ -258,7 +316,7 @@ def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, ca
     seconds = micros = wallet = 0
     if limit is not None:
         seconds = billable_seconds(limit, rate.min_seconds, rate.increment_seconds) if rate else limit
-        micros = price(rate, seconds) if rate else 0
+        micros = marginal_price(rate, seconds, included_left_s) if rate else 0
         if draws and wholesale is not None:
             wallet = price(wholesale, billable_seconds(limit, wholesale.min_seconds, wholesale.increment_seconds))
     return Decision(True, Reason.OK, limit_s=limit, hold=Hold(call_id, pool, seconds, micros, wallet))

@@ -23,8 +23,9 @@ from controlplane.limits import store
 from controlplane.limits.caps import CapTripped
 from controlplane.limits.engine import Engine, TenantState
 from controlplane.limits.models import Figure, LimitDefaults, LimitsBody, TenantLimits, UsageView
+from controlplane.profiles import store as profiles_store
 from controlplane.limits.policy import Alert, Crossing, Limits, Pool, alert_event, alerts, shortened
-from controlplane.signals import CapTrip, PartnerStatusChanged, TenantStatusChanged, WalletChanged
+from controlplane.signals import CapTrip, PartnerStatusChanged, TenantStatusChanged, TenantUnitsChanged, WalletChanged
 from provisioning.model import PartnerStatus
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,7 @@ class LimitServices:
     cut: CutCall | None = None
     # (tenant, cycle start, cap, kind) already in limit_alerts: not asked again on every call.
     alerted: set[tuple[str, datetime, str, str]] = field(default_factory=set)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _tenant(self, conn: store.Conn, partner_id: str, tenant_id: str) -> asyncpg.Record:
         row = await store.tenant_of_partner(conn, partner_id, tenant_id)
@@ -218,6 +220,40 @@ class LimitServices:
         log.info("limits.status_changed", tenant_id=change.tenant_id, status=change.status, cause=change.cause)
         if was_allowed and not state.calls_allowed:
             await self.enforce(state)
+
+    def units_changed(self, change: TenantUnitsChanged) -> None:
+        """``tenant_units_changed`` (sync notice): the fees are re-read off the signal's path."""
+        task = asyncio.get_running_loop().create_task(self._units_changed(change.tenant_id))
+        self._tasks.add(task)  # referenced until done: the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
+
+    async def _units_changed(self, tenant_id: str | None) -> None:
+        try:
+            for state in await self.recount_fees(tenant_id):
+                if state.has_limits:
+                    await self.evaluate(state)
+                    await self.enforce(state)
+        except Exception:
+            log.exception("limits.units_changed_failed", tenant_id=tenant_id)
+
+    async def recount_fees(self, tenant_id: str | None) -> list[TenantState]:
+        """A tenant's units changed (None: any tenant's may have): its spend counts the fees of the
+        units it has now, at once (the calls' usage is left as it is). The states updated."""
+        engine = self.engine
+        states = list(engine.tenants.values()) if tenant_id is None else \
+            [s for s in (engine.tenants.get(tenant_id),) if s is not None]
+        if not states:
+            return []
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn:
+            for state in states:
+                pricing = await profiles_store.tenant_pricing(conn, state.tenant_id)
+                if pricing is None or not state.cycle_start <= now < state.cycle_end:
+                    continue  # gone, or its next period reloads it whole
+                fees = await profiles_store.fees_of(conn, pricing, now)
+                state.usage.spend_micros += fees - state.fees_micros
+                state.fees_micros = fees
+        return states
 
     def wallet_changed(self, change: WalletChanged) -> None:
         """The ``wallet_changed`` handler (a committed balance): admission holds against it at once."""

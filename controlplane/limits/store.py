@@ -70,14 +70,17 @@ async def one_tenant(conn: Conn, tenant_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(_STATE + " WHERE t.id = $1", tenant_id)
 
 
-async def cycle_usage(conn: Conn, tenant_id: str, since: datetime) -> tuple[int, int]:
-    """Billable seconds (inbound + outbound) and retail spend since the cycle start."""
+async def cycle_usage(conn: Conn, tenant_id: str, since: datetime, included: Sequence[str] = ()
+                      ) -> tuple[int, int, int]:
+    """Billable seconds (inbound + outbound) and retail spend since the cycle start, and the
+    billable seconds of the ``included`` classes (those the included minutes cover)."""
     row = await conn.fetchrow(
-        """SELECT COALESCE(sum(billable_s), 0)::bigint AS s, COALESCE(sum(retail_micros), 0)::bigint AS m
+        """SELECT COALESCE(sum(billable_s), 0)::bigint AS s, COALESCE(sum(retail_micros), 0)::bigint AS m,
+                  COALESCE(sum(billable_s) FILTER (WHERE call_class = ANY($3::text[])), 0)::bigint AS i
            FROM call_records WHERE tenant_id = $1 AND started_at >= $2 AND direction <> 'internal'
-             AND call_class <> 'emergency'""", tenant_id, since)
+             AND call_class <> 'emergency'""", tenant_id, since, list(included))
     assert row is not None  # an aggregate without GROUP BY yields one row
-    return int(row["s"]), int(row["m"])
+    return int(row["s"]), int(row["m"]), int(row["i"])
 
 
 async def counts(conn: Conn, tenant_id: str) -> tuple[int, int]:
@@ -112,7 +115,18 @@ async def delete_reservations(conn: Conn, call_ids: Sequence[str]) -> None:
 
 async def live_reservations(conn: Conn, now: datetime) -> list[asyncpg.Record]:
     await conn.execute("DELETE FROM limit_reservations WHERE expires_at <= $1", now)
-    return await conn.fetch("SELECT * FROM limit_reservations ORDER BY admitted_at")
+    # This node's own (the connection's controlplane.node_id, migration 0029): another node's
+    # calls are that node's to hold; they count here through shared_wallet, never in memory.
+    return await conn.fetch("SELECT * FROM limit_reservations WHERE node_id = controlplane_node() ORDER BY admitted_at")
+
+
+async def lock_wallet_holds(conn: Conn, partner_id: str, node_id: str) -> int:
+    """In the caller's transaction: serialize the partner's admissions across nodes, and return
+    the live wallet holds the other nodes wrote (controlplane.limits.shared_wallet)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"wallet-holds:{partner_id}")
+    return int(await conn.fetchval(
+        """SELECT coalesce(sum(r.wallet_micros), 0) FROM limit_reservations r JOIN tenants t ON t.id = r.tenant_id
+           WHERE t.partner_id = $1 AND r.node_id <> $2 AND r.expires_at > now()""", partner_id, node_id))
 
 
 def hold_from(row: asyncpg.Record) -> Hold:

@@ -27,8 +27,8 @@ class MailPlugin(NoAsteriskFiles):
         app[worker_key] = worker
         app[notifier_key] = notifier
         # The notifier queues even while mail is disabled: nothing is lost, it is sent later.
-        context.background.append(notifier.run)
-        context.background.append(worker.run)
+        context.background.append(context.once("mail.notifier", notifier.run))
+        context.background.append(context.once("mail.outbox", worker.run))
 
 
 PLUGIN = MailPlugin()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -97,6 +98,9 @@ class Applier:
     _applied: asyncio.Event = field(default_factory=asyncio.Event)
     _generation: int = 0
     last_reload_seconds: float | None = None
+    # Several nodes (docs/scale.md): told of every change asked here, so the other nodes'
+    # appliers render theirs too (the tenants plugin sends ``dialplan_changed``, relayed to them).
+    announce: Callable[[], None] | None = None
 
     # ------------------------------------------------------------ PJSIP (in transaction)
 
@@ -127,11 +131,14 @@ class Applier:
 
     # ------------------------------------------------------------ dialplan (after commit)
 
-    def dialplan_changed(self) -> None:
-        """Ask for a re-render; many calls within ``debounce`` make one reload."""
+    def dialplan_changed(self, *, announce: bool = True) -> None:
+        """Ask for a re-render; many calls within ``debounce`` make one reload. ``announce``
+        False: the change came as ``dialplan_changed`` already (not told again)."""
         self._generation += 1
         self._applied.clear()
         self._wanted.set()
+        if announce and self.announce is not None:
+            self.announce()
 
     async def wait_applied(self, timeout: float = 5.0) -> None:
         await asyncio.wait_for(self._applied.wait(), timeout)

@@ -19,7 +19,7 @@ from aiohttp import web
 from controlplane.config import Config
 from controlplane.limits.caps import announcer
 from controlplane.plugins import AsteriskSource, Context
-from controlplane.signals import PartnerStatusChanged
+from controlplane.signals import DialplanChanged, PartnerStatusChanged
 from controlplane.tenants import http
 from controlplane.tenants.applier import AmiControl, Applier, render_current
 from controlplane.tenants.numbering import NumberingServices
@@ -77,7 +77,9 @@ class TenantsPlugin:
                                                          on_cap_tripped=announcer(signals.cap_tripped))
         signals.suspension_due.connect(tenants.suspension_due)
         signals.reactivation_due.connect(tenants.reactivation_due)
-        signals.dialplan_changed.connect(lambda _: applier.dialplan_changed())
+        signals.dialplan_changed.connect(lambda _: applier.dialplan_changed(announce=False))
+        if context.node_bus is not None:  # several nodes: theirs follow (controlplane.cluster relays)
+            applier.announce = lambda: signals.dialplan_changed.send(DialplanChanged(self.name))
 
         async def partner_status_changed(change: PartnerStatusChanged) -> None:
             # Its tenants render from the partner's status too (provisioning.access): a suspended
@@ -88,7 +90,7 @@ class TenantsPlugin:
         signals.partner_status_changed.connect(partner_status_changed)
         context.background.append(applier.run)
         context.background.append(lambda: applier.reconcile_forever(RECONCILE_SECONDS))
-        context.background.append(lambda: _purge_forever(tenants))
+        context.background.append(context.once("tenants.purge", lambda: _purge_forever(tenants)))
         async def restore() -> None:
             await applier.restore()
 

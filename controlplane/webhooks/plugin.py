@@ -30,7 +30,7 @@ class WebhooksPlugin(NoAsteriskFiles):
         app[http.service_key] = EndpointService(context.pool, settings, box)
         worker = Worker(pool=context.pool, settings=settings, box=box)
         app[worker_key] = worker
-        context.background.append(worker.run)
+        context.background.append(context.once("webhooks.dispatch", worker.run))
         # Waiting work: events not yet fanned out, deliveries not yet done, those due now.
         context.metrics.query_gauge(
             "controlplane_webhook_queue_depth", "Webhook work waiting, by state (undispatched events, "

@@ -19,6 +19,7 @@ from controlplane.webhooks.targets import TargetError, check_addresses, parse_ur
 RESPONSE_LIMIT = RESPONSE_EXCERPT
 USER_AGENT = "controlplane-webhooks/0.1"
 TIMEOUT = "Timeout"
+SECRETS_KEPT = 4096  # decrypted endpoint secrets kept (then the cache starts over)
 
 
 class Sender:
@@ -29,6 +30,7 @@ class Sender:
         self._box = box
         self._resolve = resolve
         self._session: aiohttp.ClientSession | None = None
+        self._secrets: dict[tuple[str, bytes], str] = {}
 
     async def start(self) -> None:
         resolver = GuardedResolver(self._resolve, self._settings.allow)
@@ -45,7 +47,7 @@ class Sender:
     async def attempt(self, job: Job, attempted_at: datetime) -> Outcome:
         assert self._session is not None, "Sender.start() first"
         try:
-            secret = self._box.open(job.endpoint_id, job.secret_enc)
+            secret = self._secret(job.endpoint_id, job.secret_enc)
             self._check_target(job.url)
             headers = signing.headers(secret, job.event_id, int(time.time()), job.body)
             async with asyncio.timeout(self._settings.timeout):
@@ -71,6 +73,17 @@ class Sender:
         except Exception as exc:  # undecryptable secret (key changed), bad URL in the row, ...
             error = f"Internal: {type(exc).__name__}"
         return Outcome(job, False, None, error[:500], None, False, attempted_at)
+
+    def _secret(self, endpoint_id: str, sealed: bytes) -> str:
+        """The endpoint's signing secret, decrypted once per (endpoint, sealed value): a rotated
+        secret is a new sealed value, so it is never served stale."""
+        key = (endpoint_id, sealed)
+        secret = self._secrets.get(key)
+        if secret is None:
+            if len(self._secrets) >= SECRETS_KEPT:
+                self._secrets.clear()
+            secret = self._secrets[key] = self._box.open(endpoint_id, sealed)
+        return secret
 
     def _check_target(self, url: str) -> None:
         """Shape rules again (the mode may have changed); address literals skip the resolver."""

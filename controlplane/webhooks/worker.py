@@ -38,6 +38,13 @@ RECORD_BATCH = 500
 RECORD_TRIES = 3
 # Claims and records wait this long for company: bigger batches, fewer round trips.
 COALESCE = 0.002
+# The worker's own commits (sequencing, claims, outcomes) do not wait for the WAL flush: each
+# waited for an fsync (several ms on a busy disk) while its deliveries held their slots. What
+# a PostgreSQL crash can lose is the last ~0.2 s (wal_writer_delay) of them: outcomes and
+# claims that were never durable are retried (a duplicate, which at-least-once allows), and
+# sequencing is redone from the events, whose own commits stay synchronous. A crash of the
+# worker loses nothing: the server has every commit. (docs/performance.md)
+NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO off"
 # A claim outlives the attempt's timeout by this much before another worker may retry it.
 LEASE_MARGIN = timedelta(seconds=5)
 
@@ -105,6 +112,7 @@ class Worker:
     async def _dispatch_batch(self) -> bool:
         """Sequence and fan out one batch; True when there may be more."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(NO_FLUSH_WAIT)
             sequenced = await events_store.sequence_pending(conn, DISPATCH_BATCH)
             created = await delivery_store.fan_out(conn, sequenced, schedule.MAX_ATTEMPTS, self.clock.offset)
         if created:
@@ -132,7 +140,8 @@ class Worker:
         room = self.settings.max_concurrency - len(self._in_flight)
         if room > 0:  # else the recorder sets _due when attempts finish
             lease = timedelta(seconds=self.settings.timeout) + LEASE_MARGIN
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(NO_FLUSH_WAIT)
                 jobs = await delivery_store.claim(
                     conn, owner=self.owner, offset=self.clock.offset, exclude=sorted(self._in_flight),
                     per_endpoint=self.settings.per_endpoint_concurrency, limit=room, lease=lease)
@@ -174,6 +183,7 @@ class Worker:
     async def _record(self, outcomes: list[Outcome]) -> None:
         rows = [(o, *_next_state(o)) for o in outcomes]
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(NO_FLUSH_WAIT)
             kept = await delivery_store.record(conn, rows, owner=self.owner, offset=self.clock.offset)
             tallies = _tallies([o for o in outcomes if o.job.delivery_id in kept])
             tripped = await store.tally_attempts(conn, tallies, schedule.AUTO_DISABLE_AFTER)

@@ -84,7 +84,8 @@ def test_the_set_freezes_every_signal() -> None:
     assert set(signals.all()) == {"call_recorded", "tenant_status_changed", "suspension_due", "cap_tripped",
                                   "dialplan_changed", "wallet_changed", "partner_status_changed",
                                   "payment_methods_changed", "partner_created", "invoice_issued", "invoice_paid",
-                                  "reactivation_due", "pricing_changed"}
+                                  "reactivation_due", "pricing_changed", "tenant_flows_changed",
+                                  "tenant_units_changed"}
     assert not any(s.frozen for s in signals.all().values())
     signals.freeze()
     assert all(s.frozen for s in signals.all().values())

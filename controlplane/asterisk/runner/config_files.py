@@ -63,6 +63,11 @@ def template_values(cfg: Config, creds: AsteriskCredentials, *, moddir: str) -> 
         "rtp_start": str(a.rtp_start),
         "rtp_end": str(a.rtp_end),
     }
+    if cfg.node.multi:
+        # Several Asterisks on one database: uniqueids (hence linkedids, the call records' key) are
+        # "<epoch>.<n>" per system and two nodes started in the same second collide; systemname
+        # prefixes them with the node id (validated: config.NodeConfig). Single-node: unchanged.
+        values["systemname"] = cfg.node.id
     for key, value in values.items():
         if not value or _UNSAFE_VALUE.search(value):
             shown = "***" if "password" in key else repr(value)
@@ -96,6 +101,8 @@ def render_config(templates: Path | Mapping[str, str], values: Mapping[str, str]
     files = {name: render(text, values, name=name) for name, text in templates.items()}
     if "asterisk.conf" not in files:
         raise AsteriskError("no asterisk.conf template")
+    if "systemname" in values:
+        files["asterisk.conf"] = with_systemname(files["asterisk.conf"], values["systemname"])
     added = [(name, render(text, values, name=name)) for name, text in (extra_files or {}).items()]
     added += list((verbatim_files or {}).items())
     for name, text in added:
@@ -104,6 +111,14 @@ def render_config(templates: Path | Mapping[str, str], values: Mapping[str, str]
             raise AsteriskError(f"extra file {name!r} would replace the base configuration")
         files[name] = text
     return files
+
+
+def with_systemname(text: str, name: str) -> str:
+    """asterisk.conf with ``systemname`` as the first option of ``[options]``."""
+    head, found, rest = text.partition("[options]\n")
+    if not found:
+        return f"{text.rstrip()}\n\n[options]\nsystemname = {name}\n"
+    return f"{head}[options]\nsystemname = {name}\n{rest}"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,11 @@ def test_the_platform_operations_are_exactly_the_documented_ones() -> None:
         ("POST", "/v1/ports/{port_id}/complete"), ("POST", "/v1/ports/{port_id}/reject"),
         # the account's (docs/account.md): tier prices, Enterprise prices, comp activation
         ("GET", "/v1/tier-prices"), ("POST", "/v1/tier-prices"), ("PUT", "/v1/partners/{partner_id}/enterprise-prices"),
-        ("POST", "/v1/partners/{partner_id}/activation")}
+        ("POST", "/v1/partners/{partner_id}/activation"),
+        # the reports' (docs/reports.md): the operator's view across partners
+        ("GET", "/v1/platform/reports/overview"), ("GET", "/v1/platform/reports/overview/export"),
+        ("GET", "/v1/platform/nodes"), ("PUT", "/v1/platform/nodes/{node_id}"),
+        ("GET", "/v1/platform/tenants/{tenant_id}/node"), ("PUT", "/v1/platform/tenants/{tenant_id}/node")}
     # What a partner keeps of the port lifecycle.
     for step in ("resubmit", "cancel"):
         assert doc["paths"][f"/v1/ports/{{port_id}}/{step}"]["post"]["x-scope"] == "phone_numbers:write"

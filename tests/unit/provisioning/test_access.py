@@ -91,6 +91,8 @@ def test_rendering_follows_the_rule(status: TenantStatus, partner: PartnerStatus
     carrier = next(line for line in contexts["from-carrier"] if "+12125550100" in line)
     inbound = contexts["acme-inbound"]
     assert ("cp-suspended" not in carrier) is access.inbound
+    # The DID goes on to its entry in the flows context (controlplane/flows decides the route there).
+    assert any("?acme-flows,did-12125550100,1)" in line for line in inbound) is access.inbound
     assert any("Goto(acme-internal,101,1)" in line for line in inbound) is access.inbound
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from controlplane.events import cursor, registry
-from controlplane.events.envelope import build_event, encode_data, rfc3339
+from controlplane.events.envelope import build_event, build_events, encode_data, rfc3339
 
 
 class TenantData(msgspec.Struct):
@@ -32,6 +32,18 @@ def test_structs_and_mappings_both_encode() -> None:
     assert json.loads(event.body)["data"] == {"tenant_id": "t1", "name": "ACME"}
     from types import MappingProxyType
     assert encode_data(MappingProxyType({"a": 1})) == b'{"a":1}'
+
+
+@given(st.lists(st.tuples(st.sampled_from(["invoice.created", "tenant.created"]), st.text(min_size=1),
+                          st.none() | st.text(), st.dictionaries(st.text(), st.integers() | st.text())), max_size=5))
+def test_a_batch_makes_the_bytes_build_event_makes(events: list[tuple[str, str, str | None, dict[str, object]]]) -> None:
+    at = datetime(2026, 11, 1, 0, 5, 0, 7000, tzinfo=UTC)
+    built = build_events(events, created_at=at)
+    assert len({e.id for e in built}) == len(events)
+    for event, (event_type, partner_id, tenant_id, data) in zip(built, events, strict=True):
+        one = build_event(event_type, partner_id=partner_id, data=data, tenant_id=tenant_id, event_id=event.id,
+                          created_at=at)
+        assert event == one
 
 
 def test_data_must_be_an_object() -> None:
