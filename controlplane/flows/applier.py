@@ -93,9 +93,8 @@ class FlowsApplier:
         self._wanted.set()
 
     async def wait_applied(self, tenant_id: str, timeout: float = 5.0) -> None:
-        event = self._done.get(tenant_id)
-        if event is not None:
-            await asyncio.wait_for(event.wait(), timeout)
+        """Until the tenant's latest change is live (a tenant not applied yet: its first apply)."""
+        await asyncio.wait_for(self._done.setdefault(tenant_id, asyncio.Event()).wait(), timeout)
 
     async def run(self) -> None:
         """Background job: apply pending tenants, a batch at a time."""

@@ -22,15 +22,17 @@ import structlog
 from controlplane.db.connection import Connection
 from controlplane.invoices import store, usage_store
 from controlplane.invoices.compose import Cycle, Pending, finish, fixed_lines
-from controlplane.invoices.models import ClassSeconds, Invoice, InvoiceLine, Tax, UnitSpan
+from controlplane.invoices.models import ClassSeconds, InvoiceLine, Tax, UnitSpan
 from controlplane.invoices.usage_store import PendingItem, TenantRow, Window
 from controlplane.shared.money import currency
 
 log = structlog.get_logger(__name__)
-Issued = Callable[[Invoice], Awaitable[None]]
+Issued = Callable[[store.IssuedDraft], Awaitable[None]]
 # Batches written at once (each its own transaction and connection): one computes or waits on its
 # statement while the other's runs in PostgreSQL.
 WRITERS = 2
+# Invoices composed between two returns to the event loop.
+YIELD_EVERY = 50
 
 
 class TermsLookup(Protocol):
@@ -96,16 +98,20 @@ async def run_invoices(pool: asyncpg.Pool, now: datetime, *, lookup: TermsLookup
         writing: list[asyncio.Task[None]] = []
         try:
             for i in range(0, len(inputs.ids), batch_size):
+                tids = inputs.ids[i:i + batch_size]
+                ids = iter(store.new_ids(len(tids)))
+                part: list[_Work] = []
                 try:
-                    tids = inputs.ids[i:i + batch_size]
-                    ids = iter(store.new_ids(len(tids)))
-                    part = [_compose(inputs, tid, ids) for tid in tids]
+                    for j in range(0, len(tids), YIELD_EVERY):
+                        part.extend(_compose(inputs, tid, ids) for tid in tids[j:j + YIELD_EVERY])
+                        # the writers' replies are handled between slices, not after the whole batch:
+                        # their round trips go on while this computes
+                        await asyncio.sleep(0)
                 except Exception as exc:  # the next run retries these tenants
                     log.exception("invoices.compose_failed", first=inputs.ids[i])
                     report.errors.append(f"{inputs.ids[i]}..: {type(exc).__name__}: {exc}")
                     continue
                 writing.append(asyncio.create_task(write(part)))
-                await asyncio.sleep(0)
             await asyncio.gather(*writing)
         except BaseException:  # cancelled: no batch keeps writing behind the caller's back
             for task in writing:
@@ -190,7 +196,11 @@ async def _usage(pool: asyncpg.Pool, snapshot: str, windows: list[Window],
         return await usage_store.seconds_by_class(conn, windows, loaded=False, every_tenant=every_tenant)
 
 
+# Shared empty inputs (never mutated): one object, so the fixed lines' cache key is the same.
 _NO_SPANS: list[UnitSpan] = []
+_NO_ITEMS: list[PendingItem] = []
+_NO_SECONDS: list[ClassSeconds] = []
+_NO_PENDING: list[Pending] = []
 
 
 def _compose(inputs: _Inputs, tid: str, ids: Iterator[str]) -> _Work:
@@ -214,17 +224,12 @@ def _compose(inputs: _Inputs, tid: str, ids: Iterator[str]) -> _Work:
         cycle.terms.net_terms_days), mine, made.credit_left_micros)
 
 
-_NO_ITEMS: list[PendingItem] = []
-_NO_SECONDS: list[ClassSeconds] = []
-_NO_PENDING: list[Pending] = []
-
-
-async def _write(conn: Connection, work: list[_Work], now: datetime, report: JobReport) -> list[Invoice]:
+async def _write(conn: Connection, work: list[_Work], now: datetime, report: JobReport) -> list[store.IssuedDraft]:
     """One transaction: the batch's invoices inserted issued; any a previous or concurrent run made
     meanwhile is left out (and what it would have consumed stays for it)."""
     invoices = await store.insert_issued(conn, [w.draft for w in work], now)
     report.already += len(work) - len(invoices)
-    made = {i.id for i in invoices}
+    made = {i.draft.id for i in invoices}
     for w in work:
         if w.draft.id in made and w.items:
             await usage_store.consume(conn, w.draft.partner_id, w.draft.tenant_id, w.draft.id, w.items,

@@ -48,8 +48,13 @@ class InvoiceServices:
         await self.send_issued(InvoiceIssued(invoice.partner_id, invoice.tenant_id, invoice.id,
                                              invoice.total_micros))
 
+    async def announce_cycle(self, made: store.IssuedDraft) -> None:
+        i = made.draft
+        await self.send_issued(InvoiceIssued(i.partner_id, i.tenant_id, i.id, i.total_micros))
+
     async def run_job(self, now: datetime | None = None) -> JobReport:
-        return await run_invoices(self.pool, now or self.clock(), lookup=terms.last_cycles, issued=self.announce)
+        return await run_invoices(self.pool, now or self.clock(), lookup=terms.last_cycles,
+                                  issued=self.announce_cycle)
 
     # ------------------------------------------------------------ invoices
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -142,7 +142,16 @@ async def _numbers(conn: Connection, counts: dict[str, int], *, locked: bool = F
     return {r["partner_id"]: (r["prefix"], int(r["first"])) for r in rows}
 
 
-async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: datetime) -> list[Invoice]:
+class IssuedDraft(NamedTuple):
+    """A cycle invoice ``insert_issued`` wrote: its draft, number and due date (the rest of the
+    issued invoice is fixed: SENT, issued at the batch's ``now``, nothing paid)."""
+
+    draft: NewInvoice
+    number: str
+    due_at: datetime
+
+
+async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: datetime) -> list[IssuedDraft]:
     """Cycle invoices inserted already issued (numbered, SENT, due date, ``invoice.created``),
     inside the caller's transaction. A (tenant, period) that has its invoice already is left out:
     checked after the partners' counter rows are locked, which every issuer of cycle invoices
@@ -158,7 +167,7 @@ async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: d
         " JOIN tenant_invoices i ON i.tenant_id = w.tenant_id AND i.period_start = w.start AND NOT i.off_cycle",
         [i.tenant_id for i in invoices], [i.period_start for i in invoices])
     skip = {(r["tenant_id"], r["period_start"]) for r in existing}
-    todo = [i for i in invoices if (i.tenant_id, i.period_start) not in skip]
+    todo = [i for i in invoices if (i.tenant_id, i.period_start) not in skip] if skip else list(invoices)
     if not todo:
         return []
     counts = {}
@@ -166,7 +175,7 @@ async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: d
         counts[i.partner_id] = counts.get(i.partner_id, 0) + 1
     firsts = await _numbers(conn, counts, locked=True)
     next_of = {p: first for p, (_, first) in firsts.items()}
-    made: list[Invoice] = []
+    made: list[IssuedDraft] = []
     dues: dict[int, datetime] = {}  # the batch shares ``now``: one due date per net terms
     for i in todo:
         prefix = firsts[i.partner_id][0]
@@ -175,19 +184,15 @@ async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: d
         due = dues.get(i.net_terms_days)
         if due is None:
             due = dues[i.net_terms_days] = due_at(now, i.net_terms_days)
-        made.append(Invoice(
-            id=i.id, partner_id=i.partner_id, tenant_id=i.tenant_id, number=number, status=InvoiceStatus.SENT,
-            period_start=i.period_start, period_end=i.period_end, issued_at=now, due_at=due,
-            currency=i.currency, subtotal_micros=i.subtotal_micros, tax_micros=i.tax_micros,
-            total_micros=i.total_micros, paid_micros=0, credited_micros=0, lines=i.lines, tax_name=i.tax_name,
-            tax_rate=i.tax_rate, off_cycle=False, created_at=now))
+        made.append(IssuedDraft(i, number, due))
     # COPY: the cheapest way to write many rows (inside the caller's transaction, all or nothing)
     await conn.copy_records_to_table(
         "tenant_invoices", columns=_COPY_COLUMNS,
-        records=[(m.id, m.partner_id, m.tenant_id, m.number, "SENT", m.period_start, m.period_end, now, m.due_at,
-                  m.currency, m.subtotal_micros, m.tax_micros, m.total_micros, lines_json(m.lines), m.tax_name,
-                  i.tax_code, m.tax_rate, i.net_terms_days, now, now) for m, i in zip(made, todo)])
-    await emit_many(conn, [("invoice.created", m.partner_id, m.tenant_id, event_data(m)) for m in made])
+        records=[(i.id, i.partner_id, i.tenant_id, number, "SENT", i.period_start, i.period_end, now, due,
+                  i.currency, i.subtotal_micros, i.tax_micros, i.total_micros, lines_json(i.lines), i.tax_name,
+                  i.tax_code, i.tax_rate, i.net_terms_days, now, now) for i, number, due in made])
+    await emit_many(conn, [("invoice.created", i.partner_id, i.tenant_id,
+                            _data(i, number, "SENT", due)) for i, number, due in made])
     return made
 
 
@@ -234,12 +239,15 @@ def _iso(moment: datetime) -> str:
 
 
 def event_data(invoice: Invoice) -> dict[str, Any]:
-    return {"invoice_id": invoice.id, "number": invoice.number, "tenant_id": invoice.tenant_id,
-            "status": invoice.status.value, "period_start": _iso(invoice.period_start),
-            "period_end": _iso(invoice.period_end),
-            "due_at": _iso(invoice.due_at) if invoice.due_at else None,
-            "subtotal_micros": invoice.subtotal_micros, "tax_micros": invoice.tax_micros,
-            "total_micros": invoice.total_micros, "currency": invoice.currency}
+    return _data(invoice, invoice.number, invoice.status.value, invoice.due_at)
+
+
+def _data(i: Invoice | NewInvoice, number: str | None, status: str, due: datetime | None) -> dict[str, Any]:
+    # the invoice events' data; the job passes its drafts (with the number and due date it gave them)
+    return {"invoice_id": i.id, "number": number, "tenant_id": i.tenant_id, "status": status,
+            "period_start": _iso(i.period_start), "period_end": _iso(i.period_end),
+            "due_at": _iso(due) if due else None, "subtotal_micros": i.subtotal_micros,
+            "tax_micros": i.tax_micros, "total_micros": i.total_micros, "currency": i.currency}
 
 
 async def get(conn: Executor, invoice_id: str) -> Invoice | None:

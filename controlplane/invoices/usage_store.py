@@ -95,6 +95,12 @@ def _snapshot_id(snapshot: str) -> str:
     return snapshot
 
 
+# A period's usage read exactly like the bare aggregate: every tenant's, no tenant filter.
+_PERIOD = ("SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
+           " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
+           " GROUP BY tenant_id, call_class")
+
+
 async def seconds_by_class(conn: Connection, windows: Sequence[Window], *, loaded: bool = True,
                            every_tenant: bool = False) -> dict[str, list[ClassSeconds]]:
     """Billable seconds per tenant and class of the calls that started in the tenant's window.
@@ -115,10 +121,7 @@ async def seconds_by_class(conn: Connection, windows: Sequence[Window], *, loade
         for (start, end), tenants in by_period.items():
             if every_tenant and len(by_period) == 1:
                 asked = set(tenants)
-                rows += [r for r in await conn.fetch(
-                    "SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
-                    " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
-                    " GROUP BY tenant_id, call_class", start, end, classes) if r["tenant_id"] in asked]
+                rows += [r for r in await conn.fetch(_PERIOD, start, end, classes) if r["tenant_id"] in asked]
                 continue
             rows += await conn.fetch(
                 "SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"

@@ -78,8 +78,10 @@ class TenantsPlugin:
         signals.suspension_due.connect(tenants.suspension_due)
         signals.reactivation_due.connect(tenants.reactivation_due)
         signals.dialplan_changed.connect(lambda _: applier.dialplan_changed(announce=False))
-        if context.node_bus is not None:  # several nodes: theirs follow (controlplane.cluster relays)
-            applier.announce = lambda: signals.dialplan_changed.send(DialplanChanged(self.name))
+        # Tenants' and extensions' changes are announced too: the flows capability re-renders the
+        # tenants they touched, and with several nodes controlplane.cluster relays them. The
+        # echo back to this applier lands in the same debounce window: still one reload.
+        applier.announce = lambda: signals.dialplan_changed.send(DialplanChanged(self.name))
 
         async def partner_status_changed(change: PartnerStatusChanged) -> None:
             # Its tenants render from the partner's status too (provisioning.access): a suspended

@@ -199,10 +199,14 @@ async def test_z_node_a_dies_and_node_b_records_its_calls_once(nodes: tuple[Besi
     node_a.runner.kill()  # kill -9 of node A's Asterisk: no CDR will ever come
     daemon = node_a.daemon
     assert daemon.pool is not None
-    daemon.pool.terminate()  # node A's daemon dies with it: its connections vanish first
+    # Node A's daemon dies with it. In-process, its jobs stop first (they would otherwise spin on
+    # a closed pool in this test process); its heartbeat is not released by that, only leases of
+    # once-only jobs are (a real kill -9 leaves those to expire: tests/integration/cluster).
     for task in daemon.tasks:
         task.cancel()
     await asyncio.gather(*daemon.tasks, return_exceptions=True)
+    daemon.tasks.clear()
+    daemon.pool.terminate()
     killed = time.monotonic()
 
     deadline = time.monotonic() + 30

@@ -129,8 +129,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                     extensions[ext.sip_username] = ext.id
                     passwords[ext.sip_username] = ext.secrets.sip_password
             await tenants_svc.applier.wait_applied(10)
-            for tenant in tenants.values():  # new tenants' flows contexts (no flow object changed yet)
-                app[applier_key].changed(tenant)
+            for tenant in tenants.values():  # new tenants get their flows contexts with no flow object
                 await app[applier_key].wait_applied(tenant, timeout=10)
             yield World(beside, pool, smtp, partner, tenants, extensions, passwords,
                         f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port, workdir)

@@ -122,3 +122,20 @@ def test_tax_rate_is_exact() -> None:
     assert calc.tax_micros(100_000_000, Tax("x", "x", "7.0625")) == 7_060_000
     assert calc.tax_micros(10_100_000, Tax("x", "x", "8.25")) == 830_000
     assert calc.tax_micros(10_000_000, None) == 0
+
+
+def test_terms_hash_once_and_alike_for_equal_terms() -> None:
+    from dataclasses import replace
+    same, other = replace(FLAT), replace(FLAT, base_fee_micros=98_000_000)
+    assert same is not FLAT and same == FLAT and hash(same) == hash(FLAT) == hash(FLAT)
+    assert other != FLAT and {FLAT: 1}.get(other) is None and {FLAT: 1}[same] == 1
+
+
+def test_the_job_s_two_steps_are_compose() -> None:
+    from controlplane.invoices.compose import finish, fixed_lines
+    cycle = Cycle(START, END, FLAT)
+    spans = _units(UnitKind.EXTENSION, 7) + _units(UnitKind.DID_LOCAL, 3, START + timedelta(days=15))
+    seconds = [ClassSeconds("local", 620 * 60), ClassSeconds("international", 90)]
+    for pending in ([], [Pending(LineKind.SETUP, "Setup", 25_000_000), Pending(LineKind.CREDIT, "Credit", 500_000_000)]):
+        assert finish(FLAT, fixed_lines(cycle, "UTC", spans), seconds, pending, TAX) == compose(
+            cycle, "UTC", seconds, spans, pending, TAX)
