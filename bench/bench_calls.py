@@ -46,6 +46,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 from verdict import Verdicts  # noqa: E402
+from verdict import percentile as pct  # noqa: E402
 from cpu import CpuMeter, postmaster_pid  # noqa: E402
 from harness import LOAD_RTP, ami_client, daemon_files, external, free_port, make_config  # noqa: E402
 from tenants_e2e import LOAD_IP, available, call_scenario, load_endpoint, sipp_load, uas_scenario  # noqa: E402
@@ -126,11 +127,6 @@ def asterisk_warnings(log_dir: Path | None, since: int) -> tuple[int, collection
             found["admission unreachable (fail-closed: 503)"] += 1
     return len(data), found
 TOLL_FREE = "18005550199"
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 class Sipp:

@@ -36,6 +36,7 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from flows_support import carrier_dtmf_scenario  # noqa: E402
 from tenants_e2e import CARRIER_TRUNK, TenantAsterisk, available, sipp  # noqa: E402
 from verdict import Verdicts  # noqa: E402
+from verdict import percentile as pct  # noqa: E402
 
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.config import Config  # noqa: E402
@@ -53,11 +54,6 @@ from provisioning.flow_compile import render_file  # noqa: E402
 
 LIVE_BUDGET_MS = 100.0
 TOKEN = "bench-token"
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def load(pool: asyncpg.Pool, partner: str, n: int) -> list[tuple[str, str, str, str]]:
@@ -121,19 +117,7 @@ async def populate(client: TestClient, rows: list[tuple[str, str, str, str]], ki
 
 async def main(args: argparse.Namespace) -> int:
     verdicts = Verdicts("bench_flows")
-    reason = available()
-    if reason:
-        print(f"cannot run here: {reason}")
-        verdicts.skipped("flows at scale", reason)
-        return verdicts.finish()
-    try:
-        await measure(args, verdicts)
-    except Exception as exc:  # reported with the figures measured so far
-        import traceback
-
-        traceback.print_exc()
-        verdicts.broken("run", f"{type(exc).__name__}: {exc}")
-    return verdicts.finish()
+    return await verdicts.measured("flows at scale", available(), lambda: measure(args, verdicts))
 
 
 async def measure(args: argparse.Namespace, verdicts: Verdicts) -> None:

@@ -33,6 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
 import asyncpg  # noqa: E402
 from tenants_e2e import TenantAsterisk, available, register_scenario, sipp  # noqa: E402
 from verdict import Verdicts  # noqa: E402
+from verdict import percentile as pct  # noqa: E402
 
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
@@ -60,11 +61,6 @@ def state(tenants: int, per_tenant: int, dids: int) -> ProvisioningState:
                  for i, t in enumerate(ts) for n in range(per_tenant))
     ds = tuple(DidState(f"+1555{i:07d}", ts[i % tenants].id, f"ext_{i % tenants:05d}_0") for i in range(dids))
     return ProvisioningState(ts, exts, ds)
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def load(pool: asyncpg.Pool, st: ProvisioningState, partner: str) -> None:
@@ -108,19 +104,7 @@ async def register_all(asterisk: TenantAsterisk, users: list[str], concurrency: 
 
 async def main(args: argparse.Namespace) -> int:
     verdicts = Verdicts("bench_provisioning")
-    reason = available()
-    if reason:
-        print(f"cannot run here: {reason}")
-        verdicts.skipped("provisioning at scale", reason)
-        return verdicts.finish()
-    try:
-        await measure(args, verdicts)
-    except Exception as exc:  # reported with the figures measured so far, not a bare traceback
-        import traceback
-
-        traceback.print_exc()
-        verdicts.broken("run", f"{type(exc).__name__}: {exc}")
-    return verdicts.finish()
+    return await verdicts.measured("provisioning at scale", available(), lambda: measure(args, verdicts))
 
 
 async def measure(args: argparse.Namespace, verdicts: Verdicts) -> None:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,8 +26,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 import asyncpg  # noqa: E402
 
-from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
-from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
+from scratch_db import scratch_database  # noqa: E402
 from verdict import Verdicts  # noqa: E402
 
 VERDICTS = Verdicts("bench_queues")
@@ -108,18 +105,11 @@ async def bench(dsn: str, tenants: int, rounds: int) -> None:
 
 
 async def main(tenants: int, rounds: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-queues-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        server.start()
-        try:
-            name = f"bench_{secrets.token_hex(4)}"
-            await create_database(server.dsn(), name)
-            await migrate_dsn(server.dsn(name))
-            await bench(server.dsn(name), tenants, rounds)
-        except Exception as exc:  # noqa: BLE001 - a broken bench says so in its verdicts
-            VERDICTS.broken("bench", f"{type(exc).__name__}: {exc}")
-        finally:
-            server.stop()
+    try:
+        async with scratch_database("bench-queues-") as dsn:
+            await bench(dsn, tenants, rounds)
+    except Exception as exc:  # noqa: BLE001 - a broken bench says so in its verdicts
+        VERDICTS.broken("bench", f"{type(exc).__name__}: {exc}")
     return VERDICTS.finish()
 
 

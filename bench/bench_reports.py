@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -30,11 +28,10 @@ from typing import Any
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import asyncpg  # noqa: E402
-from verdict import Verdicts  # noqa: E402
+from scratch_db import scratch_database  # noqa: E402
+from verdict import Verdicts, percentile  # noqa: E402
 
 from controlplane.db.connection import Connection  # noqa: E402
-from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
-from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.reports.periods import churn_windows, local_day, midnight, resolve, zone  # noqa: E402
 from controlplane.reports.services import ReportServices  # noqa: E402
 
@@ -124,11 +121,6 @@ async def seed(conn: Connection, tenants: int, calls: int) -> None:
     await conn.execute("ANALYZE")
 
 
-def p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
-
-
 async def timed(rounds: int, run: Callable[[], Awaitable[Any]]) -> tuple[list[float], Any]:
     result = await run()  # warm-up (and the figures compared)
     samples = []
@@ -166,8 +158,8 @@ async def bench(dsn: str, tenants: int, calls: int, rounds: int) -> None:
         results: dict[str, Any] = {}
         for name, run in reports.items():
             samples, results[name] = await timed(rounds, run)
-            print(f"{name}: p50 {statistics.median(samples):.1f} ms, p99 {p99(samples):.1f} ms")
-            VERDICTS.below(f"{name} p99", p99(samples), TARGET_MS, "ms")
+            print(f"{name}: p50 {statistics.median(samples):.1f} ms, p99 {percentile(samples, 99):.1f} ms")
+            VERDICTS.below(f"{name} p99", percentile(samples, 99), TARGET_MS, "ms")
         await baselines(pool, rounds, results)
     finally:
         await pool.close()
@@ -186,7 +178,7 @@ async def baselines(pool: asyncpg.Pool, rounds: int, results: dict[str, Any]) ->
         usage = {x.name.removeprefix("minutes_"): (x.billable_s, x.revenue_micros)
                  for x in results[f"usage {label}"].lines if x.billable_s is not None}
         VERDICTS.exactly(f"usage {label}: report = raw aggregate", int(usage == {k: raw.get(k, (0, 0)) for k in usage}), 1)
-        VERDICTS.info(f"baseline raw usage {label} p99", p99(samples), "ms")
+        VERDICTS.info(f"baseline raw usage {label} p99", percentile(samples, 99), "ms")
         samples, rows = await timed(rounds, lambda: pool.fetch(
             "SELECT tenant_id, -sum(amount) AS cost FROM wallet_entries WHERE partner_id = $1 AND created_at >= $2"
             " AND created_at < $3 AND kind = ANY(report_cost_kinds()) AND tenant_id IS NOT NULL GROUP BY 1",
@@ -194,7 +186,7 @@ async def baselines(pool: asyncpg.Pool, rounds: int, results: dict[str, Any]) ->
         raw_cost = {r["tenant_id"]: int(r["cost"]) for r in rows}
         got = {t.tenant_id: t.cost_micros for t in results[f"margin {label}"].tenants if t.cost_micros}
         VERDICTS.exactly(f"margin {label}: cost = raw ledger aggregate", int(got == raw_cost), 1)
-        VERDICTS.info(f"baseline raw ledger cost {label} p99", p99(samples), "ms")
+        VERDICTS.info(f"baseline raw ledger cost {label} p99", percentile(samples, 99), "ms")
     recent, prior = churn_windows(local_day(NOW, tz))
     start, middle = midnight(prior[0], tz), midnight(recent[0], tz)
     end = midnight(recent[1] + timedelta(days=1), tz)
@@ -206,22 +198,15 @@ async def baselines(pool: asyncpg.Pool, rounds: int, results: dict[str, Any]) ->
     flagged = {r["tenant_id"] for r in rows if r["prior"] > 0 and 2 * r["recent"] < r["prior"]}
     risky = {t.tenant_id for t in results["churn risk"].tenants if any(x.code == "minutes_drop" for x in t.reasons)}
     VERDICTS.exactly("churn risk: minutes drops = raw aggregate", int(flagged == risky), 1)
-    VERDICTS.info("baseline raw churn windows p99", p99(samples), "ms")
+    VERDICTS.info("baseline raw churn windows p99", percentile(samples, 99), "ms")
 
 
 async def main(tenants: int, calls: int, rounds: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        server.start()
-        try:
-            name = f"bench_{secrets.token_hex(4)}"
-            await create_database(server.dsn(), name)
-            await migrate_dsn(server.dsn(name))
-            await bench(server.dsn(name), tenants, calls, rounds)
-        except Exception as exc:  # noqa: BLE001 - a broken bench says so in its verdicts
-            VERDICTS.broken("bench", f"{type(exc).__name__}: {exc}")
-        finally:
-            server.stop()
+    try:
+        async with scratch_database("bench-reports-") as dsn:
+            await bench(dsn, tenants, calls, rounds)
+    except Exception as exc:  # noqa: BLE001 - a broken bench says so in its verdicts
+        VERDICTS.broken("bench", f"{type(exc).__name__}: {exc}")
     return VERDICTS.finish()
 
 

@@ -18,7 +18,6 @@ import asyncio
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import asyncpg  # noqa: E402
+from scratch_db import scratch_database  # noqa: E402
 from verdict import Verdicts  # noqa: E402
 
 from cdr_ingest.callflow import CallSummary, Finished  # noqa: E402
@@ -34,8 +34,6 @@ from controlplane.calls import store as calls_store  # noqa: E402
 from controlplane.profiles.models import AssignmentBody  # noqa: E402
 from controlplane.calls.recorder import CallRecorder  # noqa: E402
 from controlplane.profiles.services import ProfileServices  # noqa: E402
-from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
-from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.tenants.applier import Applier  # noqa: E402
 from controlplane.tenants.models import PartnerCreate, PartnerTier, TenantCreate  # noqa: E402
 from controlplane.tenants.services import TenantServices  # noqa: E402
@@ -123,16 +121,8 @@ async def bench(dsn: str, batches: int) -> None:
 
 
 async def main(batches: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-wallet-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        server.start()
-        try:
-            name = f"bench_{secrets.token_hex(4)}"
-            await create_database(server.dsn(), name)
-            await migrate_dsn(server.dsn(name))
-            await bench(server.dsn(name), batches)
-        finally:
-            server.stop()
+    async with scratch_database("bench-wallet-") as dsn:
+        await bench(dsn, batches)
     return VERDICTS.finish()
 
 

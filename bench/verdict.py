@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 MET, MISSED, SKIPPED, INFO, BROKEN = "MET", "MISSED", "SKIPPED", "INFO", "BROKEN"
@@ -47,6 +49,12 @@ def number(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:,.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) of ``values``: the nearest rank over the n - 1 gaps."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def _target(op: str, target: float, unit: str) -> str:
@@ -86,6 +94,21 @@ class Verdicts:
     def broken(self, name: str, reason: str) -> None:
         """A part that could not produce its figure (a crash, too few endpoints registered, ...)."""
         self._add(name, None, "", "", BROKEN, reason)
+
+    async def measured(self, part: str, unavailable: str | None, measure: Callable[[], Awaitable[None]]) -> int:
+        """``finish()`` after ``measure``, where the bench can run: ``unavailable`` (why it cannot,
+        e.g. no root) is said and SKIPPED as ``part``; a crash is printed and kept as BROKEN "run"
+        beside the figures measured so far."""
+        if unavailable:
+            print(f"cannot run here: {unavailable}")
+            self.skipped(part, unavailable)
+            return self.finish()
+        try:
+            await measure()
+        except Exception as exc:  # noqa: BLE001 - a broken bench says so in its verdicts
+            traceback.print_exc()
+            self.broken("run", f"{type(exc).__name__}: {exc}")
+        return self.finish()
 
     def exit_code(self) -> int:
         verdicts = {f.verdict for f in self.figures}

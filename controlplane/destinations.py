@@ -12,14 +12,16 @@ capability sends ``signals.tenant_flows_changed`` after its change committed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import asyncpg
 
+from controlplane.db.connection import Connection
 from controlplane.shared.problems import FieldError, Problem
 from provisioning.destinations import Destination, DestinationKind
 
-__all__ = ["DestinationInUse", "DestinationRejected", "Destinations", "FlowSection"]
+__all__ = ["DestinationInUse", "DestinationRejected", "Destinations", "FlowSection", "available", "pooled",
+           "release"]
 
 
 class DestinationRejected(Problem):
@@ -74,3 +76,25 @@ class Destinations(Protocol):
         """The objects (and DIDs, as ``Destination``-like owners) that point at ``target``;
         a delete refuses with ``DestinationInUse`` when this is not empty."""
         ...
+
+
+def pooled(conn: Connection) -> asyncpg.Connection:
+    """A pooled connection as the ``Destinations`` protocol types it (the proxy forwards all)."""
+    return cast(asyncpg.Connection, conn)
+
+
+def available(found: Destinations | None) -> Destinations:
+    """The registry, read at request time (the flows plugin sets it); 503 while there is none."""
+    if found is None:
+        raise Problem(503, "call flows are not available", code="flows_unavailable")
+    return found
+
+
+async def release(destinations: Destinations, conn: Connection, tenant_id: str, owner: Destination) -> None:
+    """Before deleting ``owner``: refuse (409 ``DestinationInUse``) while anything else points at it,
+    else forget what it points at. Its own references to itself (an IVR option back to its menu,
+    the only self-reference ``bind`` lets through) do not keep it alive."""
+    used_by = [u for u in await destinations.users(pooled(conn), tenant_id, owner) if u != owner]
+    if used_by:
+        raise DestinationInUse(used_by)
+    await destinations.unbind(pooled(conn), owner)

@@ -33,6 +33,9 @@ _TZ = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
 _ID = re.compile(r"[0-9a-f-]{36}")
 _EXT = re.compile(r"[0-9]{2,6}")
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
+# The only shape of a DID's recording hook: a GosubIf into the same tenant's rec-did-<digits>.
+_DID_HOOK = re.compile(r"GosubIf\(\$\{DIALPLAN_EXISTS\((?P<c>[0-9A-Za-z_-]+-flows),(?P<e>rec-did-[0-9]{7,15}),1\)\}"
+                       r"\?(?P=c),(?P=e),1\)")
 INVALID_SOUND = "pm-invalid-option"
 MAX_EXTENSION_DIGITS = 6
 
@@ -90,6 +93,9 @@ class DidEntry:
 
     number: str
     destination: Destination | None
+    # The recordings capability's hook (controlplane.voicemail.render.recording_hook), run
+    # before the Goto so a DID's recording policy starts where the call enters; "" for none.
+    recording_hook: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +224,13 @@ def render_tenant_flows(flows: TenantFlows) -> list[str]:
     for did in sorted(flows.dids, key=lambda d: d.number):
         exten = target_exten(Destination(DestinationKind.DID, did.number))
         goto = _goto(p, did.destination) if did.destination is not None else _goto(p, Destination(DestinationKind.DID))
-        lines.append(f"exten => {exten},1,{goto}")
+        if did.recording_hook:
+            hook = _DID_HOOK.fullmatch(did.recording_hook)
+            if hook is None or hook["c"] != flows_context(p) or hook["e"] != f"rec-{exten}":
+                raise UnsafeValue(f"recording hook: unsafe value {did.recording_hook!r}")
+            lines += [f"exten => {exten},1,{did.recording_hook}", f" same => n,{goto}"]
+        else:
+            lines.append(f"exten => {exten},1,{goto}")
     for number in sorted(flows.extension_fallback):
         exten = target_exten(Destination(DestinationKind.EXTENSION, number))
         lines.append(f"exten => {exten},1,Goto({names.internal_context(p)},{number},1)")

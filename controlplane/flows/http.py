@@ -3,114 +3,101 @@ DID routes and the tenant's unassigned-DID behaviour."""
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from controlplane.flows.models import IvrBody, RouteBody, SettingsBody, TimeConditionBody
 from controlplane.flows.services import FlowServices
 from controlplane.http.body import json_response, read_body
 from controlplane.http.caller import partner_id
-from controlplane.http.problems import Problem
+from controlplane.http.paths import ID, UUID, path_id, tenant_id
 from controlplane.shared.pagination import ListPage
 
 services_key = web.AppKey("flow_services", FlowServices)
 TENANT = "/v1/tenants/{tenant_id}"
-_TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _id(request: web.Request, name: str, pattern: re.Pattern[str], what: str) -> str:
-    value = request.match_info[name]
-    if not pattern.fullmatch(value):
-        raise Problem(404, f"no such {what}", code="not_found")
-    return value
-
-
-def _tenant(request: web.Request) -> str:
-    return _id(request, "tenant_id", _TENANT, "tenant")
 
 
 async def create_ivr(request: web.Request) -> web.Response:
     body = await read_body(request, IvrBody)
-    return json_response(await request.app[services_key].save_ivr(partner_id(request), _tenant(request), body), 201)
+    return json_response(await request.app[services_key].save_ivr(partner_id(request), tenant_id(request),
+                                                                  body), 201)
 
 
 async def list_ivrs(request: web.Request) -> web.Response:
-    items = await request.app[services_key].list_ivrs(partner_id(request), _tenant(request))
+    items = await request.app[services_key].list_ivrs(partner_id(request), tenant_id(request))
     return json_response(ListPage.of(items, None))
 
 
 async def get_ivr(request: web.Request) -> web.Response:
-    ivr_id = _id(request, "ivr_id", _UUID, "IVR")
-    return json_response(await request.app[services_key].get_ivr(partner_id(request), _tenant(request), ivr_id))
+    ivr_id = path_id(request, "ivr_id", UUID, "IVR")
+    return json_response(await request.app[services_key].get_ivr(partner_id(request), tenant_id(request),
+                                                                 ivr_id))
 
 
 async def update_ivr(request: web.Request) -> web.Response:
-    ivr_id = _id(request, "ivr_id", _UUID, "IVR")
+    ivr_id = path_id(request, "ivr_id", UUID, "IVR")
     body = await read_body(request, IvrBody)
-    return json_response(await request.app[services_key].save_ivr(partner_id(request), _tenant(request), body,
-                                                                  ivr_id))
+    return json_response(await request.app[services_key].save_ivr(partner_id(request), tenant_id(request),
+                                                                  body, ivr_id))
 
 
 async def delete_ivr(request: web.Request) -> web.Response:
-    ivr_id = _id(request, "ivr_id", _UUID, "IVR")
-    await request.app[services_key].delete_ivr(partner_id(request), _tenant(request), ivr_id)
+    ivr_id = path_id(request, "ivr_id", UUID, "IVR")
+    await request.app[services_key].delete_ivr(partner_id(request), tenant_id(request), ivr_id)
     return web.Response(status=204)
 
 
 async def create_tc(request: web.Request) -> web.Response:
     body = await read_body(request, TimeConditionBody)
     return json_response(await request.app[services_key].save_time_condition(
-        partner_id(request), _tenant(request), body), 201)
+        partner_id(request), tenant_id(request), body), 201)
 
 
 async def list_tcs(request: web.Request) -> web.Response:
-    items = await request.app[services_key].list_time_conditions(partner_id(request), _tenant(request))
+    items = await request.app[services_key].list_time_conditions(partner_id(request), tenant_id(request))
     return json_response(ListPage.of(items, None))
 
 
 async def get_tc(request: web.Request) -> web.Response:
-    tc_id = _id(request, "time_condition_id", _UUID, "time condition")
-    return json_response(await request.app[services_key].get_time_condition(partner_id(request), _tenant(request),
-                                                                            tc_id))
+    tc_id = path_id(request, "time_condition_id", UUID, "time condition")
+    return json_response(await request.app[services_key].get_time_condition(
+        partner_id(request), tenant_id(request), tc_id))
 
 
 async def update_tc(request: web.Request) -> web.Response:
-    tc_id = _id(request, "time_condition_id", _UUID, "time condition")
+    tc_id = path_id(request, "time_condition_id", UUID, "time condition")
     body = await read_body(request, TimeConditionBody)
     return json_response(await request.app[services_key].save_time_condition(
-        partner_id(request), _tenant(request), body, tc_id))
+        partner_id(request), tenant_id(request), body, tc_id))
 
 
 async def delete_tc(request: web.Request) -> web.Response:
-    tc_id = _id(request, "time_condition_id", _UUID, "time condition")
-    await request.app[services_key].delete_time_condition(partner_id(request), _tenant(request), tc_id)
+    tc_id = path_id(request, "time_condition_id", UUID, "time condition")
+    await request.app[services_key].delete_time_condition(partner_id(request), tenant_id(request), tc_id)
     return web.Response(status=204)
 
 
 async def route_did(request: web.Request) -> web.Response:
-    did_id = _id(request, "did_id", _TENANT, "DID")
+    did_id = path_id(request, "did_id", ID, "DID")
     body = await read_body(request, RouteBody)
-    return json_response(await request.app[services_key].route_did(partner_id(request), _tenant(request), did_id,
-                                                                   body))
+    return json_response(await request.app[services_key].route_did(partner_id(request), tenant_id(request),
+                                                                   did_id, body))
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    return json_response(await request.app[services_key].settings(partner_id(request), _tenant(request)))
+    return json_response(await request.app[services_key].settings(partner_id(request), tenant_id(request)))
 
 
 async def put_settings(request: web.Request) -> web.Response:
     body = await read_body(request, SettingsBody)
     return json_response(await request.app[services_key].set_unassigned(
-        partner_id(request), _tenant(request), RouteBody(destination=body.unassigned_destination)))
+        partner_id(request), tenant_id(request), RouteBody(destination=body.unassigned_destination)))
 
 
 async def upload_prompt(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     data = await request.read()
-    return json_response(await request.app[services_key].upload_prompt(partner_id(request), _tenant(request),
-                                                                       name, data), 201)
+    return json_response(await request.app[services_key].upload_prompt(
+        partner_id(request), tenant_id(request), name, data), 201)
 
 
 def add_routes(app: web.Application) -> None:

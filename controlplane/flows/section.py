@@ -12,6 +12,7 @@ import asyncpg
 from controlplane.destinations import FlowSection
 from controlplane.flows import store
 from controlplane.shared.media import MediaKey, MediaKind, MediaStore
+from controlplane.voicemail.render import RecordingScope, recording_hook
 from provisioning.destinations import Destination, DestinationKind
 from provisioning.flows import DidEntry, HoursRange, IvrMenu, TenantFlows, TimeCondition, render_tenant_flows
 
@@ -87,9 +88,13 @@ class FlowsSection:
         fallback = {} if self._extensions_owned_elsewhere() else numbers
         out: dict[str, Sequence[str]] = {}
         for t in tenants:
-            tid = t["id"]
+            tid, prefix = t["id"], t["sip_prefix"]
+            # Every DID entry runs the recordings capability's hook (a no-op without a policy),
+            # so setting or dropping a DID's policy never needs this section re-rendered.
+            entries = [DidEntry(d.number, d.destination, recording_hook(prefix, RecordingScope.DID, d.number))
+                       for d in dids.get(tid, ())]
             out[tid] = render_tenant_flows(TenantFlows(
-                prefix=t["sip_prefix"], ivrs=ivrs.get(tid, ()), time_conditions=tcs.get(tid, ()),
-                dids=dids.get(tid, ()), unassigned=_dest(t["unassigned_kind"], t["unassigned_ref"]),
+                prefix=prefix, ivrs=ivrs.get(tid, ()), time_conditions=tcs.get(tid, ()),
+                dids=entries, unassigned=_dest(t["unassigned_kind"], t["unassigned_ref"]),
                 externals=frozenset(externals.get(tid, ())), extension_fallback=fallback.get(tid, ())))
         return out

@@ -9,13 +9,13 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import msgspec
 
 from controlplane import audit
-from controlplane.destinations import DestinationInUse, Destinations
+from controlplane.destinations import Destinations, pooled, release
 from controlplane.events.emit import emit
 from controlplane.flows import store
 from controlplane.flows.models import (DestinationBody, DidRoute, FlowSettings, HoursBody, Ivr, IvrBody, Prompt,
@@ -37,11 +37,6 @@ _PROMPT_NAME = re.compile(r"[0-9a-z][0-9a-z-]{0,62}")
 def invalid(errors: Mapping[str, str]) -> Problem:
     return Problem(422, "; ".join(f"{f}: {m}" for f, m in errors.items()), code="invalid",
                    errors=[FieldError(f, m) for f, m in errors.items()])
-
-
-def _conn(conn: store.Conn) -> asyncpg.Connection:
-    """A pooled connection as the ``Destinations`` protocol types it (the proxy forwards all)."""
-    return cast(asyncpg.Connection, conn)
 
 
 def _found(row: asyncpg.Record | None) -> asyncpg.Record:
@@ -128,7 +123,8 @@ class FlowServices:
                    "invalid_ref": targets["invalid_destination"].ref}
             await (store.insert_ivr if ivr_id is None else store.update_ivr)(conn, row)
             # After the row exists, so a nested menu may point back at this one.
-            await self.destinations.bind(_conn(conn), tenant_id, Destination(DestinationKind.IVR, rid), targets)
+            await self.destinations.bind(pooled(conn), tenant_id, Destination(DestinationKind.IVR, rid),
+                                         targets)
             ivr = ivr_record(_found(await store.get_ivr(conn, tenant_id, rid)))
             kind = "ivr.created" if ivr_id is None else "ivr.updated"
             await self._event(conn, kind, partner_id, tenant_id, {"id": rid, "name": body.name},
@@ -155,10 +151,7 @@ class FlowServices:
             await self._tenant(conn, partner_id, tenant_id)
             if await get(conn, tenant_id, target.ref, lock=True) is None:
                 raise not_found(what)
-            used_by = [u for u in await self.destinations.users(_conn(conn), tenant_id, target) if u != target]
-            if used_by:
-                raise DestinationInUse(used_by)
-            await self.destinations.unbind(_conn(conn), target)
+            await release(self.destinations, conn, tenant_id, target)
             if target.kind is DestinationKind.IVR:
                 await store.delete_ivr(conn, tenant_id, target.ref)
             else:
@@ -204,7 +197,8 @@ class FlowServices:
                 "open_kind": targets["open_destination"].kind.value, "open_ref": targets["open_destination"].ref,
                 "closed_kind": targets["closed_destination"].kind.value,
                 "closed_ref": targets["closed_destination"].ref})
-            await self.destinations.bind(_conn(conn), tenant_id, Destination(DestinationKind.TIME_CONDITION, rid), targets)
+            await self.destinations.bind(pooled(conn), tenant_id,
+                                         Destination(DestinationKind.TIME_CONDITION, rid), targets)
             tc = tc_record(_found(await store.get_time_condition(conn, tenant_id, rid)), tenant["timezone"])
             kind = "time_condition.created" if tc_id is None else "time_condition.updated"
             await self._event(conn, kind, partner_id, tenant_id, {"id": rid, "override": body.override},
@@ -248,7 +242,7 @@ class FlowServices:
             if did is None:
                 raise not_found("DID")
             owner = Destination(DestinationKind.DID, did["number"])
-            await self.destinations.bind(_conn(conn), tenant_id, owner, targets)
+            await self.destinations.bind(pooled(conn), tenant_id, owner, targets)
             target = targets.get("destination")
             await store.set_did_route(conn, tenant_id, did_id, target.kind.value if target else None,
                                       target.ref if target else "")
@@ -271,7 +265,7 @@ class FlowServices:
         targets = self._route_target(body, "unassigned_destination")
         async with self.pool.acquire() as conn, conn.transaction():
             await self._tenant(conn, partner_id, tenant_id)
-            await self.destinations.bind(_conn(conn), tenant_id, Destination(DestinationKind.DID), targets)
+            await self.destinations.bind(pooled(conn), tenant_id, Destination(DestinationKind.DID), targets)
             target = targets.get("unassigned_destination")
             await store.set_unassigned(conn, tenant_id, target.kind.value if target else None,
                                        target.ref if target else "")

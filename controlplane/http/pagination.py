@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from controlplane.http.problems import Problem
 from controlplane.shared.pagination import (ALL_SORTS, CREATED_SORTS, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
                                             MIN_PAGE_SIZE, PageRequest, Sort, decode_cursor)
 
-__all__ = ["ALL_SORTS", "CREATED_SORTS", "PageRequest", "Sort", "page_limit", "page_request"]
+__all__ = ["ALL_SORTS", "CREATED_SORTS", "PageRequest", "Sort", "newest_before", "page_limit", "page_request"]
 
 
 def page_limit(query: Any, default: int = DEFAULT_PAGE_SIZE) -> int:
@@ -36,3 +37,13 @@ def page_request(query: Any, sorts: Sequence[Sort] = ALL_SORTS) -> PageRequest:
     sort = Sort(raw_sort)
     cursor = query.get("cursor")
     return PageRequest(limit, decode_cursor(cursor, sort) if cursor else None, sort)
+
+
+def newest_before(query: Any) -> tuple[datetime, str] | None:
+    """``cursor`` of a newest-first list (voicemail messages, recordings): the (time, id) the
+    page starts below; None for the first page."""
+    cursor = query.get("cursor")
+    if not cursor:
+        return None
+    position = decode_cursor(cursor, Sort.CREATED_DESC)
+    return position.value, position.id

@@ -110,7 +110,7 @@ class Hold:
 class Account:
     """The partner behind a tenant, as admission sees it: its status and what its wallet can
     still pay (balance minus the wallet holds of calls in progress and of recorded calls
-    whose debit the balance may not show yet: controlplane.limits.engine.PartnerState)."""
+    whose debit the balance may not show yet: controlplane.limits.state.PartnerState)."""
 
     status: PartnerStatus = PartnerStatus.ACTIVE
     available_micros: int = 0

@@ -21,7 +21,8 @@ from controlplane.events import emit
 from controlplane.shared.problems import Problem
 from controlplane.limits import store
 from controlplane.limits.caps import CapTripped
-from controlplane.limits.engine import Engine, TenantState
+from controlplane.limits.engine import Engine
+from controlplane.limits.state import TenantState
 from controlplane.limits.models import Figure, LimitDefaults, LimitsBody, TenantLimits, UsageView
 from controlplane.profiles import store as profiles_store
 from controlplane.limits.policy import Alert, Crossing, Limits, Pool, alert_event, alerts, shortened

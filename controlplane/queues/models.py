@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from controlplane.ring_groups.models import DestinationBody, check_destination, check_name
+from controlplane.voicemail.render import RecordingScope, recording_hook
 from provisioning.destinations import Destination, DestinationKind, goto_args, target_exten
 from provisioning.names import NUMBER_PATTERN, endpoint_name
 
@@ -165,9 +166,12 @@ def render_queue(q: QueueRow) -> list[str]:
     members come from the realtime row), then the overflow destination when the caller
     waited ``max_wait_seconds`` or found the queue full (QUEUESTATUS TIMEOUT/FULL/...).
     Without option ``c`` a caller whose agent hangs up is hung up too: nothing after
-    ``Queue`` runs for answered calls."""
+    ``Queue`` runs for answered calls. The recordings capability's hook runs before the
+    caller waits (a no-op without a policy for this queue; MixMonitor ``b`` keeps only the
+    bridged part, so the wait is not recorded)."""
     name = asterisk_name(q.id)
     lines = [f"exten => {name},1,Answer()",
+             f" same => n,{recording_hook(q.prefix, RecordingScope.QUEUE, q.id)}",
              f" same => n,Queue({name},,,,{int(q.max_wait_seconds)})"]
     if q.overflow is not None:
         lines.append(f" same => n,Goto({goto_args(q.prefix, q.overflow)})")

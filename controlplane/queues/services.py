@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import asyncpg
 import msgspec
@@ -14,7 +13,7 @@ import structlog
 
 from controlplane.asterisk.events import AmiEvent
 from controlplane.calls.ami_inputs import event_time
-from controlplane.destinations import DestinationInUse, Destinations
+from controlplane.destinations import Destinations, available, pooled, release
 from controlplane.events import emit
 from controlplane.moh.models import tenant_class
 from controlplane.queues import store
@@ -26,11 +25,6 @@ from controlplane.signals import Notice, TenantFlowsChanged
 from provisioning.destinations import Destination, DestinationKind
 
 log = structlog.get_logger(__name__)
-
-
-def _conn(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> asyncpg.Connection:
-    """A pooled connection as the ``Destinations`` protocol types it (the proxy forwards all)."""
-    return cast(asyncpg.Connection, conn)
 STATS_WINDOW = timedelta(hours=24)
 
 
@@ -50,10 +44,7 @@ class QueueServices:
         self.flows_changed = flows_changed
 
     def destinations(self) -> Destinations:
-        found = self._destinations()
-        if found is None:
-            raise Problem(503, "call flows are not available", code="flows_unavailable")
-        return found
+        return available(self._destinations())
 
     async def _prefix(self, conn: store.Conn, partner_id: str, tenant_id: str) -> str:
         prefix = await tenants_of.tenant_prefix(conn, partner_id, tenant_id)
@@ -71,7 +62,7 @@ class QueueServices:
         if errors:
             raise _invalid(errors)
         saved = await store.save(conn, q, prefix, tenant_class(prefix), datetime.now(UTC), new=new)
-        await self.destinations().bind(_conn(conn), q.tenant_id, Destination(DestinationKind.QUEUE, q.id),
+        await self.destinations().bind(pooled(conn), q.tenant_id, Destination(DestinationKind.QUEUE, q.id),
                                        {} if overflow is None else {"overflow": overflow})
         return saved
 
@@ -115,11 +106,7 @@ class QueueServices:
             queue = await store.get(conn, tenant_id, queue_id, lock=True)
             if queue is None:
                 raise _not_found("queue")
-            owner = Destination(DestinationKind.QUEUE, queue.id)
-            users = await self.destinations().users(_conn(conn), tenant_id, owner)
-            if users:
-                raise DestinationInUse(users)
-            await self.destinations().unbind(_conn(conn), owner)
+            await release(self.destinations(), conn, tenant_id, Destination(DestinationKind.QUEUE, queue.id))
             await store.delete(conn, tenant_id, queue.id)
         self._changed(tenant_id, "queues.deleted", queue_id)
 

@@ -4,31 +4,22 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from aiohttp import web
 
 from controlplane.http.body import json_response, read_body
 from controlplane.http.caller import partner_id
-from controlplane.http.pagination import page_limit
+from controlplane.http.pagination import newest_before, page_limit
+from controlplane.http.paths import ID, UUID, path_id, tenant_id, wav_download
 from controlplane.http.problems import Problem
 from controlplane.recordings.models import Policy, PolicyBody, Recording, Retention
 from controlplane.recordings.services import RecordingServices
 from controlplane.recordings.store import RecordingRow
-from controlplane.shared.pagination import ListPage, Sort, decode_cursor, encode_cursor
+from controlplane.shared.pagination import ListPage, Sort, encode_cursor
 
 services_key = web.AppKey("recording_services", RecordingServices)
 TENANT = "/v1/tenants/{tenant_id}"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _REF = re.compile(r"\+?[0-9a-f-]{1,40}")
-
-
-def _path(request: web.Request, name: str, shape: re.Pattern[str] = _ID) -> str:
-    value = request.match_info[name]
-    if not shape.fullmatch(value):
-        raise Problem(404, f"no such {name.removesuffix('_id')}", code="not_found")
-    return value
 
 
 def _recording(row: RecordingRow) -> Recording:
@@ -37,22 +28,22 @@ def _recording(row: RecordingRow) -> Recording:
 
 
 async def list_policies(request: web.Request) -> web.Response:
-    items = await request.app[services_key].list_policies(partner_id(request), _path(request, "tenant_id"))
+    items = await request.app[services_key].list_policies(partner_id(request), tenant_id(request))
     return json_response(ListPage.of([Policy(scope=p.scope.value, ref=p.ref, mode=p.mode.value) for p in items]))
 
 
 async def put_policy(request: web.Request) -> web.Response:
     body = await read_body(request, PolicyBody)
     policy = await request.app[services_key].put_policy(
-        partner_id(request), _path(request, "tenant_id"), request.match_info["scope"],
+        partner_id(request), tenant_id(request), request.match_info["scope"],
         request.match_info["ref"], body.mode)
     return json_response(Policy(scope=policy.scope.value, ref=policy.ref, mode=policy.mode.value))
 
 
 async def delete_policy(request: web.Request) -> web.Response:
     await request.app[services_key].delete_policy(
-        partner_id(request), _path(request, "tenant_id"), request.match_info["scope"],
-        _path(request, "ref", _REF))
+        partner_id(request), tenant_id(request), request.match_info["scope"],
+        path_id(request, "ref", _REF))
     return web.Response(status=204)
 
 
@@ -60,39 +51,34 @@ async def list_recordings(request: web.Request) -> web.Response:
     q = request.query
     limit = page_limit(q)
     call_id = q.get("call_id")
-    if call_id is not None and not _ID.fullmatch(call_id):
+    if call_id is not None and not ID.fullmatch(call_id):
         raise Problem(422, "call_id is not a call id", field="call_id")
-    before: tuple[datetime, str] | None = None
-    if q.get("cursor"):
-        position = decode_cursor(q["cursor"], Sort.CREATED_DESC)
-        before = (position.value, position.id)
-    rows, more = await request.app[services_key].list(partner_id(request), _path(request, "tenant_id"), call_id,
-                                                      limit, before)
+    rows, more = await request.app[services_key].list(partner_id(request), tenant_id(request), call_id,
+                                                      limit, newest_before(q))
     cursor = encode_cursor(rows[-1].started_at, rows[-1].id, Sort.CREATED_DESC) if more and rows else None
     return json_response(ListPage.of([_recording(r) for r in rows], cursor))
 
 
 async def get_recording(request: web.Request) -> web.Response:
-    row = await request.app[services_key].get(partner_id(request), _path(request, "tenant_id"),
-                                              _path(request, "recording_id", _UUID))
+    row = await request.app[services_key].get(partner_id(request), tenant_id(request),
+                                              path_id(request, "recording_id", UUID))
     return json_response(_recording(row))
 
 
 async def get_audio(request: web.Request) -> web.Response:
-    recording_id = _path(request, "recording_id", _UUID)
-    data = await request.app[services_key].audio(partner_id(request), _path(request, "tenant_id"), recording_id)
-    return web.Response(body=data, content_type="audio/wav", headers={
-        "Content-Disposition": f'attachment; filename="recording-{recording_id}.wav"'})
+    recording_id = path_id(request, "recording_id", UUID)
+    data = await request.app[services_key].audio(partner_id(request), tenant_id(request), recording_id)
+    return wav_download(data, f"recording-{recording_id}.wav")
 
 
 async def get_retention(request: web.Request) -> web.Response:
-    vm, rec = await request.app[services_key].retention(partner_id(request), _path(request, "tenant_id"))
+    vm, rec = await request.app[services_key].retention(partner_id(request), tenant_id(request))
     return json_response(Retention(voicemail_days=vm, recording_days=rec))
 
 
 async def put_retention(request: web.Request) -> web.Response:
     body = await read_body(request, Retention)
-    vm, rec = await request.app[services_key].put_retention(partner_id(request), _path(request, "tenant_id"),
+    vm, rec = await request.app[services_key].put_retention(partner_id(request), tenant_id(request),
                                                             body.voicemail_days, body.recording_days)
     return json_response(Retention(voicemail_days=vm, recording_days=rec))
 

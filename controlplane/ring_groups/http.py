@@ -2,61 +2,47 @@
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from controlplane.http.body import json_response, read_body
 from controlplane.http.caller import partner_id
-from controlplane.http.problems import Problem
+from controlplane.http.paths import UUID, path_id, tenant_id
 from controlplane.ring_groups.models import RingGroupCreate, RingGroupUpdate
 from controlplane.ring_groups.services import RingGroupServices
 from controlplane.shared.pagination import ListPage
 
 services_key = web.AppKey("ring_group_services", RingGroupServices)
 BASE = "/v1/tenants/{tenant_id}/ring-groups"
-_TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _tenant(request: web.Request) -> str:
-    value = request.match_info["tenant_id"]
-    if not _TENANT.fullmatch(value):
-        raise Problem(404, "no such tenant", code="not_found")
-    return value
 
 
 def _group(request: web.Request) -> str:
-    value = request.match_info["ring_group_id"]
-    if not _UUID.fullmatch(value):
-        raise Problem(404, "no such ring group", code="not_found")
-    return value
+    return path_id(request, "ring_group_id", UUID, "ring group")
 
 
 async def create(request: web.Request) -> web.Response:
     body = await read_body(request, RingGroupCreate)
-    group = await request.app[services_key].create(partner_id(request), _tenant(request), body)
+    group = await request.app[services_key].create(partner_id(request), tenant_id(request), body)
     return json_response(group, 201)
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    items = await request.app[services_key].list(partner_id(request), _tenant(request))
+    items = await request.app[services_key].list(partner_id(request), tenant_id(request))
     return json_response(ListPage.of(items, None))
 
 
 async def get(request: web.Request) -> web.Response:
-    return json_response(await request.app[services_key].get(partner_id(request), _tenant(request),
+    return json_response(await request.app[services_key].get(partner_id(request), tenant_id(request),
                                                              _group(request)))
 
 
 async def update(request: web.Request) -> web.Response:
     body = await read_body(request, RingGroupUpdate)
-    return json_response(await request.app[services_key].update(partner_id(request), _tenant(request),
+    return json_response(await request.app[services_key].update(partner_id(request), tenant_id(request),
                                                                 _group(request), body))
 
 
 async def delete(request: web.Request) -> web.Response:
-    await request.app[services_key].delete(partner_id(request), _tenant(request), _group(request))
+    await request.app[services_key].delete(partner_id(request), tenant_id(request), _group(request))
     return web.Response(status=204)
 
 

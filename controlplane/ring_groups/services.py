@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import cast
 
 import asyncpg
 import msgspec
 import structlog
 
-from controlplane.destinations import DestinationInUse, Destinations
+from controlplane.destinations import Destinations, available, pooled, release
 from controlplane.ring_groups import store
 from controlplane.ring_groups.models import (MemberKind, RingGroup, RingGroupCreate, RingGroupUpdate,
                                              check_destination, check_members, check_name, check_ring_seconds)
@@ -21,11 +20,6 @@ from controlplane.signals import Notice, TenantFlowsChanged
 from provisioning.destinations import Destination, DestinationKind
 
 log = structlog.get_logger(__name__)
-
-
-def _conn(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> asyncpg.Connection:
-    """A pooled connection as the ``Destinations`` protocol types it (the proxy forwards all)."""
-    return cast(asyncpg.Connection, conn)
 
 
 def invalid(errors: dict[str, str]) -> Problem:
@@ -45,10 +39,7 @@ class RingGroupServices:
         self.flows_changed = flows_changed
 
     def destinations(self) -> Destinations:
-        found = self._destinations()
-        if found is None:
-            raise Problem(503, "call flows are not available", code="flows_unavailable")
-        return found
+        return available(self._destinations())
 
     async def _tenant(self, conn: store.Conn, partner_id: str, tenant_id: str) -> str:
         prefix = await store.tenant_prefix(conn, partner_id, tenant_id)
@@ -73,7 +64,7 @@ class RingGroupServices:
     async def _bind(self, conn: store.Conn, tenant_id: str, group_id: str, no_answer: Destination | None) -> None:
         owner = Destination(DestinationKind.RING_GROUP, group_id)
         targets = {} if no_answer is None else {"no_answer": no_answer}
-        await self.destinations().bind(_conn(conn), tenant_id, owner, targets)
+        await self.destinations().bind(pooled(conn), tenant_id, owner, targets)
 
     async def create(self, partner_id: str, tenant_id: str, body: RingGroupCreate) -> RingGroup:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -124,10 +115,7 @@ class RingGroupServices:
             if group is None:
                 raise not_found("ring group")
             owner = Destination(DestinationKind.RING_GROUP, group.id)
-            users = await self.destinations().users(_conn(conn), tenant_id, owner)
-            if users:
-                raise DestinationInUse(users)
-            await self.destinations().unbind(_conn(conn), owner)
+            await release(self.destinations(), conn, tenant_id, owner)
             await store.delete(conn, tenant_id, group.id)
         self._changed(tenant_id, "ring_groups.deleted", group_id)
 

@@ -3,34 +3,23 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-
 from aiohttp import web
 
 from controlplane.http.body import json_response, read_body
 from controlplane.http.caller import partner_id
-from controlplane.http.pagination import page_limit
+from controlplane.http.pagination import newest_before, page_limit
+from controlplane.http.paths import ID, UUID, path_id, tenant_id, wav_download
 from controlplane.http.problems import Problem
 from controlplane.shared.audio import AudioRejected
-from controlplane.shared.pagination import ListPage, Sort, decode_cursor, encode_cursor
+from controlplane.shared.pagination import ListPage, Sort, encode_cursor
 from controlplane.voicemail.models import VoicemailUpdate
 from controlplane.voicemail.services import VoicemailServices
 
 services_key = web.AppKey("voicemail_services", VoicemailServices)
 BOX = "/v1/tenants/{tenant_id}/extensions/{extension_id}/voicemail"
 MESSAGES = "/v1/tenants/{tenant_id}/voicemail/messages"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # What an upload may declare (the bytes are checked whatever it says).
 AUDIO_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
-
-
-def _path_id(request: web.Request, name: str, shape: re.Pattern[str] = _ID) -> str:
-    value = request.match_info[name]
-    if not shape.fullmatch(value):
-        raise Problem(404, f"no such {name.removesuffix('_id')}", code="not_found")
-    return value
 
 
 async def read_audio(request: web.Request, max_bytes: int, field: str) -> bytes:
@@ -47,18 +36,18 @@ async def read_audio(request: web.Request, max_bytes: int, field: str) -> bytes:
 
 async def get_settings(request: web.Request) -> web.Response:
     return json_response(await request.app[services_key].settings(
-        partner_id(request), _path_id(request, "tenant_id"), _path_id(request, "extension_id")))
+        partner_id(request), tenant_id(request), path_id(request, "extension_id")))
 
 
 async def put_settings(request: web.Request) -> web.Response:
     body = await read_body(request, VoicemailUpdate)
     return json_response(await request.app[services_key].update(
-        partner_id(request), _path_id(request, "tenant_id"), _path_id(request, "extension_id"), body))
+        partner_id(request), tenant_id(request), path_id(request, "extension_id"), body))
 
 
 async def put_greeting(request: web.Request) -> web.Response:
     services = request.app[services_key]
-    partner, tenant, ext = partner_id(request), _path_id(request, "tenant_id"), _path_id(request, "extension_id")
+    partner, tenant, ext = partner_id(request), tenant_id(request), path_id(request, "extension_id")
     await services.settings(partner, tenant, ext)  # 404 before reading a body for nobody
     data = await read_audio(request, services.config.max_upload_bytes, "greeting")
     return json_response(await services.put_greeting(partner, tenant, ext, data))
@@ -66,7 +55,7 @@ async def put_greeting(request: web.Request) -> web.Response:
 
 async def delete_greeting(request: web.Request) -> web.Response:
     await request.app[services_key].delete_greeting(
-        partner_id(request), _path_id(request, "tenant_id"), _path_id(request, "extension_id"))
+        partner_id(request), tenant_id(request), path_id(request, "extension_id"))
     return web.Response(status=204)
 
 
@@ -74,34 +63,28 @@ async def list_messages(request: web.Request) -> web.Response:
     q = request.query
     limit = page_limit(q)
     extension = q.get("extension_id")
-    if extension is not None and not _ID.fullmatch(extension):
+    if extension is not None and not ID.fullmatch(extension):
         raise Problem(422, "extension_id is not an extension id", field="extension_id")
-    cursor = q.get("cursor")
-    before: tuple[datetime, str] | None = None
-    if cursor:
-        position = decode_cursor(cursor, Sort.CREATED_DESC)
-        before = (position.value, position.id)
     items, more = await request.app[services_key].list_messages(
-        partner_id(request), _path_id(request, "tenant_id"), extension, limit, before)
+        partner_id(request), tenant_id(request), extension, limit, newest_before(q))
     next_cursor = encode_cursor(items[-1].received_at, items[-1].id, Sort.CREATED_DESC) if more and items else None
     return json_response(ListPage.of(items, next_cursor))
 
 
 async def get_message(request: web.Request) -> web.Response:
     return json_response(await request.app[services_key].message(
-        partner_id(request), _path_id(request, "tenant_id"), _path_id(request, "message_id", _UUID)))
+        partner_id(request), tenant_id(request), path_id(request, "message_id", UUID)))
 
 
 async def get_audio(request: web.Request) -> web.Response:
-    message_id = _path_id(request, "message_id", _UUID)
-    data = await request.app[services_key].audio(partner_id(request), _path_id(request, "tenant_id"), message_id)
-    return web.Response(body=data, content_type="audio/wav", headers={
-        "Content-Disposition": f'attachment; filename="voicemail-{message_id}.wav"'})
+    message_id = path_id(request, "message_id", UUID)
+    data = await request.app[services_key].audio(partner_id(request), tenant_id(request), message_id)
+    return wav_download(data, f"voicemail-{message_id}.wav")
 
 
 async def delete_message(request: web.Request) -> web.Response:
     await request.app[services_key].delete_message(
-        partner_id(request), _path_id(request, "tenant_id"), _path_id(request, "message_id", _UUID))
+        partner_id(request), tenant_id(request), path_id(request, "message_id", UUID))
     return web.Response(status=204)
 
 

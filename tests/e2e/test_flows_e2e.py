@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,15 +26,14 @@ import pytest
 from flows_support import carrier_dtmf_scenario, dtmf_available, sipp_messages
 from harness import Beside, calls_config, daemon_beside, free_port
 from inventory_support import buy_did
-from tenants_e2e import answer_scenario, register_scenario, sipp, sipp_failure
-from wallet_support import active_funded
+from phone_world import funded_cast, registered_phone
+from tenants_e2e import answer_scenario, sipp, sipp_failure
 
 from controlplane.config import HttpConfig
 from controlplane.flows.http import services_key
 from controlplane.flows.models import DestinationBody, IvrBody, RouteBody, TimeConditionBody
 from controlplane.flows.plugin import applier_key
 from controlplane.tenants.http import numbering_services, tenant_services
-from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 
 pytestmark = [pytest.mark.e2e]
 DID = "+15015550177"
@@ -61,14 +59,9 @@ class World:
         return proc
 
     async def answering_phone(self, user: str, timeout_ms: int = 20000) -> subprocess.Popen[bytes]:
-        port = free_port(socket.SOCK_DGRAM)
-        done = await asyncio.to_thread(self.run, register_scenario(), user, user=user, port=port, background=False)
-        assert done.returncode == 0, f"{user} did not register"
         # A UAS has no call before an INVITE: SIPp's global timeout ends a phone that never rings.
-        phone: subprocess.Popen[bytes] = self.run(answer_scenario(timeout_ms), user, port=port,
-                                                  timeout=f"{timeout_ms // 1000}s")
-        await asyncio.sleep(0.3)
-        return phone
+        return await registered_phone(self.run, user, answer_scenario(timeout_ms),
+                                      timeout=f"{timeout_ms // 1000}s")
 
     async def applied(self, tenant: str) -> None:
         await self.beside.app[applier_key].wait_applied(self.tenants[tenant], timeout=10)
@@ -84,21 +77,12 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
     async with daemon_beside(config, database_dsn) as beside:
         app = beside.app
         app[applier_key].etc_dir = beside.etc_dir  # the files a full reload reads, as a local run writes
-        tenants_svc, numbering = app[tenant_services], app[numbering_services]
-        partner = (await tenants_svc.create_partner(PartnerCreate(name="Flows", tier=PartnerTier.BUSINESS))).id
-        await active_funded(pool, partner, 100_000_000)
-        tenants: dict[str, str] = {}
-        passwords: dict[str, str] = {}
-        for prefix, numbers in (("facme", ("101", "102")), ("fbeta", ("103",))):
-            tenants[prefix] = (await tenants_svc.create_tenant(partner, TenantCreate(
-                name=prefix, billing_email="a@b.co", sip_prefix=prefix))).id
-            for number in numbers:
-                ext = await numbering.create_extension(partner, tenants[prefix],
-                                                       ExtensionCreate(number=number, display_name="U"))
-                passwords[ext.sip_username] = ext.secrets.sip_password
-        did = await buy_did(pool, partner, DID, tenant_id=tenants["facme"], numbering=numbering)
-        await tenants_svc.applier.wait_applied(10)
-        yield World(beside, pool, partner, tenants, passwords, did, SimpleNamespace(sip_port=config.asterisk.sip_port))
+        cast = await funded_cast(app, pool, "Flows", (("facme", ("101", "102")), ("fbeta", ("103",))))
+        did = await buy_did(pool, cast.partner, DID, tenant_id=cast.tenants["facme"],
+                            numbering=app[numbering_services])
+        await app[tenant_services].applier.wait_applied(10)
+        yield World(beside, pool, cast.partner, cast.tenants, cast.passwords, did,
+                    SimpleNamespace(sip_port=config.asterisk.sip_port))
 
 
 def dest(kind: str, ref: str = "") -> DestinationBody:

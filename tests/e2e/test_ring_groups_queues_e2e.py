@@ -24,7 +24,6 @@ import io
 import json
 import math
 import os
-import socket
 import struct
 import subprocess
 import wave
@@ -41,8 +40,8 @@ from flows_support import carrier_dtmf_scenario, dtmf_available
 from harness import Beside, calls_config, daemon_beside, free_port
 from inventory_support import buy_did
 from queues_support import cancelled_scenario, carrier_hold_scenario, late_answer_scenario
-from tenants_e2e import register_scenario, sipp, sipp_failure
-from wallet_support import active_funded
+from phone_world import funded_cast, registered_phone
+from tenants_e2e import sipp, sipp_failure
 
 from controlplane.asterisk.runner import runner_for
 from controlplane.config import HttpConfig, MediaConfig
@@ -58,7 +57,6 @@ from controlplane.ring_groups.models import Member, MemberKind, RingGroupCreate
 from controlplane.ring_groups.models import Strategy as RgStrategy
 from controlplane.shared.problems import Problem
 from controlplane.tenants.http import numbering_services, tenant_services
-from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 from provisioning.destinations import DestinationKind
 
 pytestmark = [pytest.mark.e2e]
@@ -85,12 +83,7 @@ class World:
         return proc
 
     async def phone(self, user: str, scenario: str) -> subprocess.Popen[bytes]:
-        port = free_port(socket.SOCK_DGRAM)
-        done = await asyncio.to_thread(self.run, register_scenario(), user, user=user, port=port, background=False)
-        assert done.returncode == 0, f"{user} did not register"
-        proc: subprocess.Popen[bytes] = self.run(scenario, user, port=port)
-        await asyncio.sleep(0.3)
-        return proc
+        return await registered_phone(self.run, user, scenario)
 
     def asterisk_log(self) -> str:
         """The tail of Asterisk's messages.log (notices, warnings, errors), for a failure message."""
@@ -118,21 +111,11 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
     async with daemon_beside(config, database_dsn) as beside:
         app = beside.app
         app[applier_key].etc_dir = beside.etc_dir
-        tenants_svc, numbering = app[tenant_services], app[numbering_services]
-        partner = (await tenants_svc.create_partner(PartnerCreate(name="Queues", tier=PartnerTier.BUSINESS))).id
-        await active_funded(pool, partner, 100_000_000)
-        tenants: dict[str, str] = {}
-        passwords: dict[str, str] = {}
-        for prefix, numbers in (("qacme", ("101", "102", "103")), ("qbeta", ("101",))):
-            tenants[prefix] = (await tenants_svc.create_tenant(partner, TenantCreate(
-                name=prefix, billing_email="a@b.co", sip_prefix=prefix))).id
-            for number in numbers:
-                ext = await numbering.create_extension(partner, tenants[prefix],
-                                                       ExtensionCreate(number=number, display_name="U"))
-                passwords[ext.sip_username] = ext.secrets.sip_password
-        did = await buy_did(pool, partner, DID, tenant_id=tenants["qacme"], numbering=numbering)
-        await tenants_svc.applier.wait_applied(10)
-        yield World(beside, pool, partner, tenants, passwords, did,
+        cast = await funded_cast(app, pool, "Queues", (("qacme", ("101", "102", "103")), ("qbeta", ("101",))))
+        did = await buy_did(pool, cast.partner, DID, tenant_id=cast.tenants["qacme"],
+                            numbering=app[numbering_services])
+        await app[tenant_services].applier.wait_applied(10)
+        yield World(beside, pool, cast.partner, cast.tenants, cast.passwords, did,
                     SimpleNamespace(sip_port=config.asterisk.sip_port, carrier_port=config.carrier.port))
 
 

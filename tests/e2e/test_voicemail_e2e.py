@@ -31,18 +31,18 @@ import msgspec
 import pytest
 from harness import Beside, calls_config, daemon_beside, free_port
 from smtp_support import SmtpServer, smtp_server
+from phone_world import funded_cast, registered_phone
 from tenants_e2e import ROOTFS, register_scenario, sipp, sipp_failure
 from voicemail_support import (answering_phone_scenario, await_mwi, dtmf_key_pcap, gsm_seconds, keying_caller_scenario,
                                talking_caller_scenario, tone_pcap, unanswered_phone_scenario)
-from wallet_support import active_funded
 
 from controlplane.asterisk.runner import runner_for
 from controlplane.config import HttpConfig, MailConfig, MediaConfig
 from controlplane.flows.plugin import applier_key
 from controlplane.recordings.http import services_key as recordings_key
 from controlplane.shared.audio import measure, write_wav
-from controlplane.tenants.http import numbering_services, tenant_services
-from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
+from controlplane.tenants.http import tenant_services
+from controlplane.tenants.models import ExtensionCreate
 from controlplane.voicemail.http import services_key as voicemail_key
 from controlplane.voicemail.models import VoicemailUpdate
 from controlplane.voicemail.render import TenantSection
@@ -80,12 +80,7 @@ class World:
         return proc
 
     async def phone(self, user: str, scenario: str) -> subprocess.Popen[bytes]:
-        port = free_port(socket.SOCK_DGRAM)
-        done = await asyncio.to_thread(self.run, register_scenario(), user, user=user, port=port, background=False)
-        assert done.returncode == 0, f"{user} did not register"
-        phone: subprocess.Popen[bytes] = self.run(scenario, user, port=port)
-        await asyncio.sleep(0.3)
-        return phone
+        return await registered_phone(self.run, user, scenario)
 
     async def rpc(self, path: str, method: str = "GET", *, data: bytes | None = None,
                   content_type: str = "application/json") -> tuple[int, bytes]:
@@ -114,24 +109,13 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
             app = beside.app
             app[applier_key].etc_dir = beside.etc_dir
             app[voicemail_key].spool = beside.etc_dir.parent / "spool"
-            tenants_svc, numbering = app[tenant_services], app[numbering_services]
-            partner = (await tenants_svc.create_partner(PartnerCreate(name="Voicemail", tier=PartnerTier.BUSINESS))).id
-            await active_funded(pool, partner, 100_000_000)
-            tenants: dict[str, str] = {}
-            extensions: dict[str, str] = {}
-            passwords: dict[str, str] = {}
-            for prefix, numbers in (("vacme", ("101", "102", "103")), ("vbeta", ("101",))):
-                tenants[prefix] = (await tenants_svc.create_tenant(partner, TenantCreate(
-                    name=prefix, billing_email="a@b.co", sip_prefix=prefix))).id
-                for number in numbers:
-                    ext = await numbering.create_extension(partner, tenants[prefix], ExtensionCreate(
-                        number=number, display_name="U", voicemail_enabled=number == "101"))
-                    extensions[ext.sip_username] = ext.id
-                    passwords[ext.sip_username] = ext.secrets.sip_password
-            await tenants_svc.applier.wait_applied(10)
-            for tenant in tenants.values():  # new tenants get their flows contexts with no flow object
+            cast = await funded_cast(
+                app, pool, "Voicemail", (("vacme", ("101", "102", "103")), ("vbeta", ("101",))),
+                lambda number: ExtensionCreate(number=number, display_name="U", voicemail_enabled=number == "101"))
+            await app[tenant_services].applier.wait_applied(10)
+            for tenant in cast.tenants.values():  # new tenants get their flows contexts with no flow object
                 await app[applier_key].wait_applied(tenant, timeout=10)
-            yield World(beside, pool, smtp, partner, tenants, extensions, passwords,
+            yield World(beside, pool, smtp, cast.partner, cast.tenants, cast.extensions, cast.passwords,
                         f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port, workdir)
 
 

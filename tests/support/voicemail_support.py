@@ -88,42 +88,10 @@ def talking_caller_scenario(pcap: Path, *, wait_ms: int, talk_ms: int, answer_ti
     """A phone (digest auth: -au/-ap, [field0] the user) calls [service]; once answered it keys
     ``keys_first`` (if any), waits ``wait_ms``, replays ``pcap`` for ``talk_ms`` and hangs up.
     A re-INVITE from Asterisk while it waits or talks (a connected-line update) is answered and the wait goes on."""
-    invite = """  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: {cseq} INVITE
-Contact: <sip:[field0]@[local_ip]:[local_port]>
-{auth}Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-""" + _SDP_DTMF + "]]></send>\n"
-    ack = """  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: {cseq} ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-"""
     reinvite = (_reply("200 OK", _CONTACT + "Content-Type: application/sdp\n", _SDP)
                 + '  <recv request="ACK" next="{back}"/>\n')
     body = _HEAD.format(name="talking-caller")
-    body += invite.format(cseq=1, auth="")
-    body += '  <recv response="100" optional="true"/>\n  <recv response="401" auth="true"/>\n'
-    body += ack.format(cseq=1)
-    body += invite.format(cseq=2, auth="[authentication]\n")
-    body += ('  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
-             '  <recv response="183" optional="true"/>\n'
-             f'  <recv response="200" rrs="true" timeout="{answer_timeout_ms}"/>\n')
-    body += ack.format(cseq=2)
+    body += _answered_call(answer_timeout_ms)
     for key in keys_first:  # DTMF key presses (RFC 4733 pcaps) before the talking
         body += f'  <pause milliseconds="400"/>\n  <nop><action><exec play_pcap_audio="{key}"/></action></nop>\n'
     body += (f'  <label id="1"/>\n  <recv request="INVITE" timeout="{max(wait_ms, 1)}" ontimeout="3"/>\n'
@@ -131,19 +99,7 @@ Content-Length: 0
              f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
              f'  <label id="4"/>\n  <recv request="INVITE" timeout="{max(talk_ms, 1)}" ontimeout="6"/>\n'
              + reinvite.format(back=4) + '  <label id="6"/>\n')
-    body += """  <send retrans="500"><![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 3 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-"""
+    body += _HANG_UP
     return body + "</scenario>\n"
 
 
@@ -216,13 +172,8 @@ _SDP_DTMF = ("v=0\no=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]\n
              "c=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0 101\n"
              "a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\na=sendrecv\n\n")
 
-
-def keying_caller_scenario(keys: list[tuple[int, str]], workdir: Path, *, end_ms: int, we_hang_up: bool) -> str:
-    """A phone (digest auth) calls [service]; once answered, for each (wait ms, digits) it waits
-    and keys the digits as RFC 2833 events (300 ms apart). Then either Asterisk hangs up within
-    ``end_ms`` (``we_hang_up`` false: its BYE is expected) or we hang up after ``end_ms``."""
-    head = _HEAD.format(name="keying-caller")
-    invite = """  <send retrans="500"><![CDATA[
+# A phone's INVITE ({cseq}; {auth}: "" or "[authentication]\n") and the ACK of its answer.
+_INVITE = """  <send retrans="500"><![CDATA[
 INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
@@ -235,7 +186,7 @@ Content-Type: application/sdp
 Content-Length: [len]
 
 """ + _SDP_DTMF + "]]></send>\n"
-    ack = """  <send><![CDATA[
+_ACK = """  <send><![CDATA[
 ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
@@ -247,25 +198,7 @@ Content-Length: 0
 
 ]]></send>
 """
-    body = head + invite.format(cseq=1, auth="")
-    body += '  <recv response="100" optional="true"/>\n  <recv response="401" auth="true"/>\n'
-    body += ack.format(cseq=1) + invite.format(cseq=2, auth="[authentication]\n")
-    body += ('  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
-             '  <recv response="183" optional="true"/>\n  <recv response="200" rrs="true" timeout="10000"/>\n')
-    body += ack.format(cseq=2)
-    press = 0
-    for wait_ms, digits in keys:
-        body += f'  <pause milliseconds="{wait_ms}"/>\n'
-        for i, digit in enumerate(digits):
-            if i:
-                body += '  <pause milliseconds="300"/>\n'
-            pcap = dtmf_key_pcap(workdir / f"key{press}.pcap", digit, press)
-            body += f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
-            press += 1
-    if not we_hang_up:
-        return body + (f'  <recv request="BYE" timeout="{end_ms}"/>\n' + _reply("200 OK") + "</scenario>\n")
-    body += f'  <pause milliseconds="{end_ms}"/>\n'
-    body += """  <send retrans="500"><![CDATA[
+_HANG_UP = """  <send retrans="500"><![CDATA[
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:[field0]@[local_ip]:[local_port]>;tag=[call_number]
@@ -278,4 +211,37 @@ Content-Length: 0
 ]]></send>
   <recv response="200"/>
 """
+
+
+def _answered_call(answer_timeout_ms: int) -> str:
+    """The phone's INVITE, challenged (401) and sent again with its credentials, answered within
+    ``answer_timeout_ms`` and ACKed."""
+    return (_INVITE.format(cseq=1, auth="")
+            + '  <recv response="100" optional="true"/>\n  <recv response="401" auth="true"/>\n'
+            + _ACK.format(cseq=1) + _INVITE.format(cseq=2, auth="[authentication]\n")
+            + '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
+            + '  <recv response="183" optional="true"/>\n'
+            + f'  <recv response="200" rrs="true" timeout="{answer_timeout_ms}"/>\n'
+            + _ACK.format(cseq=2))
+
+
+def keying_caller_scenario(keys: list[tuple[int, str]], workdir: Path, *, end_ms: int, we_hang_up: bool) -> str:
+    """A phone (digest auth) calls [service]; once answered, for each (wait ms, digits) it waits
+    and keys the digits as RFC 2833 events (300 ms apart). Then either Asterisk hangs up within
+    ``end_ms`` (``we_hang_up`` false: its BYE is expected) or we hang up after ``end_ms``."""
+    head = _HEAD.format(name="keying-caller")
+    body = head + _answered_call(10000)
+    press = 0
+    for wait_ms, digits in keys:
+        body += f'  <pause milliseconds="{wait_ms}"/>\n'
+        for i, digit in enumerate(digits):
+            if i:
+                body += '  <pause milliseconds="300"/>\n'
+            pcap = dtmf_key_pcap(workdir / f"key{press}.pcap", digit, press)
+            body += f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+            press += 1
+    if not we_hang_up:
+        return body + (f'  <recv request="BYE" timeout="{end_ms}"/>\n' + _reply("200 OK") + "</scenario>\n")
+    body += f'  <pause milliseconds="{end_ms}"/>\n'
+    body += _HANG_UP
     return body + "</scenario>\n"

@@ -107,7 +107,8 @@ async def test_ivr_create_renders_in_its_tenant_only(world: dict[str, Any], pool
     async with pool.acquire() as conn:
         rendered = await render_contexts(conn, world["context"].flow_sections, None)
     acme_flows = {(e, n): p for (e, n), p in rendered[acme][1].items()}
-    assert acme_flows[("did-15015550777", 1)].data == f"facme-flows,ivr-{ivr['id']},1"
+    assert acme_flows[("did-15015550777", 1)].app == "GosubIf"  # the DID's recording policy, if any, first
+    assert acme_flows[("did-15015550777", 2)].data == f"facme-flows,ivr-{ivr['id']},1"
     assert any(e == f"ivr-{ivr['id']}" for e, _ in acme_flows)
     beta = rendered[world["beta"]][1]
     assert not any(ivr["id"] in e or "facme" in p.data for (e, _), p in beta.items())

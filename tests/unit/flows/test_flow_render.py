@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from controlplane.voicemail.render import RecordingScope, recording_hook
 from provisioning.destinations import Destination, DestinationKind, InvalidDestination, target_exten
 from provisioning.flow_compile import BadLine, compile_context, diff, render_file
 from provisioning.flow_graph import looping_fields
@@ -132,6 +133,30 @@ def test_tenant_flows_dids_unassigned_externals() -> None:
     assert "exten => ext-101,1,Goto(acme-internal,101,1)" in lines
     routed = render_tenant_flows(TenantFlows(prefix="acme", unassigned=ext("101")))
     assert "exten => did,1,Goto(acme-flows,ext-101,1)" in routed
+
+
+def test_a_dids_entry_runs_its_recording_hook_first() -> None:
+    hook = recording_hook("acme", RecordingScope.DID, "+15550001111")
+    lines = render_tenant_flows(TenantFlows(prefix="acme", dids=(
+        DidEntry("+15550001111", Destination(DestinationKind.IVR, IVR), hook),)))
+    at = lines.index("exten => did-15550001111,1,"
+                     "GosubIf(${DIALPLAN_EXISTS(acme-flows,rec-did-15550001111,1)}?acme-flows,rec-did-15550001111,1)")
+    assert lines[at + 1] == f" same => n,Goto(acme-flows,ivr-{IVR},1)"
+    # the hook survives numbering for AMI unchanged (its target is another extension's priority 1)
+    compiled = compile_context("acme-flows", lines)
+    assert compiled[("did-15550001111", 1)].app == "GosubIf"
+    assert compiled[("did-15550001111", 2)].data == f"acme-flows,ivr-{IVR},1"
+
+
+@pytest.mark.parametrize("hook", [
+    recording_hook("other", RecordingScope.DID, "+15550001111"),  # another tenant's context
+    recording_hook("acme", RecordingScope.DID, "+15550009999"),  # another DID's policy
+    "GosubIf(${DIALPLAN_EXISTS(acme-flows,rec-did-15550001111,1)}?acme-flows,rec-did-15550001111,1);Dial(x)",
+    "Set(CP_REC=always)",
+])
+def test_a_foreign_or_unsafe_recording_hook_reaches_no_line(hook: str) -> None:
+    with pytest.raises(UnsafeValue):
+        render_tenant_flows(TenantFlows(prefix="acme", dids=(DidEntry("+15550001111", None, hook),)))
 
 
 def test_did_kind_names() -> None:

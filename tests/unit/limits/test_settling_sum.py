@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from controlplane.limits.engine import SETTLE_GRACE_S, PartnerState
+from controlplane.limits.state import SETTLE_GRACE_S, PartnerState
 from provisioning.model import PartnerStatus
 
 ACTIVE = PartnerStatus.ACTIVE

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cdr_ingest.classify import CallClass
 from cdr_ingest.rates import Rate, Rounding
 from cdr_ingest.rating import billable_seconds, price
-from controlplane.limits.engine import SETTLE_GRACE_S, PartnerState
+from controlplane.limits.state import SETTLE_GRACE_S, PartnerState
 from controlplane.limits.policy import (CAUSE_FORBIDDEN, Account, Ledger, Limits, Reason, Usage, decide,
                                         wallet_seconds)
 from provisioning.model import PartnerStatus

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from cdr_ingest.classify import CallClass
-from controlplane.limits.engine import PartnerState
-from controlplane.limits.engine import TenantState as AdmissionState
+from controlplane.limits.state import PartnerState
+from controlplane.limits.state import TenantState as AdmissionState
 from controlplane.limits.policy import CAUSE_FORBIDDEN, Account, Ledger, Limits, Reason, Usage, decide
 from provisioning.access import CAUSE_CALL_REJECTED, CallAccess, call_access
 from provisioning.dialplan import render_dialplan

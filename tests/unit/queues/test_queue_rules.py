@@ -20,6 +20,8 @@ def test_the_queue_waits_then_overflows() -> None:
     overflow = Destination(DestinationKind.EXTERNAL, "+14155550123")
     assert render_queue(QueueRow(Q, "acme", 120, overflow)) == [
         f"exten => q-{Q},1,Answer()",
+        # the queue's recording policy (rec-q-<id>, rendered by recordings) starts here when set
+        f" same => n,GosubIf(${{DIALPLAN_EXISTS(acme-flows,rec-q-{Q},1)}}?acme-flows,rec-q-{Q},1)",
         f" same => n,Queue(q-{Q},,,,120)",
         " same => n,Goto(acme-flows,out-14155550123,1)",
         " same => n,Hangup()",
