@@ -4,6 +4,9 @@ as the compose file says), then everything through the daemon's RPC and SIPp, th
 assertions as the local path: a tenant extension registers, an outbound call reaches
 the carrier UAS with the dialled number and is rated, 911 reaches the emergency UAS
 with the caller's registered DID, and the relay UAS from a tenant with no address.
+The stack runs with the compose profile "edge": Kamailio from the same base image as
+Asterisk, on the configuration `controlplane edge render` wrote (edge-config service),
+must stay up and answer an OPTIONS sent to it.
 
 Images are built by the compose file itself, from base images imported FROM scratch out
 of debootstrap root filesystems (compose/build-base-images.sh): no registry is needed.
@@ -42,6 +45,10 @@ CONTAINERS_CONF = REPO / "compose" / "containers.conf"
 # Stable names: podman's layer cache makes the second build of the same tree a no-op.
 DAEMON_IMAGE = "localhost/controlplane-compose-test:latest"
 ASTERISK_IMAGE = "localhost/controlplane-asterisk-compose-test:latest"
+KAMAILIO_IMAGE = "localhost/controlplane-kamailio-compose-test:latest"
+# The one-shot service of the "edge" profile: exits 0 once it rendered the edge's files.
+ONE_SHOT = "edge-config"
+SERVICES = ("controlplane", "asterisk", ONE_SHOT, "kamailio")
 TOLL_FREE = "18005550199"
 DID = "+15015550177"
 READY_SECONDS = 180.0
@@ -113,12 +120,15 @@ class Stack:
     carrier_port: int
     emergency_port: int
     relay_port: int
+    edge_sip_port: int
+    edge_rpc_port: int
     timings: dict[str, float] = field(default_factory=dict)
     tenant: str = ""
     passwords: dict[str, str] = field(default_factory=dict)
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([PODMAN_COMPOSE, "-p", self.project, "-f", str(COMPOSE_FILE), *args],
+        result = subprocess.run([PODMAN_COMPOSE, "-p", self.project, "-f", str(COMPOSE_FILE),
+                                 "--profile", "edge", *args],
                                 env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
         if check and result.returncode != 0:
             raise AssertionError(f"podman-compose {' '.join(args)} failed ({result.returncode}):\n"
@@ -127,7 +137,7 @@ class Stack:
 
     def logs(self) -> str:
         out = []
-        for service in ("controlplane", "asterisk"):
+        for service in SERVICES:
             done = subprocess.run(["podman", "logs", "--tail", "40", f"{self.project}_{service}_1"],
                                   env=self.env, capture_output=True, text=True, timeout=30)
             out.append(f"--- {service}\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
@@ -158,9 +168,11 @@ def _wait_ready(stack: Stack) -> None:
     deadline = time.monotonic() + READY_SECONDS
     last = ""
     while time.monotonic() < deadline:
-        exited = subprocess.run(["podman", "ps", "-a", "--filter", f"label=io.podman.compose.project={stack.project}",
-                                 "--filter", "status=exited", "--format", "{{.Names}}"],
-                                env=stack.env, capture_output=True, text=True, timeout=30).stdout.split()
+        listed = subprocess.run(["podman", "ps", "-a", "--filter", f"label=io.podman.compose.project={stack.project}",
+                                 "--filter", "status=exited", "--format", "{{.Names}} {{.ExitCode}}"],
+                                env=stack.env, capture_output=True, text=True, timeout=30).stdout.splitlines()
+        exited = [name for name, code in (line.split() for line in listed if line.strip())
+                  if not (name == f"{stack.project}_{ONE_SHOT}_1" and code == "0")]
         if exited:
             raise AssertionError(f"{', '.join(exited)} exited during start-up\n{stack.logs()}")
         try:
@@ -188,10 +200,12 @@ def stack() -> Iterator[Stack]:
     stack = Stack(project=f"cptest{os.getpid()}", env=env, rpc=Rpc(f"http://127.0.0.1:{http_port}",
                                                                    service_token, platform_token),
                   sip=SimpleNamespace(sip_port=sip_port), carrier_port=_udp_port(),
-                  emergency_port=_udp_port(), relay_port=_udp_port())
+                  emergency_port=_udp_port(), relay_port=_udp_port(), edge_sip_port=_port(), edge_rpc_port=_port())
     env.update(_timed(stack.timings, "base_images", _base_images, env))
     env.update({
-        "CONTROLPLANE_IMAGE": DAEMON_IMAGE, "ASTERISK_IMAGE": ASTERISK_IMAGE,
+        "CONTROLPLANE_IMAGE": DAEMON_IMAGE, "ASTERISK_IMAGE": ASTERISK_IMAGE, "KAMAILIO_IMAGE": KAMAILIO_IMAGE,
+        "KAMAILIO_SIP_PORT": str(stack.edge_sip_port),
+        "KAMAILIO_RPC_PORT": str(stack.edge_rpc_port),
         "CONTROLPLANE_INSTANCE": "compose",
         "CONTROLPLANE_HTTP__PORT": str(http_port),
         "CONTROLPLANE_HTTP__SERVICE_TOKEN": service_token,
@@ -337,3 +351,50 @@ def test_compose_911_reaches_the_emergency_uas_with_the_registered_did(stack: St
 def test_compose_911_without_a_registered_address_reaches_the_relay_uas(stack: Stack) -> None:
     _911_reaches(stack, uas_scenario(invite_timeout_ms=60000, bye_timeout_ms=60000), stack.relay_port,
                  "beta_101", "the relay UAS did not get the call")
+
+
+def _options(port: int) -> str:
+    """One OPTIONS to the edge itself over UDP; the reply's text ("" when none came)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        local = sock.getsockname()[1]
+        branch, tag = secrets.token_hex(8), secrets.token_hex(4)
+        request = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{branch};rport\r\n"
+                   "Max-Forwards: 70\r\n"
+                   f"From: <sip:probe@127.0.0.1:{local}>;tag={tag}\r\n"
+                   f"To: <sip:127.0.0.1:{port}>\r\n"
+                   f"Call-ID: {branch}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        sock.settimeout(1.0)
+        sock.sendto(request.encode(), ("127.0.0.1", port))
+        try:
+            return sock.recv(65535).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def _state(stack: Stack, service: str) -> dict[str, Any]:
+    done = subprocess.run(["podman", "inspect", "--format", "{{json .State}}", f"{stack.project}_{service}_1"],
+                          env=stack.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"no {service} container: {done.stderr}\n{stack.logs()}"
+    state: dict[str, Any] = json.loads(done.stdout)
+    return state
+
+
+def test_compose_kamailio_edge_runs_the_rendered_config_and_answers_options(stack: Stack) -> None:
+    deadline, reply = time.monotonic() + 60, ""
+    while time.monotonic() < deadline and not reply:
+        reply = _options(stack.edge_sip_port)
+    assert reply.startswith("SIP/2.0 200"), f"no 200 to OPTIONS from the edge: {reply!r}\n{stack.logs()}"
+    assert "kamailio" in reply.lower(), f"the reply is not Kamailio's: {reply!r}"
+    # The configuration is the project's: its JSON-RPC listens where edge-config was told.
+    body = json.dumps({"jsonrpc": "2.0", "method": "core.version", "id": 1}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{stack.edge_rpc_port}/RPC", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert "kamailio" in json.loads(response.read())["result"].lower()
+    assert _state(stack, ONE_SHOT)["ExitCode"] == 0
+    # It stays up: still running a while later, and still answering.
+    time.sleep(2.0)
+    assert _state(stack, "kamailio")["Running"] is True, stack.logs()
+    assert _options(stack.edge_sip_port).startswith("SIP/2.0 200")

@@ -25,6 +25,7 @@ import pytest
 from edge_support import EDGE_IP, dialog_call_scenario, edge_files, edge_settings, kamailio, sipp_edge, sipp_uas
 from harness import Beside, daemon_beside, free_port, make_config
 from inventory_support import buy_did
+from process_support import DaemonProcess, daemon_process, node_applier
 from tenants_e2e import answer_scenario, register_scenario, sipp_failure, uas_scenario
 from wallet_support import active_funded
 
@@ -54,7 +55,7 @@ class Topology:
     pool: asyncpg.Pool
     edge: EdgeSettings
     kamailio: KamailioRunner
-    nodes: dict[str, Beside]
+    nodes: dict[str, Beside | DaemonProcess]
     tenants: dict[str, str]  # prefix -> tenant id
     passwords: dict[str, str]
     dids: dict[str, str]  # prefix -> DID
@@ -97,6 +98,15 @@ def node_config(tmp: Any, name: str, dsn: str, edge: EdgeSettings, carrier_port:
 @pytest.fixture(scope="module")
 async def topology(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                    pool: asyncpg.Pool) -> AsyncIterator[Topology]:
+    async with edge_world(tmp_path_factory, database_dsn, pool) as topo:
+        yield topo
+
+
+@contextlib.asynccontextmanager
+async def edge_world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str, pool: asyncpg.Pool,
+                     processes: frozenset[str] = frozenset()) -> AsyncIterator[Topology]:
+    """The world; the nodes named in ``processes`` get their daemon as a separate OS process
+    (process_support), the others in-process beside their Asterisk."""
     tmp = tmp_path_factory.mktemp("edge")
     edge = edge_settings(f"k{os.getpid()}", database_dsn)
     carrier_port = free_port(socket.SOCK_DGRAM)
@@ -107,7 +117,9 @@ async def topology(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
         await nodes_store.upsert_node(pool, Node(f"node-{name}", set_id, "127.0.0.1",
                                                  configs[name].asterisk.sip_port))
     async with contextlib.AsyncExitStack() as stack:
-        nodes = {n: await stack.enter_async_context(daemon_beside(configs[n], database_dsn)) for n in configs}
+        nodes: dict[str, Beside | DaemonProcess] = {
+            n: await stack.enter_async_context(daemon_process(configs[n], database_dsn, pool) if n in processes
+                                               else daemon_beside(configs[n], database_dsn)) for n in configs}
         applier = Applier(pool, dialplan_path=nodes["a"].etc_dir / "extensions_tenants.conf",
                           control=AmiControl(nodes["a"].ami))
         tenants, numbering = TenantServices(pool, applier), NumberingServices(pool, applier)
@@ -129,8 +141,11 @@ async def topology(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 per_minute_micros=50_000, toll_free_per_minute_micros=30_000, min_seconds=60,
                 increment_seconds=6))
         # Every node carries every tenant's dialplan (what a failover needs).
-        for beside in nodes.values():
-            await beside.app[tenant_services].applier.apply_dialplan(force=True)
+        for member in nodes.values():
+            if isinstance(member, Beside):
+                await member.app[tenant_services].applier.apply_dialplan(force=True)
+            else:  # an external Asterisk without config_dir: its daemon writes no dialplan file
+                await node_applier(member, pool).apply_dialplan(force=True)
         # Pin through the platform RPC, on the other daemon than the node's own.
         for prefix, node, daemon in (("alpha", "node-a", "b"), ("bravo", "node-b", "a")):
             status, body = await rpc(configs[daemon].http.port, "PUT", f"/v1/platform/tenants/{ids[prefix]}/node",

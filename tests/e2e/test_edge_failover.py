@@ -5,20 +5,22 @@ is printed; docs/scale.md states the bound), node B's daemon records the 20 call
 flagged as ended by failover, each debited once, and the wallet and usage agree.
 
 The world is test_edge's (Kamailio + two Asterisk nodes + two daemons, one PostgreSQL), a fresh
-one for this module: its fixture is imported, so this module gets its own instance.
+one for this module, except that node A's daemon is a separate OS process (``controlplane serve``)
+killed with SIGKILL: its HTTP listener, Asterisk links and heartbeat die with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from edge_support import dialog_call_scenario, sipp_uas
 from tenants_e2e import answer_scenario, uas_scenario
-from test_edge import REREGISTER_DEADLINE_S, Topology, finished, records
-from test_edge import topology  # noqa: F401  # the module-scoped world, one instance here
+from process_support import DaemonProcess
+from test_edge import REREGISTER_DEADLINE_S, Topology, edge_world, finished, records
 from wallet_support import ledger_mismatches
 
 pytestmark = [pytest.mark.e2e]
@@ -29,11 +31,18 @@ ANSWERED_DEADLINE_S = 60.0
 # The dead node's heartbeat expires after node.lease_seconds (10 s here), then the survivor
 # holding calls.failover records within its own lease and period.
 RECORDED_DEADLINE_S = 60.0
+LEASE_SECONDS = 10.0  # node.lease_seconds (the default): the heartbeat renews every third of it
 
 
 async def answered_on_node_a(pool: asyncpg.Pool, tenant: str) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM calls_active WHERE tenant_id = $1"
                                    " AND answered_at IS NOT NULL AND node_id = 'node-a'", tenant))
+
+
+async def heartbeat_after_answers(pool: asyncpg.Pool, tenant: str) -> bool:
+    return bool(await pool.fetchval(
+        "SELECT l.renewed_at > max(a.answered_at) FROM leases l, calls_active a WHERE l.name = 'node:node-a'"
+        " AND a.tenant_id = $1 AND a.node_id = 'node-a' GROUP BY l.renewed_at", tenant))
 
 
 async def flagged(pool: asyncpg.Pool, tenant: str) -> list[asyncpg.Record]:
@@ -43,21 +52,16 @@ async def flagged(pool: asyncpg.Pool, tenant: str) -> list[asyncpg.Record]:
         " WHERE r.tenant_id = $1", tenant))
 
 
-async def kill_daemon_a(t: Topology) -> None:
-    """Node A's daemon gone as with kill -9 (as test_cluster_e2e does it in-process): its jobs
-    stop (they would spin on a closed pool in this process), its connections are cut, nothing is
-    released: its heartbeat and leases are left to expire."""
-    daemon = t.nodes["a"].daemon
-    assert daemon.pool is not None
-    for task in daemon.tasks:
-        task.cancel()
-    await asyncio.gather(*daemon.tasks, return_exceptions=True)
-    daemon.tasks.clear()
-    daemon.pool.terminate()
+@pytest.fixture(scope="module")
+async def topology(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
+                   pool: asyncpg.Pool) -> AsyncIterator[Topology]:
+    """test_edge's world, node A's daemon a separate OS process (what kill -9 must hit)."""
+    async with edge_world(tmp_path_factory, database_dsn, pool, processes=frozenset({"a"})) as topo:
+        yield topo
 
 
 async def test_node_a_killed_during_twenty_calls_records_them_once_and_alpha_moves_to_b(
-        topology: Topology) -> None:  # noqa: F811
+        topology: Topology) -> None:
     t = topology
     alpha = t.tenants["alpha"]
     partner = await t.pool.fetchval("SELECT partner_id FROM tenants WHERE id = $1", alpha)
@@ -78,8 +82,16 @@ async def test_node_a_killed_during_twenty_calls_records_them_once_and_alpha_mov
             [p.returncode for p in failed])
         await asyncio.sleep(0.2)
 
-    t.nodes["a"].runner.kill()  # kill -9 of node A's Asterisk: no CDR will ever come
-    await kill_daemon_a(t)
+    node_a = t.nodes["a"]
+    assert isinstance(node_a, DaemonProcess)
+    # The kill comes after a heartbeat of node A that saw all 20 answered (its last one is the
+    # time of death the calls end at): at most node.lease_seconds / 3 from now.
+    deadline = time.monotonic() + LEASE_SECONDS
+    while not await heartbeat_after_answers(t.pool, alpha):
+        assert time.monotonic() < deadline, "node A's daemon renewed no heartbeat after its calls were answered"
+        await asyncio.sleep(0.1)
+    node_a.runner.kill()  # kill -9 of node A's Asterisk: no CDR will ever come
+    node_a.kill()  # kill -9 of its daemon's process: nothing released, its heartbeat left to expire
     killed = time.monotonic()
 
     registered_at, port = None, 0

@@ -44,6 +44,10 @@ from controlplane.http.ratelimit import RateLimiter
 from controlplane.plugin_list import PLUGINS
 from controlplane.plugins import Context
 
+# Audio uploads (IVR prompts, music on hold, greetings) are raw bodies, sent as bytes like any
+# binary body; the server's own checks (a WAV, not too big or long) answer what is sent.
+schemathesis.serializer.alias("audio/wav", "application/octet-stream")
+
 TOKEN = "fuzz-portal-token"
 PLATFORM_TOKEN = "fuzz-platform-token"
 EXAMPLES = 25
