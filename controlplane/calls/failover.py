@@ -5,7 +5,7 @@ daemon's tracker dies with it. What survives is ``calls_active`` (one row per ca
 its start, answered_at set at answer, deleted in the transaction that records the call; each
 row carries the node that wrote it). When a node's heartbeat lease expires, the daemon holding
 the ``calls.failover`` lease records each of its rows as a call ended at the detected time of
-death (its last heartbeat), flagged in ``failover_records``. Exactly once: the record's
+death (the heartbeat's expiry), flagged in ``failover_records``. Exactly once: the record's
 idempotency key (``call_records.linkedid``) refuses a second record whichever path comes
 second (this job, the dead node's CDRs should its Asterisk have survived, a second survivor),
 and the recording transaction locks the node's heartbeat row and re-checks it is still expired.

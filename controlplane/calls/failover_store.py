@@ -15,13 +15,12 @@ Conn = Connection
 
 async def dead_nodes(conn: Conn, this_node: str) -> list[tuple[str, datetime]]:
     """Nodes (other than ``this_node``) whose heartbeat expired while calls were up on them,
-    with the time of death taken as their last heartbeat: the last moment the node was known
-    alive, so no call is billed for talk time after its node may have died."""
+    with the detected time of death (the heartbeat's expiry)."""
     rows = await conn.fetch(
-        """SELECT substr(l.name, 6) AS node_id, l.renewed_at FROM leases l
+        """SELECT substr(l.name, 6) AS node_id, l.expires_at FROM leases l
            WHERE l.name LIKE 'node:%' AND l.expires_at < now() AND substr(l.name, 6) <> $1
              AND EXISTS (SELECT 1 FROM calls_active a WHERE a.node_id = substr(l.name, 6))""", this_node)
-    return [(r["node_id"], r["renewed_at"]) for r in rows]
+    return [(r["node_id"], r["expires_at"]) for r in rows]
 
 
 async def calls_of(conn: Conn, node_id: str, limit: int) -> list[asyncpg.Record]:

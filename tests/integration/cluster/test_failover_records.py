@@ -50,14 +50,12 @@ async def call_up(pool: asyncpg.Pool, linkedid: str, tenant: str, partner: str, 
 
 
 async def heartbeat(pool: asyncpg.Pool, node: str, expires_in_s: float) -> datetime:
-    """The node's last heartbeat (now), valid for ``expires_in_s``; its time: the time of death
-    a survivor records should the heartbeat expire."""
-    renewed: datetime = await pool.fetchval(
+    expires: datetime = await pool.fetchval(
         "INSERT INTO leases (name, holder, node_id, acquired_at, renewed_at, expires_at)"
         " VALUES ($1, $1, $2, now(), now(), now() + make_interval(secs => $3))"
-        " ON CONFLICT (name) DO UPDATE SET renewed_at = excluded.renewed_at, expires_at = excluded.expires_at"
-        " RETURNING renewed_at", f"node:{node}", node, expires_in_s)
-    return renewed
+        " ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at RETURNING expires_at",
+        f"node:{node}", node, expires_in_s)
+    return expires
 
 
 async def test_a_dead_nodes_calls_are_recorded_once_at_its_time_of_death(database_dsn: str) -> None:
@@ -73,7 +71,7 @@ async def test_a_dead_nodes_calls_are_recorded_once_at_its_time_of_death(databas
         await call_up(node_a, "fo-a-ringing", tenant, partner, now - timedelta(seconds=5), None)
         await call_up(node_b, "fo-b-live", tenant, partner, now - timedelta(seconds=20), now - timedelta(seconds=10))
         assert await node_a.fetchval("SELECT node_id FROM calls_active WHERE linkedid = 'fo-a-0'") == "fo-a"
-        died_at = await heartbeat(node_a, "fo-a", -1.0)  # A's last heartbeat, expired a second ago
+        died_at = await heartbeat(node_a, "fo-a", -1.0)  # A's heartbeat expired a second ago
         await heartbeat(node_b, "fo-b", 30.0)  # B is alive
         balance_before = await node_a.fetchval("SELECT balance FROM partner_wallets WHERE partner_id = $1", partner)
 
