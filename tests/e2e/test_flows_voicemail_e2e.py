@@ -16,7 +16,6 @@ The world is test_voicemail_e2e's (media directory, spool, SMTP) plus a carrier 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 from collections.abc import AsyncIterator
@@ -29,16 +28,15 @@ import asyncpg
 import msgspec
 import pytest
 from flows_support import carrier_dtmf_scenario
-from harness import Beside, calls_config, daemon_beside, free_port
+from harness import Beside, free_port
 from inventory_support import buy_did
-from smtp_support import SmtpServer, smtp_server
+from phone_world import mailing_daemon
+from smtp_support import SmtpServer
 from tenants_e2e import ROOTFS, register_scenario, sipp, sipp_failure
 from test_voicemail_e2e import GREETING_S, RMS_FLOOR, TALK_S, tone_wav
 from voicemail_support import answering_phone_scenario, gsm_seconds, tone_pcap
 from wallet_support import active_funded
 
-from controlplane.asterisk.runner import runner_for
-from controlplane.config import HttpConfig, MailConfig, MediaConfig
 from controlplane.flows.http import services_key as flows_key
 from controlplane.flows.models import DestinationBody, HoursBody, RouteBody, TimeConditionBody
 from controlplane.flows.plugin import applier_key
@@ -92,38 +90,26 @@ class World:
 async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 pool: asyncpg.Pool) -> AsyncIterator[World]:
     workdir = tmp_path_factory.mktemp("flowsvm")
-    async with smtp_server() as smtp:
-        config = calls_config(workdir, instance=f"fvm{os.getpid()}", dsn=database_dsn,
-                              http=HttpConfig(port=free_port(), service_token=SERVICE),
-                              mail=MailConfig(host=smtp.host, port=smtp.port, timeout=5.0))
-        etc = runner_for(config).etc_dir
-        assert etc is not None
-        instance = Path(etc).parent
-        config = msgspec.structs.replace(config, media=MediaConfig(
-            dir=str(instance / "spool" / "media"),
-            asterisk_dir=f"/srv/controlplane/{config.asterisk.instance}/spool/media"))
-        async with daemon_beside(config, database_dsn) as beside:
-            app = beside.app
-            app[applier_key].etc_dir = beside.etc_dir
-            app[voicemail_key].spool = beside.etc_dir.parent / "spool"
-            tenants_svc, numbering = app[tenant_services], app[numbering_services]
-            partner = (await tenants_svc.create_partner(PartnerCreate(name="Flows VM", tier=PartnerTier.BUSINESS))).id
-            await active_funded(pool, partner, 100_000_000)
-            tenant = (await tenants_svc.create_tenant(partner, TenantCreate(
-                name="fvacme", billing_email="a@b.co", sip_prefix="fvacme", timezone="America/Chicago"))).id
-            extensions: dict[str, str] = {}
-            passwords: dict[str, str] = {}
-            for number in ("101", "102"):
-                ext = await numbering.create_extension(partner, tenant, ExtensionCreate(
-                    number=number, display_name="U", voicemail_enabled=number == "101"))
-                extensions[ext.sip_username] = ext.id
-                passwords[ext.sip_username] = ext.secrets.sip_password
-            dids = {n: await buy_did(pool, partner, n, tenant_id=tenant, numbering=numbering)
-                    for n in (DID, DID_RECORDED, DID_QUEUE)}
-            await tenants_svc.applier.wait_applied(10)
-            await app[applier_key].wait_applied(tenant, timeout=10)
-            yield World(beside, pool, smtp, partner, tenant, extensions, passwords, dids,
-                        f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port, workdir)
+    async with mailing_daemon(workdir, "fvm", database_dsn, SERVICE) as (beside, smtp, config):
+        app = beside.app
+        tenants_svc, numbering = app[tenant_services], app[numbering_services]
+        partner = (await tenants_svc.create_partner(PartnerCreate(name="Flows VM", tier=PartnerTier.BUSINESS))).id
+        await active_funded(pool, partner, 100_000_000)
+        tenant = (await tenants_svc.create_tenant(partner, TenantCreate(
+            name="fvacme", billing_email="a@b.co", sip_prefix="fvacme", timezone="America/Chicago"))).id
+        extensions: dict[str, str] = {}
+        passwords: dict[str, str] = {}
+        for number in ("101", "102"):
+            ext = await numbering.create_extension(partner, tenant, ExtensionCreate(
+                number=number, display_name="U", voicemail_enabled=number == "101"))
+            extensions[ext.sip_username] = ext.id
+            passwords[ext.sip_username] = ext.secrets.sip_password
+        dids = {n: await buy_did(pool, partner, n, tenant_id=tenant, numbering=numbering)
+                for n in (DID, DID_RECORDED, DID_QUEUE)}
+        await tenants_svc.applier.wait_applied(10)
+        await app[applier_key].wait_applied(tenant, timeout=10)
+        yield World(beside, pool, smtp, partner, tenant, extensions, passwords, dids,
+                    f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port, workdir)
 
 
 def dest(kind: str, ref: str = "") -> DestinationBody:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import socket
 import subprocess
 import tempfile
@@ -29,15 +28,13 @@ import aiohttp
 import asyncpg
 import msgspec
 import pytest
-from harness import Beside, calls_config, daemon_beside, free_port
-from smtp_support import SmtpServer, smtp_server
-from phone_world import funded_cast, registered_phone
+from harness import Beside, free_port
+from smtp_support import SmtpServer
+from phone_world import funded_cast, mailing_daemon, registered_phone
 from tenants_e2e import ROOTFS, register_scenario, sipp, sipp_failure
 from voicemail_support import (answering_phone_scenario, await_mwi, dtmf_key_pcap, gsm_seconds, keying_caller_scenario,
                                talking_caller_scenario, tone_pcap, unanswered_phone_scenario)
 
-from controlplane.asterisk.runner import runner_for
-from controlplane.config import HttpConfig, MailConfig, MediaConfig
 from controlplane.flows.plugin import applier_key
 from controlplane.recordings.http import services_key as recordings_key
 from controlplane.shared.audio import measure, write_wav
@@ -94,29 +91,16 @@ class World:
 async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                 pool: asyncpg.Pool) -> AsyncIterator[World]:
     workdir = tmp_path_factory.mktemp("voicemail")
-    async with smtp_server() as smtp:
-        config = calls_config(workdir, instance=f"vm{os.getpid()}", dsn=database_dsn,
-                              http=HttpConfig(port=free_port(), service_token=SERVICE),
-                              mail=MailConfig(host=smtp.host, port=smtp.port, timeout=5.0))
-        # The daemon drives an Asterisk it does not run: tell it where that instance keeps its media.
-        etc = runner_for(config).etc_dir
-        assert etc is not None
-        instance = Path(etc).parent
-        config = msgspec.structs.replace(config, media=MediaConfig(
-            dir=str(instance / "spool" / "media"),
-            asterisk_dir=f"/srv/controlplane/{config.asterisk.instance}/spool/media"))
-        async with daemon_beside(config, database_dsn) as beside:
-            app = beside.app
-            app[applier_key].etc_dir = beside.etc_dir
-            app[voicemail_key].spool = beside.etc_dir.parent / "spool"
-            cast = await funded_cast(
-                app, pool, "Voicemail", (("vacme", ("101", "102", "103")), ("vbeta", ("101",))),
-                lambda number: ExtensionCreate(number=number, display_name="U", voicemail_enabled=number == "101"))
-            await app[tenant_services].applier.wait_applied(10)
-            for tenant in cast.tenants.values():  # new tenants get their flows contexts with no flow object
-                await app[applier_key].wait_applied(tenant, timeout=10)
-            yield World(beside, pool, smtp, cast.partner, cast.tenants, cast.extensions, cast.passwords,
-                        f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port, workdir)
+    async with mailing_daemon(workdir, "vm", database_dsn, SERVICE) as (beside, smtp, config):
+        app = beside.app
+        cast = await funded_cast(
+            app, pool, "Voicemail", (("vacme", ("101", "102", "103")), ("vbeta", ("101",))),
+            lambda number: ExtensionCreate(number=number, display_name="U", voicemail_enabled=number == "101"))
+        await app[tenant_services].applier.wait_applied(10)
+        for tenant in cast.tenants.values():  # new tenants get their flows contexts with no flow object
+            await app[applier_key].wait_applied(tenant, timeout=10)
+        yield World(beside, pool, smtp, cast.partner, cast.tenants, cast.extensions, cast.passwords,
+                    f"http://127.0.0.1:{config.http.port}", config.asterisk.sip_port, workdir)
 
 
 def tone_wav(seconds: float) -> bytes:

@@ -5,22 +5,52 @@ runs its scenario."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
-from harness import free_port
+from harness import Beside, calls_config, daemon_beside, free_port
+from smtp_support import SmtpServer, smtp_server
 from tenants_e2e import register_scenario
 from wallet_support import active_funded
 
+from controlplane.asterisk.runner import runner_for
+from controlplane.config import Config, HttpConfig, MailConfig, MediaConfig
+from controlplane.flows.plugin import applier_key
+from controlplane.voicemail.http import services_key as voicemail_key
 from controlplane.tenants.http import numbering_services, tenant_services
 from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerTier, TenantCreate
 
 FUNDS_MICROS = 100_000_000
+
+
+@asynccontextmanager
+async def mailing_daemon(workdir: Path, name: str, dsn: str, service_token: str
+                         ) -> AsyncIterator[tuple[Beside, SmtpServer, Config]]:
+    """A daemon beside its Asterisk that mails through a test SMTP server and keeps media where
+    that Asterisk sees it (voicemail, recordings): the voicemail worlds' common start."""
+    async with smtp_server() as smtp:
+        config = calls_config(workdir, instance=f"{name}{os.getpid()}", dsn=dsn,
+                              http=HttpConfig(port=free_port(), service_token=service_token),
+                              mail=MailConfig(host=smtp.host, port=smtp.port, timeout=5.0))
+        # The daemon drives an Asterisk it does not run: tell it where that instance keeps its media.
+        etc = runner_for(config).etc_dir
+        assert etc is not None
+        config = msgspec.structs.replace(config, media=MediaConfig(
+            dir=str(Path(etc).parent / "spool" / "media"),
+            asterisk_dir=f"/srv/controlplane/{config.asterisk.instance}/spool/media"))
+        async with daemon_beside(config, dsn) as beside:
+            beside.app[applier_key].etc_dir = beside.etc_dir
+            beside.app[voicemail_key].spool = beside.etc_dir.parent / "spool"
+            yield beside, smtp, config
 
 
 @dataclass
