@@ -113,7 +113,9 @@ async def bench(dsn: str, tenants: int, calls: int, rounds: int) -> None:
             made = int(await pool.fetchval("SELECT count(DISTINCT tenant_id) FROM tenant_invoices"))
             total = int(await pool.fetchval("SELECT count(*) FROM tenant_invoices"))
             print(f"round {n + 1}: aggregate {aggregate[-1]:.3f} s ({len(rows)} rows), job {job[-1]:.3f} s"
-                  f" ({report.invoiced} invoices, {report.errors[:1] or 'no errors'})")
+                  f" (reading {report.read_seconds:.3f} s, composing and writing"
+                  f" {report.seconds - report.read_seconds:.3f} s; {report.invoiced} invoices,"
+                  f" {report.errors[:1] or 'no errors'})")
             if made != total or report.errors:
                 VERDICTS.broken("job", f"{total} invoices for {made} tenants; errors {report.errors[:1]}")
                 return

@@ -268,14 +268,16 @@ def _rate_ratio(rate_percent: str) -> tuple[int, int]:
 def compute(lines: Sequence[InvoiceLine], credits_micros: int, tax: Tax | None) -> Computed:
     """Subtotal, credit, tax and total: credits (refunded usage, adjustments) reduce the subtotal down
     to zero at most (what is left over stays for the next invoice); tax is on the credited subtotal."""
-    charged = sum(line.amount_micros for line in lines)
-    applied = min(round_half_up_cents(max(0, credits_micros)), max(0, charged))
-    all_lines = list(lines)
+    charged = sum([line.amount_micros for line in lines])
+    # most invoices have no credit: no rounding, no copy of the lines for it
+    applied = min(round_half_up_cents(credits_micros), max(0, charged)) if credits_micros > 0 else 0
     if applied:
-        all_lines.append(InvoiceLine(LineKind.CREDIT.value, "Credit", "1", -applied, -applied))
+        all_lines = (*lines, InvoiceLine(LineKind.CREDIT.value, "Credit", "1", -applied, -applied))
+    else:
+        all_lines = tuple(lines)
     subtotal = charged - applied
     taxed = tax_micros(subtotal, tax)
-    return Computed(tuple(all_lines), subtotal, taxed, subtotal + taxed, applied)
+    return Computed(all_lines, subtotal, taxed, subtotal + taxed, applied)
 
 
 def due_at(issued_at: datetime, net_terms_days: int) -> datetime:

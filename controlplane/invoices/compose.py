@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
+
 from controlplane.invoices import calc
 from controlplane.invoices.models import (
     BillingTerms,
@@ -38,8 +40,7 @@ class Pending:
     amount_micros: int
 
 
-@dataclass(frozen=True)
-class Composed:
+class Composed(msgspec.Struct, frozen=True, gc=False):
     computed: Computed
     credit_left_micros: int  # what the invoice could not absorb: carried to the next one
 

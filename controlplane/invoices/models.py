@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 
+import msgspec
+
 
 class InvoiceStatus(StrEnum):
     DRAFT = "DRAFT"
@@ -37,8 +39,10 @@ class LineKind(StrEnum):
 ONE_TIME_KINDS = frozenset({LineKind.SETUP, LineKind.PORTING, LineKind.CUSTOM})
 
 
-@dataclass(frozen=True)
-class InvoiceLine:
+# The records the invoice job makes per tenant (lines, usage rows, totals) are msgspec structs:
+# immutable like the frozen dataclasses, made several times faster (a frozen dataclass sets each
+# field through object.__setattr__), and never part of a cycle, so not tracked by the collector.
+class InvoiceLine(msgspec.Struct, frozen=True, gc=False):
     kind: str
     description: str
     quantity: str  # exact decimal (unit-days / period days shown to 4 places: see docs/invoices.md)
@@ -121,8 +125,7 @@ class UnitSpan:
     count: int = 1  # units with this very stretch (the job reads them grouped)
 
 
-@dataclass(frozen=True)
-class ClassSeconds:
+class ClassSeconds(msgspec.Struct, frozen=True, gc=False):
     """Billable seconds of one call class in the period (call_records.billable_s summed)."""
 
     call_class: str  # local | toll_free | international
@@ -144,8 +147,7 @@ class Tax:
     rate_percent: str  # exact decimal string
 
 
-@dataclass(frozen=True)
-class Computed:
+class Computed(msgspec.Struct, frozen=True, gc=False):
     lines: tuple[InvoiceLine, ...]
     subtotal_micros: int
     tax_micros: int

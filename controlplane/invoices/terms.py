@@ -36,6 +36,9 @@ async def last_cycles(conn: Connection, tenant_ids: Sequence[str], now: datetime
     # The cycle depends only on the time zone, the creation time, the anchor and the assignments:
     # tenants that share them (most, in a batch) share one computation.
     seen: dict[tuple[object, ...], Cycle | None] = {}
+    # Equal terms (every partner's copy of a default profile) as one object: the minutes plan is
+    # cached per terms (calc._minute_plan), and a hit on the very object skips comparing fields.
+    same: dict[BillingTerms, BillingTerms] = {}
     for tenant_id, pricing in (await profiles.tenant_pricing_many(conn, list(tenant_ids))).items():
         # the terms by identity: tenant_pricing_many makes one object per profile, and hashing a
         # profile's every field for each of thousands of tenants was a fifth of the lookup's time
@@ -45,6 +48,10 @@ async def last_cycles(conn: Connection, tenant_ids: Sequence[str], now: datetime
             cycle = seen[key]
         else:
             cycle = seen[key] = last_cycle(pricing, now)
+            if cycle is not None:
+                shared = same.setdefault(cycle.terms, cycle.terms)
+                if shared is not cycle.terms:
+                    cycle = seen[key] = Cycle(cycle.start, cycle.end, shared)
         if cycle is not None:
             out[tenant_id] = cycle
     return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import msgspec
 
 from controlplane.db.connection import Connection, Executor
 from controlplane.invoices.models import ClassSeconds, LineKind, Tax, UnitKind, UnitSpan
@@ -17,23 +18,20 @@ from controlplane.invoices.models import ClassSeconds, LineKind, Tax, UnitKind, 
 BILLED_CLASSES = ("local", "toll_free", "international")
 
 
-@dataclass(frozen=True)
-class TenantRow:
+class TenantRow(msgspec.Struct, frozen=True, gc=False):
     tenant_id: str
     partner_id: str
     timezone: str
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(msgspec.Struct, frozen=True, gc=False):
     tenant_id: str
     start: datetime
     end: datetime
 
 
-@dataclass(frozen=True)
-class PendingItem:
+class PendingItem(msgspec.Struct, frozen=True, gc=False):
     item_id: int
     tenant_id: str
     kind: LineKind
@@ -45,7 +43,7 @@ async def tenants_after(conn: Executor, after: str, limit: int) -> list[TenantRo
     """Tenants that are invoiced (not CANCELLED: invoices stop there), in id order."""
     rows = await conn.fetch("SELECT id, partner_id, timezone, created_at FROM tenants WHERE id > $1"
                             " AND status <> 'CANCELLED' ORDER BY id LIMIT $2", after, limit)
-    return [TenantRow(r["id"], r["partner_id"], r["timezone"], r["created_at"]) for r in rows]
+    return [TenantRow(*r) for r in rows]
 
 
 async def tenant_row(conn: Executor, tenant_id: str) -> TenantRow | None:
@@ -64,11 +62,26 @@ async def load_windows(conn: Connection, windows: Sequence[Window]) -> None:
     await conn.execute("ANALYZE invoice_windows")
 
 
-async def invoiced(conn: Executor) -> set[str]:
-    """Tenants of the loaded windows whose cycle invoice for that period exists already."""
-    rows = await conn.fetch("SELECT w.tenant_id FROM invoice_windows w JOIN tenant_invoices i"
-                            " ON i.tenant_id = w.tenant_id AND i.period_start = w.start AND NOT i.off_cycle")
-    return {r["tenant_id"] for r in rows}
+async def invoiced(conn: Executor, windows: Sequence[Window]) -> set[str]:
+    """Tenants whose cycle invoice for their window's period exists already (index probes, the
+    pairs matched here)."""
+    rows = await conn.fetch("SELECT tenant_id, period_start FROM tenant_invoices WHERE tenant_id = ANY($1::text[])"
+                            " AND period_start = ANY($2::timestamptz[]) AND NOT off_cycle",
+                            [w.tenant_id for w in windows], list({w.start for w in windows}))
+    starts = {w.tenant_id: w.start for w in windows}
+    return {tenant_id for tenant_id, start in rows if starts.get(tenant_id) == start}
+
+
+async def plan_per_call(conn: Executor) -> None:
+    """Plan the statements of the caller's transaction for their actual parameters at each call,
+    never with the connection's cached generic plan. The invoice job's statements run again and
+    again on the pool's connections while tenant_invoices grows by thousands of rows between two
+    statistics updates: a generic plan made when the table was (said to be) small scans the
+    whole table at every call (measured in the bench: up to a second per call), a plan made per
+    call sees the arrays and the table's size. Not for a transaction that inserts rows with
+    foreign keys: their checks would be re-planned for every row (store.insert_issued prepares
+    its one statement instead)."""
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 # Up to this many distinct periods in a chunk, usage is read per period with the bare aggregate's
@@ -101,71 +114,118 @@ _PERIOD = ("SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FRO
            " GROUP BY tenant_id, call_class")
 
 
+async def period_seconds(conn: Executor, start: datetime, end: datetime,
+                         tenant_ids: Sequence[str] | None = None) -> dict[str, list[ClassSeconds]]:
+    """One period's billable seconds per tenant and class, read like the bare aggregate reads it
+    (one scan of the period's records): every tenant's (``tenant_ids`` None: the very statement of
+    the bare aggregate) or only those tenants'."""
+    classes = list(BILLED_CLASSES)
+    if tenant_ids is None:
+        rows = await conn.fetch(_PERIOD, start, end, classes)
+    else:
+        rows = await conn.fetch(
+            "SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
+            " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
+            " AND tenant_id = ANY($4::text[]) GROUP BY tenant_id, call_class", start, end, classes, list(tenant_ids))
+    return _by_tenant(rows)
+
+
+def _by_tenant(rows: Sequence[asyncpg.Record]) -> dict[str, list[ClassSeconds]]:
+    out: dict[str, list[ClassSeconds]] = {}
+    for tenant_id, call_class, seconds in rows:
+        found = out.get(tenant_id)
+        if found is None:
+            out[tenant_id] = [ClassSeconds(call_class, int(seconds))]
+        else:
+            found.append(ClassSeconds(call_class, int(seconds)))
+    return out
+
+
 async def seconds_by_class(conn: Connection, windows: Sequence[Window], *, loaded: bool = True,
                            every_tenant: bool = False) -> dict[str, list[ClassSeconds]]:
     """Billable seconds per tenant and class of the calls that started in the tenant's window.
 
     Tenants of one chunk mostly share a period (PAYG: the calendar month; Flat: the anniversary
     day), so each distinct period is read like the bare aggregate reads it, restricted to its
-    tenants. Many distinct periods (Flat tenants spread over the month) would mean as many scans:
-    then one join of the records with the loaded windows (``load_windows``, done here unless
-    ``loaded``) reads them once. ``every_tenant``: the windows are every tenant's that has
-    records (the job's only chunk), so a period is read exactly like the bare aggregate, with no
-    tenant filter, and the tenants not asked for are dropped here."""
+    tenants (``period_seconds``). Many distinct periods (Flat tenants spread over the month) would
+    mean as many scans: then one join of the records with the loaded windows (``load_windows``,
+    done here unless ``loaded``) reads them once. ``every_tenant``: the windows are every tenant's
+    that has records (the job's only chunk), so a single period is read exactly like the bare
+    aggregate, with no tenant filter, and the tenants not asked for are dropped here."""
     by_period: dict[tuple[datetime, datetime], list[str]] = {}
     for w in windows:
         by_period.setdefault((w.start, w.end), []).append(w.tenant_id)
-    classes = list(BILLED_CLASSES)
-    rows: list[asyncpg.Record] = []
     if len(by_period) <= PER_PERIOD_SCANS:
+        out: dict[str, list[ClassSeconds]] = {}
         for (start, end), tenants in by_period.items():
-            if every_tenant and len(by_period) == 1:
-                asked = set(tenants)
-                rows += [r for r in await conn.fetch(_PERIOD, start, end, classes) if r["tenant_id"] in asked]
+            unfiltered = every_tenant and len(by_period) == 1
+            found = await period_seconds(conn, start, end, None if unfiltered else tenants)
+            if not unfiltered:
+                out.update(found)
                 continue
-            rows += await conn.fetch(
-                "SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
-                " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
-                " AND tenant_id = ANY($4::text[]) GROUP BY tenant_id, call_class", start, end, classes, tenants)
-    else:
-        if not loaded:
-            await load_windows(conn, windows)
-        lo, hi = min(w.start for w in windows), max(w.end for w in windows)
-        rows = await conn.fetch(
-            "SELECT w.tenant_id, c.call_class, sum(c.billable_s)::bigint AS seconds FROM invoice_windows w"
-            " JOIN call_records c ON c.tenant_id = w.tenant_id AND c.started_at >= w.start AND c.started_at < w.finish"
-            " WHERE c.call_class = ANY($1::text[]) AND c.started_at >= $2 AND c.started_at < $3"
-            " GROUP BY w.tenant_id, c.call_class", classes, lo, hi)
-    out: dict[str, list[ClassSeconds]] = {}
-    for r in rows:
-        out.setdefault(r["tenant_id"], []).append(ClassSeconds(r["call_class"], int(r["seconds"])))
-    return out
+            for tenant_id in tenants:
+                seconds = found.get(tenant_id)
+                if seconds is not None:
+                    out[tenant_id] = seconds
+        return out
+    if not loaded:
+        await load_windows(conn, windows)
+    lo, hi = min(w.start for w in windows), max(w.end for w in windows)
+    return _by_tenant(await conn.fetch(
+        "SELECT w.tenant_id, c.call_class, sum(c.billable_s)::bigint AS seconds FROM invoice_windows w"
+        " JOIN call_records c ON c.tenant_id = w.tenant_id AND c.started_at >= w.start AND c.started_at < w.finish"
+        " WHERE c.call_class = ANY($1::text[]) AND c.started_at >= $2 AND c.started_at < $3"
+        " GROUP BY w.tenant_id, c.call_class", list(BILLED_CLASSES), lo, hi))
 
 
 _KINDS = {k.value: k for k in UnitKind}
 
 
+def _spans_sql(windows: str, where: str = "") -> str:
+    # the unit history clipped to each tenant's window ``w`` (start, finish), grouped per tenant
+    # as four arrays, then the tenants with the same arrays grouped
+    return ("WITH s AS (SELECT h.tenant_id, h.unit_kind, count(*)::int AS n,"
+            "   GREATEST(h.started_at, w.start) AS lo, LEAST(COALESCE(h.ended_at, w.finish), w.finish) AS hi"
+            f"  FROM {windows} WHERE h.started_at < w.finish AND (h.ended_at IS NULL OR h.ended_at > w.start){where}"
+            "  GROUP BY 1, 2, 4, 5),"
+            " t AS (SELECT tenant_id, array_agg(unit_kind ORDER BY unit_kind, lo, hi) AS kinds,"
+            "   array_agg(n ORDER BY unit_kind, lo, hi) AS ns, array_agg(lo ORDER BY unit_kind, lo, hi) AS los,"
+            "   array_agg(hi ORDER BY unit_kind, lo, hi) AS his FROM s GROUP BY tenant_id)"
+            " SELECT kinds, ns, los, his, array_agg(tenant_id) AS tenants FROM t GROUP BY 1, 2, 3, 4")
+
+
+_SPANS = _spans_sql("invoice_windows w JOIN unit_history h ON h.tenant_id = w.tenant_id")
+_PERIOD_WINDOW = "(SELECT $1::timestamptz AS start, $2::timestamptz AS finish) w, unit_history h"
+_PERIOD_SPANS = _spans_sql(_PERIOD_WINDOW)
+_PERIOD_SPANS_OF = _spans_sql(_PERIOD_WINDOW, " AND h.tenant_id = ANY($3::text[])")
+
+
 async def spans(conn: Executor) -> dict[str, list[UnitSpan]]:
-    """The unit history overlapping each tenant's window, clipped to it and grouped: units present
-    over the same stretch (most often the whole period) come as one span with their count.
+    """The unit history overlapping each loaded window (``load_windows``), clipped to it and
+    grouped: units present over the same stretch (most often the whole period) come as one span
+    with their count.
 
     Tenants whose clipped history is the same (most of a job's: same period, same units) share
     one list: PostgreSQL groups them, so only the distinct histories are decoded here (and the job
     computes their base-fee and unit lines once per list). ``unit_id`` is left empty: the lines
     depend on kind, stretch and count only."""
-    rows = await conn.fetch(
-        "WITH s AS (SELECT h.tenant_id, h.unit_kind, count(*)::int AS n,"
-        "   GREATEST(h.started_at, w.start) AS lo, LEAST(COALESCE(h.ended_at, w.finish), w.finish) AS hi"
-        "  FROM invoice_windows w JOIN unit_history h ON h.tenant_id = w.tenant_id AND h.started_at < w.finish"
-        "   AND (h.ended_at IS NULL OR h.ended_at > w.start) GROUP BY 1, 2, 4, 5),"
-        " t AS (SELECT tenant_id, array_agg(unit_kind ORDER BY unit_kind, lo, hi) AS kinds,"
-        "   array_agg(n ORDER BY unit_kind, lo, hi) AS ns, array_agg(lo ORDER BY unit_kind, lo, hi) AS los,"
-        "   array_agg(hi ORDER BY unit_kind, lo, hi) AS his FROM s GROUP BY tenant_id)"
-        " SELECT kinds, ns, los, his, array_agg(tenant_id) AS tenants FROM t GROUP BY 1, 2, 3, 4")
+    return _spans(await conn.fetch(_SPANS))
+
+
+async def period_spans(conn: Executor, start: datetime, end: datetime,
+                       tenant_ids: Sequence[str] | None = None) -> dict[str, list[UnitSpan]]:
+    """``spans`` with one window for every tenant (``tenant_ids`` None) or for those tenants: no
+    windows table needed, so the job reads them while it still looks the tenants' periods up."""
+    if tenant_ids is None:
+        return _spans(await conn.fetch(_PERIOD_SPANS, start, end))
+    return _spans(await conn.fetch(_PERIOD_SPANS_OF, start, end, list(tenant_ids)))
+
+
+def _spans(rows: Sequence[asyncpg.Record]) -> dict[str, list[UnitSpan]]:
     out: dict[str, list[UnitSpan]] = {}
-    for r in rows:
-        shared = [UnitSpan(_KINDS[k], "", lo, hi, n) for k, n, lo, hi in zip(r["kinds"], r["ns"], r["los"], r["his"])]
-        for tenant_id in r["tenants"]:
+    for kinds, ns, los, his, tenants in rows:
+        shared = [UnitSpan(_KINDS[k], "", lo, hi, n) for k, n, lo, hi in zip(kinds, ns, los, his)]
+        for tenant_id in tenants:
             out[tenant_id] = shared
     return out
 
@@ -187,7 +247,14 @@ async def taxes(conn: Executor, tenant_ids: Sequence[str]) -> dict[str, Tax]:
         "SELECT t.tenant_id, j.name, j.code, j.rate::text AS rate FROM tenant_tax t"
         " JOIN tax_jurisdictions j ON j.id = t.jurisdiction_id"
         " WHERE t.tenant_id = ANY($1::text[]) AND j.enabled", list(tenant_ids))
-    return {r["tenant_id"]: Tax(r["name"], r["code"], r["rate"]) for r in rows}
+    same: dict[tuple[str, str, str], Tax] = {}  # a job's tenants share a few jurisdictions: one Tax each
+    out: dict[str, Tax] = {}
+    for tenant_id, name, code, rate in rows:
+        tax = same.get((name, code, rate))
+        if tax is None:
+            tax = same[(name, code, rate)] = Tax(name, code, rate)
+        out[tenant_id] = tax
+    return out
 
 
 @dataclass(frozen=True)
