@@ -15,6 +15,9 @@ Run: .venv/bin/python bench/bench_webhooks.py   (about a minute; starts its own 
 The receiver checks every delivery's signature (HMAC over timestamp + body, the endpoint's
 secret) and counts the bad ones: target 0. A wait that reaches its deadline with deliveries
 missing fails the run (it never returns as if all had arrived).
+CPU per delivery is printed for the worker, PostgreSQL (postmaster and backends) and the
+receiver, over the worker's whole life and from its first delivery on, beside the bare
+client's and the receiver's per post: on two shared cores the ratio follows these sums.
 Exits 1 if a target is missed (bench/verdict.py). Both worker runs use 64 deliveries in flight
 (BENCH_CONCURRENCY overrides), a 2 s timeout (so a killed worker's leases expire
 after 7 s) and the worker exactly as deployed (``python -m controlplane.webhooks``).
@@ -39,7 +42,7 @@ import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 from verdict import Verdicts  # noqa: E402
-from cpu import cpu_ms  # noqa: E402
+from cpu import CpuMeter, cpu_ms, postmaster_pid  # noqa: E402
 from controlplane import eventloop  # noqa: E402
 
 from controlplane.config import Config, WebhooksConfig  # noqa: E402
@@ -61,6 +64,9 @@ TARGET_RATE = 1_000.0
 TARGET_RATIO = 0.60
 DEADLINE_S = 60.0
 ROOT = Path(__file__).resolve().parent.parent
+# Set to a file name to sample the worker of part (a) with py-spy (collapsed stacks, one per
+# line with its count). The figures of such a run are not comparable: py-spy takes CPU too.
+PROFILE = os.environ.get("BENCH_WORKER_PROFILE")
 
 
 # --- the receiver, in its own process ----------------------------------------------------------
@@ -127,6 +133,14 @@ def start_worker(dsn: str, data_dir: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "controlplane.webhooks"], env=env, cwd=ROOT)
 
 
+def start_profiler(pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` into PROFILE (raw collapsed stacks), when asked for."""
+    if not PROFILE:
+        return None
+    return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--rate", "200",
+                             "--format", "raw", "-o", PROFILE, "--pid", str(pid)], stdout=subprocess.DEVNULL)
+
+
 async def stats(http: aiohttp.ClientSession, base: str, name: str) -> dict[str, float]:
     async with http.get(f"{base}/stats/{name}") as response:
         return await response.json()  # type: ignore[no-any-return]
@@ -190,15 +204,28 @@ async def bare_client(url: str, bodies: list[bytes]) -> None:
 
 # --- the two benchmarks ------------------------------------------------------------------------
 
-async def throughput(pool: asyncpg.Pool, dsn: str, base: str, data_dir: str, verdicts: Verdicts) -> None:
+async def throughput(pool: asyncpg.Pool, dsn: str, base: str, data_dir: str, verdicts: Verdicts,
+                     processes: dict[str, int]) -> None:
     async with aiohttp.ClientSession() as http:
         await make_endpoint(pool, http, base, "tput", "p_tput")
         t0 = time.perf_counter()
         await emit_events(pool, "p_tput", THROUGHPUT_EVENTS)
         print(f"(a) emitted {THROUGHPUT_EVENTS} events in {time.perf_counter() - t0:.1f} s")
         worker = start_worker(dsn, data_dir)
+        profiler = start_profiler(worker.pid)
         started = time.perf_counter()
+        # Whole life (start-up included) and steady state (from the first delivery seen): the
+        # worker, PostgreSQL (postmaster and every backend) and the receiver.
+        whole = CpuMeter({"worker": worker.pid, "receiver": processes["receiver"]},
+                         {"PostgreSQL": processes["postgres"]})
+        steady = CpuMeter(dict(whole.pids), dict(whole.trees))
+        whole.start()
+        steady_started = False
+        first = {"total": 0.0}
         try:
+            first = await wait_total(http, base, "tput", 1, timeout=DEADLINE_S)
+            steady.start()
+            steady_started = True
             got = await wait_total(http, base, "tput", THROUGHPUT_EVENTS, timeout=DEADLINE_S)
             verdicts.exactly(f"(a) events not received within {DEADLINE_S:.0f} s", 0, 0)
         except Missing as exc:
@@ -207,6 +234,12 @@ async def throughput(pool: asyncpg.Pool, dsn: str, base: str, data_dir: str, ver
                              THROUGHPUT_EVENTS - got["total"], 0)
         finally:
             worker_cpu = cpu_ms(worker.pid)  # its whole life: start-up (imports, pool) included
+            whole.stop()  # before the worker's backends exit with its pool (they take their ticks)
+            if steady_started:
+                steady.stop()
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                profiler.wait(30)
             worker.send_signal(signal.SIGTERM)
             worker.wait(10)
         wall = time.perf_counter() - started
@@ -215,16 +248,33 @@ async def throughput(pool: asyncpg.Pool, dsn: str, base: str, data_dir: str, ver
         print(f"(a) worker: {int(got['total'])} received, {delivered} recorded DELIVERED, "
               f"{rate:,.0f} deliveries/s (receiver span {got['span']:.2f} s; {wall:.1f} s incl. start-up)")
         bodies = [r["body"] for r in await pool.fetch("SELECT body FROM events WHERE partner_id = 'p_tput'")]
+        bare_meter = CpuMeter({"receiver": processes["receiver"]}, {"PostgreSQL": processes["postgres"]})
+        bare_meter.start()
         bare_cpu = cpu_ms(os.getpid())
         await bare_client(f"{base}/bare", bodies)
         bare_cpu = cpu_ms(os.getpid()) - bare_cpu
+        bare_meter.stop()
         bare = await stats(http, base, "bare")
         bare_rate = bare["total"] / bare["span"]
         print(f"(a) bare aiohttp client, same bodies, same concurrency ({CONCURRENCY}): {bare_rate:,.0f} posts/s")
         print(f"(a) ratio worker/bare: {rate / bare_rate:.2f}")
         print(f"(a) CPU per delivery: worker {worker_cpu / max(got['total'], 1):.3f} ms (its start-up included),"
               f" bare client {bare_cpu / max(bare['total'], 1):.3f} ms")
+        after_first = got["total"] - first["total"]
+        print(f"(a) CPU per delivery, whole run: {whole.line(got['total'])}")
+        print(f"(a) CPU per delivery, from the first delivery on: {steady.line(after_first)}")
+        print(f"(a) CPU per bare post: client {bare_cpu / max(bare['total'], 1):.2f} ms/call, "
+              f"{bare_meter.line(bare['total'])}")
+        busy = steady.spent.get("worker", 0.0) / 1000 / max(got["span"], 1e-9)
+        print(f"(a) worker busy {busy:.0%} of one core from the first delivery on (under 100%: it also"
+              " waits, on round trips or for the cores)")
+        total_ms = sum(steady.per_call(after_first).values())
+        bare_total_ms = bare_cpu / max(bare["total"], 1) + sum(bare_meter.per_call(bare["total"]).values())
+        print(f"(a) all CPU per delivery (worker + PostgreSQL + receiver): {total_ms:.3f} ms; "
+              f"per bare post (client + receiver + PostgreSQL): {bare_total_ms:.3f} ms")
         verdicts.info("(a) worker CPU per delivery (start-up included)", worker_cpu / max(got["total"], 1), "ms")
+        verdicts.info("(a) PostgreSQL CPU per delivery", whole.per_call(got["total"]).get("PostgreSQL", 0.0), "ms")
+        verdicts.info("(a) worker + PostgreSQL + receiver CPU per delivery (steady)", total_ms, "ms")
         verdicts.info("(a) bare client CPU per post", bare_cpu / max(bare["total"], 1), "ms")
         verdicts.at_least("(a) worker deliveries/s", rate, TARGET_RATE, "/s")
         verdicts.info("(a) bare aiohttp client posts/s", bare_rate, "/s")
@@ -293,7 +343,8 @@ async def main() -> int:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
             assert pool is not None
             try:
-                await throughput(pool, dsn, base, tmp, verdicts)
+                await throughput(pool, dsn, base, tmp, verdicts,
+                                 {"receiver": receiver.pid, "postgres": postmaster_pid(str(server.pgdata))})
                 await crash(pool, dsn, base, tmp, verdicts)
             finally:
                 await pool.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
@@ -48,14 +49,23 @@ async def fan_out(conn: Connection, events: Sequence[Sequenced], max_attempts: i
     return len(rows)
 
 
-async def promote(conn: Connection, groups: Iterable[Group]) -> None:
-    """Mark each group's oldest PENDING delivery ready (idempotent). Inside a transaction."""
+def _buckets(groups: Iterable[Group]) -> list[int]:
+    """The advisory lock keys of ``groups``, sorted: every taker locks in the same order."""
+    return sorted({zlib.crc32(f"{e}\0{k}".encode()) % GROUP_BUCKETS for e, k in groups})
+
+
+async def promote(conn: Connection, groups: Iterable[Group], *, locked: bool = False) -> None:
+    """Mark each group's oldest PENDING delivery ready (idempotent). Inside a transaction.
+
+    Under the groups' advisory locks, taken here unless ``locked`` says an earlier statement of
+    the transaction holds them; this statement's snapshot is then taken after they are held.
+    """
     groups = sorted(set(groups))
     if not groups:
         return
-    buckets = sorted({zlib.crc32(f"{e}\0{k}".encode()) % GROUP_BUCKETS for e, k in groups})
-    await conn.execute("SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b",
-                       GROUP_LOCK_CLASS, buckets)
+    if not locked:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int[]) AS b",
+                           GROUP_LOCK_CLASS, _buckets(groups))
     await conn.execute(
         """UPDATE webhook_deliveries d SET ready = true
            FROM unnest($1::text[], $2::text[]) AS g(endpoint_id, order_key),
@@ -75,10 +85,12 @@ endpoints AS (  -- a skip scan: each endpoint that has ready deliveries
     SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
             WHERE d.ready AND d.endpoint_id > e.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
     FROM endpoints e WHERE e.endpoint_id IS NOT NULL),
-room AS MATERIALIZED (
-    SELECT w.id, $2 - (SELECT count(*) FROM webhook_deliveries d
-                       WHERE d.endpoint_id = w.id AND d.lease_until IS NOT NULL AND d.lease_until > clock.t
-                         AND d.status IN ('PENDING', 'FAILED')) AS n
+room AS MATERIALIZED (  -- counted up to the bound only, in lease order: see below
+    SELECT w.id, $2 - (SELECT count(*) FROM (
+                           SELECT FROM webhook_deliveries d
+                           WHERE d.endpoint_id = w.id AND d.lease_until IS NOT NULL AND d.lease_until > clock.t
+                             AND d.status IN ('PENDING', 'FAILED')
+                           ORDER BY d.lease_until LIMIT $2) AS leased) AS n
     FROM endpoints e JOIN webhook_endpoints w ON w.id = e.endpoint_id AND w.enabled AND w.deleted_at IS NULL,
          clock),
 picked AS (
@@ -101,6 +113,10 @@ RETURNING d.id, d.endpoint_id, d.order_key, d.manual, e.id AS event_id, e.type, 
           d.attempts, d.max_attempts, clock.t AS claimed_at"""
 
 
+# The in-flight count walks the leased index in order with a LIMIT: a plain index scan. Every
+# claim leaves an entry there that its record makes dead, so a busy endpoint has thousands of
+# dead entries with a lease still in the future; a bitmap scan (what a bare count(*) got)
+# visits their heap pages at every claim, an index scan marks them dead once and skips them.
 async def claim(conn: Connection, *, owner: str, offset: timedelta, per_endpoint: int,
                 limit: int, lease: timedelta, exclude: Sequence[int] = ()) -> list[Job]:
     """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` in flight per endpoint.
@@ -120,16 +136,31 @@ async def claim(conn: Connection, *, owner: str, offset: timedelta, per_endpoint
             for r in rows]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    kept: set[int]  # the deliveries still leased by us: their attempts were stored
+    # Whether an endpoint of a kept delivery had a failure counter above 0 when read by the
+    # statement: with none, and no failure in the batch, a tally would write nothing.
+    counting: bool
+
+
 async def record(conn: Connection, outcomes: Sequence[tuple[Outcome, DeliveryStatus, float]],
-                 *, owner: str, offset: timedelta) -> set[int]:
-    """Store attempts (outcome, new status, seconds to the next attempt); ids still leased by us.
+                 *, owner: str, offset: timedelta) -> Recorded:
+    """Store attempts (outcome, new status, seconds to the next attempt).
 
     Inside a transaction: a head whose first attempt ended hands over to the next in its group.
     """
     if not outcomes:
-        return set()
+        return Recorded(set(), False)
+    heads = [o.job for o, _, _ in outcomes if o.job.attempts == 0 and not o.job.manual]
+    # The statement also takes the advisory locks of the groups whose head may hand over (a
+    # round trip saved): the promote below, a later statement, then runs under them. A row
+    # comes back only once the one-row ``locks`` has been produced, and with no row kept
+    # there is nothing to promote. Locking after the row updates cannot deadlock: the
+    # fan-out's promote, the other taker of these locks, never waits on a ready row.
     rows = await conn.fetch(
-        """UPDATE webhook_deliveries d SET
+        """WITH locks AS (SELECT count(pg_advisory_xact_lock($11, b)::text) FROM unnest($12::int[]) AS b)
+           UPDATE webhook_deliveries d SET
                attempts = d.attempts + 1, status = r.status, ready = r.status = 'FAILED',
                due_at = CASE WHEN r.status = 'FAILED' THEN c.t + make_interval(secs => r.delay) ELSE d.due_at END,
                last_attempt_at = r.at, response_status = r.code, error = r.error,
@@ -138,18 +169,17 @@ async def record(conn: Connection, outcomes: Sequence[tuple[Outcome, DeliverySta
                lease_until = NULL, lease_owner = NULL
            FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::timestamptz[], $5::int[], $6::text[],
                        $7::bytea[], $8::bool[]) AS r(id, status, delay, at, code, error, body, truncated),
-                (SELECT now() + $9::interval AS t) c
-           WHERE d.id = r.id AND d.lease_owner = $10
-           RETURNING d.id""",
+                (SELECT now() + $9::interval AS t) c, locks, webhook_endpoints w
+           WHERE d.id = r.id AND d.lease_owner = $10 AND w.id = d.endpoint_id
+           RETURNING d.id, w.consecutive_failures <> 0 AS counting""",
         [o.job.delivery_id for o, _, _ in outcomes], [s.value for _, s, _ in outcomes],
         [d for _, _, d in outcomes], [o.attempted_at for o, _, _ in outcomes],
         [o.response_status for o, _, _ in outcomes], [o.error for o, _, _ in outcomes],
         [o.response_body for o, _, _ in outcomes], [o.response_truncated for o, _, _ in outcomes],
-        offset, owner)
+        offset, owner, GROUP_LOCK_CLASS, _buckets((j.endpoint_id, j.order_key) for j in heads))
     kept = {r["id"] for r in rows}
-    await promote(conn, {(o.job.endpoint_id, o.job.order_key) for o, _, _ in outcomes
-                         if o.job.delivery_id in kept and o.job.attempts == 0 and not o.job.manual})
-    return kept
+    await promote(conn, {(j.endpoint_id, j.order_key) for j in heads if j.delivery_id in kept}, locked=True)
+    return Recorded(kept, any(r["counting"] for r in rows))
 
 
 async def abandon(conn: Connection, endpoint_id: str, reason: str) -> None:

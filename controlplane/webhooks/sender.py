@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from datetime import datetime
@@ -36,8 +35,11 @@ class Sender:
         resolver = GuardedResolver(self._resolve, self._settings.allow)
         connector = aiohttp.TCPConnector(limit=self._settings.max_concurrency, limit_per_host=0,
                                          resolver=resolver, ttl_dns_cache=10)
+        # The attempt's deadline is aiohttp's own total timeout (connect, send, and the reply
+        # read to its end): an asyncio.timeout around each attempt was a second timer per attempt.
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                              headers={"User-Agent": USER_AGENT})
+                                              headers={"User-Agent": USER_AGENT},
+                                              timeout=aiohttp.ClientTimeout(total=self._settings.timeout))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -50,13 +52,12 @@ class Sender:
             secret = self._secret(job.endpoint_id, job.secret_enc)
             self._check_target(job.url)
             headers = signing.headers(secret, job.event_id, int(time.time()), job.body)
-            async with asyncio.timeout(self._settings.timeout):
-                async with self._session.post(job.url, data=job.body, headers=headers,
-                                              allow_redirects=False) as response:
-                    body, truncated = await _read_limited(response)
+            async with self._session.post(job.url, data=job.body, headers=headers,
+                                          allow_redirects=False) as response:
+                body, truncated = await _read_limited(response)
             ok = 200 <= response.status < 300
             return Outcome(job, ok, response.status, None, body, truncated, attempted_at)
-        except TimeoutError:
+        except TimeoutError:  # aiohttp's total timeout (its ServerTimeoutError is one too)
             error = TIMEOUT
         except TargetError as exc:
             error = f"Refused: {exc}"

@@ -1,10 +1,11 @@
 """The delivery worker: dispatch the outbox, claim due deliveries, attempt them, record.
 
-Four loops share one process. The dispatcher stamps positions on committed events
-and fans them out into deliveries; the claimer leases due deliveries (bounded per
-endpoint and overall); each attempt runs as its own task; the recorder writes
-outcomes in batches. Nothing sleeps until a due time: the database holds the
-schedule, and the claimer polls it, woken early by NOTIFY and by its own work.
+Loops share one process. The dispatcher stamps positions on committed events and fans
+them out into deliveries; the pump records finished attempts in batches and claims due
+deliveries into the slots they freed (bounded per endpoint and overall), on one
+connection it holds while there is work; a fixed set of senders (one per slot) make
+the attempts. Nothing sleeps until a due time: the database holds the schedule, and
+the pump polls it, woken early by NOTIFY and by finished attempts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import timedelta
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from controlplane.db.listen import listen_forever
 from controlplane.events import emit, store as events_store
@@ -36,8 +38,12 @@ log = structlog.get_logger(__name__)
 DISPATCH_BATCH = 1000
 RECORD_BATCH = 500
 RECORD_TRIES = 3
-# Claims and records wait this long for company: bigger batches, fewer round trips.
+# Records and claims wait this long for company: bigger batches, fewer round trips; not when
+# this many attempts have finished already (a busy pump's last cycle gathered them: waiting
+# more would keep their slots empty longer).
 COALESCE = 0.002
+COALESCED = 16
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # The worker's own commits (sequencing, claims, outcomes) do not wait for the WAL flush: each
 # waited for an fsync (several ms on a busy disk) while its deliveries held their slots. What
 # a PostgreSQL crash can lose is the last ~0.2 s (wal_writer_delay) of them: outcomes and
@@ -45,6 +51,15 @@ COALESCE = 0.002
 # sequencing is redone from the events, whose own commits stay synchronous. A crash of the
 # worker loses nothing: the server has every commit. (docs/performance.md)
 NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO off"
+# The pump's held connection, set once per session rather than once per transaction (a round
+# trip each), and taken back off before the connection goes back to the pool (whose release runs
+# no reset query: database.py), so no other user of the pool inherits it. No flush wait, as above; and no
+# bitmap scans: the claim's in-flight count must walk the leased index with a plain index scan,
+# which marks the dead entries every record leaves there and then skips them (delivery_store),
+# where the planner's estimate (a handful of rows) picks a bitmap scan that visits them all.
+# The pump's other statements find rows by key and never use a bitmap scan.
+PUMP_SESSION = "SET synchronous_commit TO off; SET enable_bitmapscan TO off"
+PUMP_SESSION_END = "RESET synchronous_commit; RESET enable_bitmapscan"
 # A claim outlives the attempt's timeout by this much before another worker may retry it.
 LEASE_MARGIN = timedelta(seconds=5)
 
@@ -64,10 +79,11 @@ class Worker:
 
     def __post_init__(self) -> None:
         self._events = asyncio.Event()   # new events committed (NOTIFY)
-        self._due = asyncio.Event()      # something may be claimable
-        self._results: asyncio.Queue[Outcome] = asyncio.Queue()
-        self._in_flight: set[int] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._due = asyncio.Event()      # something may be claimable, or an attempt finished
+        self._results: list[Outcome] = []  # finished attempts, not recorded yet
+        self._jobs: asyncio.Queue[tuple[Job, float]] = asyncio.Queue()  # claimed, for the senders
+        self._in_flight: set[int] = set()  # claimed and not recorded yet (queued, sending or finished)
+        self._conn: PoolConnectionProxy | None = None  # the pump's, held while there is work
         self._sender = Sender(self.settings, self.box, self.resolve)
         self._log = log.bind(worker=self.owner)
         self.errors = 0  # database errors survived (logged); tests expect none
@@ -84,12 +100,13 @@ class Worker:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._listen())
                 group.create_task(self._dispatch_loop())
-                group.create_task(self._claim_loop())
-                group.create_task(self._record_loop())
+                group.create_task(self._pump_loop())
+                # One sender per slot, for the worker's life: a task per attempt cost its
+                # creation, a done callback and a set of live tasks, thousands of times a second.
+                for _ in range(self.settings.max_concurrency):
+                    group.create_task(self._send_loop())
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._release()
             await self._sender.close()
 
     async def _listen(self) -> None:
@@ -123,69 +140,112 @@ class Worker:
         """Run a database step; on a database error log it and give up this round (it is retried)."""
         try:
             return await step()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except DB_ERRORS:
             self.errors += 1
             self._log.exception("webhooks.step_failed", step=what)
             await asyncio.sleep(min(self.poll_interval, 1.0))
             return False
 
-    async def _claim_loop(self) -> None:
+    async def _pump_loop(self) -> None:
+        """Record what finished, then claim into the freed slots, on one held connection.
+
+        A slot is idle from its attempt's end until the next claim fills it: here that is one
+        cycle (record transaction, claim statement). Two loops on pooled connections made it a
+        record transaction, a wake-up, a coalescing pause and a claim transaction, with a pool
+        acquire and reset each; two loops on held connections ran side by side and measured
+        worse on two cores (docs/performance.md).
+        """
         while True:
-            await _wait(self._due, self.poll_interval)
-            await asyncio.sleep(COALESCE)
+            if not self._results:
+                await _wait(self._due, self.poll_interval)
+            if len(self._results) < COALESCED:
+                await asyncio.sleep(COALESCE)  # let a few more finish: one round trip records them all
             self._due.clear()
+            batch, self._results = self._results[:RECORD_BATCH], self._results[RECORD_BATCH:]
+            if batch:
+                await self._record_batch(batch)
             await self._guarded("claim", self._claim)
+            if not self._in_flight and not self._results:
+                await self._release()  # idle: the pool gets its connection back
+
+    async def _connection(self) -> PoolConnectionProxy:
+        if self._conn is None:
+            conn = await self.pool.acquire()
+            try:
+                await conn.execute(PUMP_SESSION)
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def _release(self) -> None:
+        """Hand the held connection back (after an error too: the pool discards a broken one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.execute(PUMP_SESSION_END)
+            except DB_ERRORS:
+                # the settings may still be on it: closed, never handed to another user
+                conn.terminate()
+            with contextlib.suppress(*DB_ERRORS):
+                await self.pool.release(conn)
 
     async def _claim(self) -> bool:
         room = self.settings.max_concurrency - len(self._in_flight)
-        if room > 0:  # else the recorder sets _due when attempts finish
+        if room > 0:  # else the pump comes back when attempts finish
             lease = timedelta(seconds=self.settings.timeout) + LEASE_MARGIN
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(NO_FLUSH_WAIT)
+            # One statement, its own transaction: nothing to group it with.
+            try:
                 jobs = await delivery_store.claim(
-                    conn, owner=self.owner, offset=self.clock.offset, exclude=sorted(self._in_flight),
-                    per_endpoint=self.settings.per_endpoint_concurrency, limit=room, lease=lease)
+                    await self._connection(), owner=self.owner, offset=self.clock.offset,
+                    exclude=sorted(self._in_flight), per_endpoint=self.settings.per_endpoint_concurrency,
+                    limit=room, lease=lease)
+            except DB_ERRORS:
+                await self._release()
+                raise
             claimed = time.monotonic()
             for job in jobs:
                 self._in_flight.add(job.delivery_id)
-                task = asyncio.create_task(self._attempt(job, claimed))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._jobs.put_nowait((job, claimed))
         return False
 
-    async def _attempt(self, job: Job, claimed: float) -> None:
-        started = time.monotonic()
-        attempted_at = job.claimed_at + timedelta(seconds=started - claimed)
-        outcome = await self._sender.attempt(job, attempted_at)
-        metrics.WEBHOOK_ATTEMPT_SECONDS.observe(time.monotonic() - started)
-        self._results.put_nowait(outcome)
-
-    async def _record_loop(self) -> None:
+    async def _send_loop(self) -> None:
         while True:
-            batch = [await self._results.get()]
-            await asyncio.sleep(COALESCE)  # let a few more finish: one round trip records them all
-            while not self._results.empty() and len(batch) < RECORD_BATCH:
-                batch.append(self._results.get_nowait())
-            for attempt in range(RECORD_TRIES):
-                try:
-                    await self._record(batch)
-                    break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    # A deadlock victim or a lost connection: the outcomes are still ours to
-                    # record while the leases hold. After that, the deliveries are retried.
-                    self.errors += 1
-                    self._log.exception("webhooks.record_failed", outcomes=len(batch), attempt=attempt + 1)
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            for outcome in batch:
-                self._in_flight.discard(outcome.job.delivery_id)
+            job, claimed = await self._jobs.get()
+            started = time.monotonic()
+            attempted_at = job.claimed_at + timedelta(seconds=started - claimed)
+            outcome = await self._sender.attempt(job, attempted_at)  # never raises for a failed attempt
+            metrics.WEBHOOK_ATTEMPT_SECONDS.observe(time.monotonic() - started)
+            self._results.append(outcome)
             self._due.set()
+
+    async def _record_batch(self, batch: list[Outcome]) -> None:
+        for attempt in range(RECORD_TRIES):
+            try:
+                await self._record(batch)
+                break
+            except DB_ERRORS:
+                # A deadlock victim or a lost connection: the outcomes are still ours to
+                # record while the leases hold. After that, the deliveries are retried.
+                self.errors += 1
+                self._log.exception("webhooks.record_failed", outcomes=len(batch), attempt=attempt + 1)
+                await self._release()
+                await asyncio.sleep(0.2 * (attempt + 1))
+        for outcome in batch:
+            self._in_flight.discard(outcome.job.delivery_id)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         rows = [(o, *_next_state(o)) for o in outcomes]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(NO_FLUSH_WAIT)
-            kept = await delivery_store.record(conn, rows, owner=self.owner, offset=self.clock.offset)
-            tallies = _tallies([o for o in outcomes if o.job.delivery_id in kept])
+        conn = await self._connection()
+        async with conn.transaction():
+            recorded = await delivery_store.record(conn, rows, owner=self.owner, offset=self.clock.offset)
+            kept = recorded.kept
+            counted = [o for o in outcomes if o.job.delivery_id in kept]
+            # The tally changes a counter only after a failure or where one is above 0: a round
+            # trip saved on the common all-delivered batch to healthy endpoints.
+            needed = recorded.counting or not all(o.ok for o in counted)
+            tallies = _tallies(counted) if needed else []
             tripped = await store.tally_attempts(conn, tallies, schedule.AUTO_DISABLE_AFTER)
             for trip in tripped:
                 endpoint = trip.endpoint

@@ -231,3 +231,28 @@ async def _statuses(pool: asyncpg.Pool, endpoint_id: str | None, status: str, co
 
 async def _any_delivery(pool: asyncpg.Pool, endpoint_id: str) -> str:
     return f"dlv_{await pool.fetchval('SELECT min(id) FROM webhook_deliveries WHERE endpoint_id = $1', endpoint_id)}"
+
+
+async def test_the_worker_hands_its_connection_back_with_the_pools_settings(database_dsn: str) -> None:
+    """The worker's held connection runs without flush waits; the daemon's pool releases
+    connections with no reset query, so the worker must take its settings back off itself, or
+    the next user (the wallet, the recorder) would commit money without waiting for the WAL."""
+    from controlplane.db.database import create_pool
+
+    pool = await create_pool(database_dsn, min_size=1, max_size=3)
+    try:
+        async with receiver() as rx, running_worker(pool, settings()) as worker:
+            ep = await endpoint(pool, "p_session", rx.on("/ok", ok))
+            await emit_one(pool, "p_session")
+            await eventually(lambda: _statuses(pool, ep.id, "DELIVERED", 1), message="delivered")
+            await eventually(lambda: worker._conn is None, message="the worker went idle")
+        held = [await pool.acquire(timeout=5) for _ in range(3)]  # every connection of the pool
+        try:
+            for conn in held:
+                assert await conn.fetchval("SHOW synchronous_commit") == "on"
+                assert await conn.fetchval("SHOW enable_bitmapscan") == "on"
+        finally:
+            for conn in held:
+                await pool.release(conn)
+    finally:
+        await pool.close()
