@@ -12,6 +12,7 @@ import structlog
 
 from controlplane.config import Config
 from controlplane.db.embedded import EmbeddedPostgres
+from controlplane.db.fair_pool import make_fair
 from controlplane.db.migrate import migrate
 
 DATABASE_NAME = "controlplane"
@@ -103,7 +104,7 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, *, node_i
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_keep_session,
                                      server_settings=settings)
     assert pool is not None
-    return pool
+    return make_fair(pool)  # connections in arrival order: the API's p99 (fair_pool.py)
 
 
 async def migrate_dsn(dsn: str) -> int:
