@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import secrets
 import socket
@@ -51,6 +52,7 @@ from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
 from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane import eventloop  # noqa: E402
 from controlplane.eventloop import loop_name  # noqa: E402
+from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.limits.agi import AgiServer  # noqa: E402
 from controlplane.limits.engine import Engine  # noqa: E402
 from controlplane.limits.models import LimitsBody  # noqa: E402
@@ -133,6 +135,46 @@ async def main(dsn: str) -> None:
     VERDICTS.info("part 1: FastAGI round trip p99 (incl. client, no load)", pct(agi_times, .99), "ms")
     print(f"admission over FastAGI (TCP round trip incl. client): p50 {pct(agi_times, .5):.3f} ms"
           f"  p99 {pct(agi_times, .99):.3f} ms  mean {statistics.mean(agi_times) * 1000:.3f} ms")
+
+
+class GcPauses:
+    """The daemon's garbage collections (``gc.callbacks``) during the measured runs: a
+    collection is a pause for every decision waiting behind it."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def observe(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self.started) * 1000)
+
+    def line(self) -> str:
+        return ", ".join(f"gen{g} {len(p)} x (max {max(p, default=0):.2f} ms)" for g, p in self.pauses.items())
+
+
+async def tasks_processed(ami: AmiClient) -> int:
+    return sum((await processors(ami)).values())
+
+
+async def processors(ami: AmiClient) -> dict[str, int]:
+    """Tasks Asterisk's taskprocessors have run so far (``core show taskprocessors``, summed):
+    each stasis message (a dialplan step, a variable set, an AGI command...) is queued to
+    every subscriber's processor, so the count per call measures the work a dialplan adds
+    whatever the machine's load, where CPU time and switches do not."""
+    reply = await ami.action({"Action": "Command", "Command": "core show taskprocessors"}, check=False)
+    first = reply[0] if isinstance(reply, list) else reply
+    output = first.get("Output", "")
+    lines = output if isinstance(output, list) else str(output).splitlines()
+    found: dict[str, int] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1].isdigit():
+            name = fields[0].rsplit("-", 1)[0] if fields[0].rsplit("-", 1)[-1].isalnum() else fields[0]
+            found[name] = found.get(name, 0) + int(fields[1])
+    return found
 
 
 async def uac_run(work: Path, sip_port: int, name: str, seconds: int) -> tuple[int, int, float]:
@@ -231,15 +273,27 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
                                  {"PostgreSQL": postmaster_pid(PGDATA[0])}) for side in totals}
         server.latencies.clear()
         server.exchanges.clear()
+        tasks = {side: 0 for side in totals}
+        pauses = GcPauses()
         for _ in range(ROUNDS):
             for name in ("without", "with"):
                 await render(AdmissionStep.OFF if name == "without" else AdmissionStep.FAIL_CLOSED)
                 await asyncio.sleep(2.0)  # the recorder drains the previous run
                 server.keep_latencies = name == "with"
+                if name == "with":
+                    gc.callbacks.append(pauses.observe)
+                before = await processors(ami)
                 meters[name].start()
                 ok, failed, wall = await uac_run(work, config.asterisk.sip_port, name, seconds)
                 meters[name].stop()
+                after = await processors(ami)
+                tasks[name] += sum(after.values()) - sum(before.values())
+                if os.environ.get("BENCH_TASKS"):
+                    top = sorted(((after[k] - before.get(k, 0)) / max(ok, 1), k) for k in after)[-12:]
+                    print(name, [(k, round(v, 1)) for v, k in reversed(top)])
                 server.keep_latencies = False
+                if pauses.observe in gc.callbacks:
+                    gc.callbacks.remove(pauses.observe)
                 total = totals[name]
                 total[0], total[1], total[2] = total[0] + ok, total[1] + failed, total[2] + wall
         (ok_a, failed_a, wall_a), (ok_b, failed_b, wall_b) = totals["without"], totals["with"]
@@ -250,11 +304,16 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         print(f"call rate with/without admission: {ratio:.3f}  target >= {TARGET_RATIO}")
         print(f"CPU without admission: {meters['without'].line(ok_a)}")
         print(f"CPU with admission:    {meters['with'].line(ok_b)}")
+        tasks_a, tasks_b = tasks["without"] / max(ok_a, 1), tasks["with"] / max(ok_b, 1)
+        print(f"Asterisk taskprocessor tasks per call (stasis messages and other queued work): "
+              f"without {tasks_a:.0f}, with {tasks_b:.0f}")
+        VERDICTS.info("Asterisk tasks per call added by admission", tasks_b - tasks_a)
         cpu_a, cpu_b = meters["without"].per_call(ok_a), meters["with"].per_call(ok_b)
         for who in ("daemon", "Asterisk", "PostgreSQL"):
             VERDICTS.info(f"{who} CPU per call without admission", cpu_a[who], "ms")
             VERDICTS.info(f"{who} CPU per call with admission", cpu_b[who], "ms")
         print(wallet_line(app[limit_services].engine, partner))
+        print(f"daemon GC during the runs with admission: {pauses.line()}")
         decisions, exchanges = server.latencies, server.exchanges
         p99 = pct(decisions, .99) if decisions else float("inf")
         if decisions:

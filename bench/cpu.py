@@ -31,6 +31,28 @@ def cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * TICK_MS
 
 
+def switches(pid: int) -> int:
+    """Voluntary context switches (waits) of every thread of ``pid`` so far (0 when gone).
+
+    Each wait for a reply costs a thread a switch out and back; on a virtual machine a
+    switch is dear, so a per-call count shows the cost of a round trip that CPU time hides
+    in the kernel's share."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.rsplit(None, 1)[-1])
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def children(pid: int) -> list[int]:
     """The direct children of ``pid`` (PostgreSQL's backends under its postmaster)."""
     found = []
@@ -60,7 +82,9 @@ class CpuMeter:
     # daemon and the bench are opened before ``start()``.
     trees: dict[str, int] = field(default_factory=dict)
     spent: dict[str, float] = field(default_factory=dict)
+    switched: dict[str, int] = field(default_factory=dict)
     _at: dict[str, float] = field(default_factory=dict)
+    _switches_at: dict[str, int] = field(default_factory=dict)
 
     def _now(self) -> dict[str, float]:
         now = {name: cpu_ms(pid) for name, pid in self.pids.items()}
@@ -70,14 +94,19 @@ class CpuMeter:
 
     def start(self) -> None:
         self._at = self._now()
+        self._switches_at = {name: switches(pid) for name, pid in self.pids.items()}
 
     def stop(self) -> None:
         for name, ms in self._now().items():
             self.spent[name] = self.spent.get(name, 0.0) + ms - self._at.get(name, 0.0)
+        for name, pid in self.pids.items():
+            self.switched[name] = self.switched.get(name, 0) + switches(pid) - self._switches_at.get(name, 0)
 
     def per_call(self, calls: float) -> dict[str, float]:
         return {name: ms / max(calls, 1) for name, ms in self.spent.items()}
 
     def line(self, calls: float) -> str:
         per = self.per_call(calls)
-        return ", ".join(f"{name} {ms:.2f} ms/call ({self.spent[name] / 1000:.1f} s CPU)" for name, ms in per.items())
+        cpu = ", ".join(f"{name} {ms:.2f} ms/call ({self.spent[name] / 1000:.1f} s CPU)" for name, ms in per.items())
+        switched = ", ".join(f"{name} {n / max(calls, 1):.0f}" for name, n in self.switched.items())
+        return f"{cpu}; waits (voluntary switches) per call: {switched}"

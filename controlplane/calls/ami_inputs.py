@@ -7,7 +7,10 @@ types is this adapter's job, so the core imports nothing from the daemon.
 Why AMI and not ARI: AMI reports every channel of every call (ARI only those in
 a Stasis application unless subscribed to all), and every AMI channel event
 carries ``Linkedid`` (the call) and ``AccountCode`` (the tenant, set on each
-endpoint by provisioning), so no lookup is needed to group and attribute.
+endpoint by provisioning), so no lookup is needed to group and attribute. A carrier
+call takes its tenant's accountcode in the DID's context (``NewAccountCode``). The
+``TENANT_ID`` channel variable is not read: Asterisk is told not to publish variable
+sets at all (stasis.conf), the dearest per-call traffic it had.
 ``timestampevents = yes`` gives each event Asterisk's own time.
 """
 
@@ -19,12 +22,11 @@ from typing import Any
 
 from cdr_ingest.callflow import (ChannelClosed, ChannelOpened, ChannelUp, DialEnded, DialStarted, Input,
                                  TenantTagged)
-from controlplane.asterisk.events import AmiEvent, DialBegin, DialEnd, Hangup, Newchannel, Newstate, VarSet
+from controlplane.asterisk.events import AmiEvent, DialBegin, DialEnd, Hangup, Newchannel, Newstate
 
 __all__ = ["event_time", "to_input", "show_channels"]
 
 _UP = 6  # AST_STATE_UP
-_TENANT_VAR = "TENANT_ID"
 
 
 def event_time(headers: Mapping[str, Any], now: datetime) -> datetime:
@@ -64,10 +66,6 @@ def to_input(event: AmiEvent, now: datetime) -> Input | None:
             return None
         return DialStarted(event_time(event.headers, now), linked, event.dest_uniqueid, event.dest_channel,
                            event.exten, event.uniqueid)
-    if isinstance(event, VarSet):
-        if event.variable.lstrip("_") != _TENANT_VAR or not event.value or not event.linkedid:
-            return None
-        return TenantTagged(event_time(event.headers, now), event.linkedid, event.value)
     if event.event == "NewAccountCode":
         linked, code = _header(event.headers, "Linkedid"), _header(event.headers, "AccountCode")
         if linked and code:

@@ -66,10 +66,20 @@ def _missing() -> list[str]:
     return missing
 
 
+# Every port handed out to this stack: a port is only free until something binds it, and the
+# services bind theirs much later, so two picks must never return the same number (the AGI
+# listener once got the port already given to Kamailio).
+_GIVEN: set[int] = set()
+
+
 def _udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def _port() -> int:
@@ -78,11 +88,14 @@ def _port() -> int:
         with socket.socket() as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = int(tcp.getsockname()[1])
+            if port in _GIVEN:
+                continue
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                     udp.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _GIVEN.add(port)
             return port
 
 

@@ -25,7 +25,8 @@ async def agi_admit(port: int, tenant: str, number: str, call_id: str, direction
         elif line.startswith("EXEC MSet "):  # name=value,name=value (no commas in our values)
             for pair in line.rstrip("\n")[len("EXEC MSet "):].strip('"').split(","):
                 name, _, value = pair.partition("=")
-                variables[name] = value
+                if not name.endswith(")"):  # a function write (the timeout cleared), not a variable
+                    variables[name] = value
         writer.write(b"200 result=1\n")
         await writer.drain()
     writer.close()

@@ -178,8 +178,11 @@ def test_admission_step_and_fail_policy_come_from_config() -> None:
     opened = _contexts(render_dialplan(STATE, admission=AdmissionStep.FAIL_OPEN))["cp-admit"]
     # A missing astdb address is "unreachable" (the policy), never "no admission".
     for lines in (closed, opened):
-        assert lines[0] == "exten => out,1,GotoIf($[${DB_EXISTS(controlplane/admission)}]?ask)"
-        assert lines[2] == " same => n,Goto(unreachable)"
+        # the address is read from astdb by the AGI step itself: a missing key makes it AGI of
+        # "/admit" (NOTFOUND, no answer), which falls through to the policy
+        assert lines[1].startswith(" same => n,AGI(${DB(controlplane/admission)}/admit,"), lines[1]
+        assert lines[2:4] == [' same => n,GotoIf($["${CP_ADMIT}" = "ok"]?done)',
+                              ' same => n,GotoIf($["${CP_ADMIT}" != ""]?refuse)']
         assert not any("admission_fail" in line for line in lines)
     after = closed[[i for i, line in enumerate(closed) if "n(unreachable)" in line][0] + 1]
     assert after == " same => n,Hangup(34)"
