@@ -11,12 +11,12 @@ handler (own process too) running the same asyncpg query and encoding the row (i
 baseline; no response cache on either side). One aiohttp load client in this process.
 
 Phase 1, saturation: 50 closed-loop workers on loopback, bounded by request count and time;
-requests/s of each and their ratio (the >= 0.60 target); p50/p99 there are INFO only: with 50
-clients always waiting, latency is mostly queueing (Little's law: 50 / rate) on 2 shared cores.
-Phase 2, the latency target (p99 < 50 ms): an open loop at a fixed offered rate, half the bare
-handler's phase-1 rate of the same run, for both servers; requests start on a schedule and
-latency runs from the scheduled start, so a stall delays the requests behind it and is counted
-(no coordinated omission). A fresh key per phase (its 10,000/min limit would otherwise
+requests/s of each and their ratio (the >= 0.60 target), and the full stack's p99 (the < 50 ms
+target: issue 18 measured its 121 ms this way, so the target is held to the same load).
+Phase 2, INFO: an open loop at a fixed offered rate, half the bare handler's phase-1 rate of
+the same run (some 70-80 % of the full stack's own capacity), for both servers; requests start
+on a schedule and latency runs from the scheduled start, so a stall delays the requests behind
+it and is counted (no coordinated omission): the harder view of the same tail. A fresh key per phase (its 10,000/min limit would otherwise
 answer 429s); the partner limit is raised for the run.
 """
 
@@ -340,12 +340,12 @@ async def main(requests: int, seconds: float, open_seconds: float, open_load: fl
     verdicts.info("bare aiohttp handler (same asyncpg query)", bare["rps"], "req/s")
     verdicts.at_least("full stack / bare handler", full["rps"] / bare["rps"], TARGET_RATIO)
     verdicts.info(f"open loop: offered rate ({open_load:.0%} of the bare handler's)", rate, "req/s")
-    verdicts.below("full stack p99, open loop", full_open["p99_ms"], TARGET_P99_MS, "ms")
+    verdicts.below("full stack p99 at saturation (50 closed-loop clients)", full["p99_ms"], TARGET_P99_MS, "ms")
+    verdicts.info("full stack p99, open loop", full_open["p99_ms"], "ms")
     verdicts.info("bare handler p99, open loop (for scale)", bare_open["p99_ms"], "ms")
     # The load client's own lag (starts behind schedule) is inside both p99s: shown so a starved
     # client is told apart from a slow server.
     verdicts.info("open loop: client start lag p99 (full stack's run)", full_open["late_p99_ms"], "ms")
-    verdicts.info("full stack p99 at saturation (50 closed-loop clients)", full["p99_ms"], "ms")
     verdicts.info("bare handler p99 at saturation (the same load)", bare["p99_ms"], "ms")
     verdicts.info("full stack server CPU per request", cpu["full"]["server"], "ms")
     verdicts.info("bare handler server CPU per request", cpu["bare"]["server"], "ms")

@@ -93,12 +93,10 @@ async def read_chunk(pool: asyncpg.Pool, tenants: list[TenantRow], now: datetime
                 usage_early = asyncio.create_task(_on(pool, snapshot, lambda c: usage_store.period_seconds(
                     c, early[0], early[1], of)))
                 side_early = asyncio.create_task(_on(pool, snapshot, lambda c: _side(c, early, of, chunk)))
-            cycles, windows, skipped = await _cycles(conn, by_id, chunk, now, lookup)
-            done = await usage_store.invoiced(conn, windows) if windows else set()
-            todo = [w for w in windows if w.tenant_id not in done]
-            ids = sorted((w.tenant_id for w in todo), key=lambda tid: (by_id[tid].partner_id, tid))
-            if not ids:
-                return ChunkInputs([], by_id, cycles, {}, {}, {}, {}, currency(), skipped, len(done))
+            work = await _todo(conn, by_id, chunk, now, lookup)
+            if not work.ids:
+                return work.nothing(by_id)
+            todo, ids = work.todo, work.ids
             rest = todo if early is None else [w for w in todo if (w.start, w.end) != early]
             spans: dict[str, list[UnitSpan]] = {}
             if rest:
@@ -126,7 +124,8 @@ async def read_chunk(pool: asyncpg.Pool, tenants: list[TenantRow], now: datetime
                 if (shared := side.spans.get(w.tenant_id)) is not None:
                     spans[w.tenant_id] = shared
     assert side is not None
-    return ChunkInputs(ids, by_id, cycles, seconds, spans, side.items, side.taxes, currency(), skipped, len(done))
+    return ChunkInputs(ids, by_id, work.cycles, seconds, spans, side.items, side.taxes, currency(), work.skipped,
+                       work.done)
 
 
 async def _early(conn: Connection, lookup: TermsLookup, chunk: list[str], now: datetime) -> Period | None:
@@ -148,28 +147,44 @@ async def _on(pool: asyncpg.Pool, snapshot: str, read: Callable[[Connection], Aw
         return await read(conn)
 
 
-async def _cycles(conn: Connection, by_id: dict[str, TenantRow], chunk: list[str], now: datetime,
-                  lookup: TermsLookup) -> tuple[dict[str, Cycle], list[Window], int]:
-    """The chunk's cycles ended at ``now``, their windows, and how many tenants have none."""
+@dataclass(frozen=True)
+class _Todo:
+    """The chunk's cycles ended at ``now``; of their windows, those not invoiced yet (``todo``,
+    their tenants in ``ids`` by partner); how many tenants have no cycle and how many are done."""
+
+    cycles: dict[str, Cycle]
+    todo: list[Window]
+    ids: list[str]
+    skipped: int
+    done: int
+
+    def nothing(self, by_id: dict[str, TenantRow]) -> ChunkInputs:
+        return ChunkInputs([], by_id, self.cycles, {}, {}, {}, {}, currency(), self.skipped, self.done)
+
+
+async def _todo(conn: Connection, by_id: dict[str, TenantRow], chunk: list[str], now: datetime,
+                lookup: TermsLookup) -> _Todo:
     cycles: dict[str, Cycle] = {}
     found = await lookup(conn, chunk, now)
     for tid in chunk:
         cycle = found.get(tid)
         if cycle is not None and cycle.end <= now and cycle.end > by_id[tid].created_at:
             cycles[tid] = cycle
-    return cycles, [Window(tid, c.start, c.end) for tid, c in cycles.items()], len(chunk) - len(cycles)
+    windows = [Window(tid, c.start, c.end) for tid, c in cycles.items()]
+    done = await usage_store.invoiced(conn, windows) if windows else set()
+    todo = [w for w in windows if w.tenant_id not in done]
+    ids = sorted((w.tenant_id for w in todo), key=lambda tid: (by_id[tid].partner_id, tid))
+    return _Todo(cycles, todo, ids, len(chunk) - len(cycles), len(done))
 
 
 async def _read_inline(conn: Connection, by_id: dict[str, TenantRow], chunk: list[str], now: datetime,
                        lookup: TermsLookup, every_tenant: bool) -> ChunkInputs:
-    cycles, windows, skipped = await _cycles(conn, by_id, chunk, now, lookup)
-    done = await usage_store.invoiced(conn, windows) if windows else set()
-    todo = [w for w in windows if w.tenant_id not in done]
-    ids = sorted((w.tenant_id for w in todo), key=lambda tid: (by_id[tid].partner_id, tid))
-    if not ids:
-        return ChunkInputs([], by_id, cycles, {}, {}, {}, {}, currency(), skipped, len(done))
-    await usage_store.load_windows(conn, todo)
-    seconds = await usage_store.seconds_by_class(conn, todo, every_tenant=every_tenant)
-    return ChunkInputs(ids, by_id, cycles, seconds, await usage_store.spans(conn),
+    found = await _todo(conn, by_id, chunk, now, lookup)
+    if not found.ids:
+        return found.nothing(by_id)
+    ids = found.ids
+    await usage_store.load_windows(conn, found.todo)
+    seconds = await usage_store.seconds_by_class(conn, found.todo, every_tenant=every_tenant)
+    return ChunkInputs(ids, by_id, found.cycles, seconds, await usage_store.spans(conn),
                        await usage_store.pending_items(conn, ids), await usage_store.taxes(conn, ids), currency(),
-                       skipped, len(done))
+                       found.skipped, found.done)

@@ -33,26 +33,23 @@ def billing_terms(t: ProfileTerms) -> BillingTerms:
 
 async def last_cycles(conn: Connection, tenant_ids: Sequence[str], now: datetime) -> dict[str, Cycle]:
     out: dict[str, Cycle] = {}
+    # Equal cycles (same period, equal terms: every partner's copy of a default profile) as one
+    # object: the job computes the fixed lines once per cycle object, and the minutes plan is
+    # cached per terms (calc._minute_plan), where a hit on the very object skips comparing fields.
+    same: dict[Cycle, Cycle] = {}
+    same_terms: dict[BillingTerms, BillingTerms] = {}
     # The cycle depends only on the time zone, the creation time, the anchor and the assignments:
-    # tenants that share them (most, in a batch) share one computation.
-    seen: dict[tuple[object, ...], Cycle | None] = {}
-    # Equal terms (every partner's copy of a default profile) as one object: the minutes plan is
-    # cached per terms (calc._minute_plan), and a hit on the very object skips comparing fields.
-    same: dict[BillingTerms, BillingTerms] = {}
-    for tenant_id, pricing in (await profiles.tenant_pricing_many(conn, list(tenant_ids))).items():
-        # the terms by identity: tenant_pricing_many makes one object per profile, and hashing a
-        # profile's every field for each of thousands of tenants was a fifth of the lookup's time
-        key = (pricing.timezone, pricing.created_at, pricing.anchor_override,
-               tuple([(a.since, id(a.terms), a.anchor_day) for a in pricing.assignments]))
-        if key in seen:
-            cycle = seen[key]
-        else:
-            cycle = seen[key] = last_cycle(pricing, now)
-            if cycle is not None:
-                shared = same.setdefault(cycle.terms, cycle.terms)
-                if shared is not cycle.terms:
-                    cycle = seen[key] = Cycle(cycle.start, cycle.end, shared)
-        if cycle is not None:
+    # the tenants that share them come as one group (profiles.pricing_groups, grouped in
+    # PostgreSQL), so the period rule runs once per group, not per tenant.
+    for pricing, ids in await profiles.pricing_groups(conn, list(tenant_ids)):
+        cycle = last_cycle(pricing, now)
+        if cycle is None:
+            continue
+        terms = same_terms.setdefault(cycle.terms, cycle.terms)
+        if terms is not cycle.terms:
+            cycle = Cycle(cycle.start, cycle.end, terms)
+        cycle = same.setdefault(cycle, cycle)
+        for tenant_id in ids:
             out[tenant_id] = cycle
     return out
 
