@@ -53,7 +53,7 @@ class AgiServer:
         # decision made) and the whole exchange (environment read -> last reply read).
         self.latencies: list[float] = []
         self.exchanges: list[float] = []
-        # The decision's own CPU (the thread's time): what the wall time less the waits for
+        # The decision's own CPU (the thread's time): the wall time above, less any wait for
         # a core on a saturated machine.
         self.cpu_latencies: list[float] = []
         self.keep_latencies = False

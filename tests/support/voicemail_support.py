@@ -87,13 +87,18 @@ def talking_caller_scenario(pcap: Path, *, wait_ms: int, talk_ms: int, answer_ti
                             keys_first: Sequence[Path] = ()) -> str:
     """A phone (digest auth: -au/-ap, [field0] the user) calls [service]; once answered it keys
     ``keys_first`` (if any), waits ``wait_ms``, replays ``pcap`` for ``talk_ms`` and hangs up.
-    A re-INVITE from Asterisk while it waits or talks (a connected-line update) is answered and the wait goes on."""
+    A re-INVITE from Asterisk while it waits, keys or talks (a connected-line update) is answered
+    and the wait goes on."""
     reinvite = (_reply("200 OK", _CONTACT + "Content-Type: application/sdp\n", _SDP)
                 + '  <recv request="ACK" next="{back}"/>\n')
     body = _HEAD.format(name="talking-caller")
     body += _answered_call(answer_timeout_ms)
-    for key in keys_first:  # DTMF key presses (RFC 4733 pcaps) before the talking
-        body += f'  <pause milliseconds="400"/>\n  <nop><action><exec play_pcap_audio="{key}"/></action></nop>\n'
+    for i, key in enumerate(keys_first):  # DTMF key presses (RFC 4733 pcaps) before the talking,
+        # each after 400 ms in which a re-INVITE is answered too (it came there once, in CI)
+        wait, done = 10 + 2 * i, 11 + 2 * i
+        body += (f'  <label id="{wait}"/>\n  <recv request="INVITE" timeout="400" ontimeout="{done}"/>\n'
+                 + reinvite.format(back=wait) + f'  <label id="{done}"/>\n'
+                 f'  <nop><action><exec play_pcap_audio="{key}"/></action></nop>\n')
     body += (f'  <label id="1"/>\n  <recv request="INVITE" timeout="{max(wait_ms, 1)}" ontimeout="3"/>\n'
              + reinvite.format(back=1) + '  <label id="3"/>\n'
              f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
