@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +26,10 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import asyncpg  # noqa: E402
+from scratch_db import scratch_database  # noqa: E402
 from verdict import Verdicts  # noqa: E402
 
 from controlplane.db.connection import Connection  # noqa: E402
-from controlplane.db.database import create_database, migrate_dsn  # noqa: E402
-from controlplane.db.embedded import EmbeddedPostgres  # noqa: E402
 from controlplane.invoices import terms  # noqa: E402
 from controlplane.invoices.jobs import run_invoices  # noqa: E402
 
@@ -135,16 +132,8 @@ async def bench(dsn: str, tenants: int, calls: int, rounds: int) -> None:
 
 
 async def main(tenants: int, calls: int, rounds: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="bench-invoices-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        server.start()
-        try:
-            name = f"bench_{secrets.token_hex(4)}"
-            await create_database(server.dsn(), name)
-            await migrate_dsn(server.dsn(name))
-            await bench(server.dsn(name), tenants, calls, rounds)
-        finally:
-            server.stop()
+    async with scratch_database("bench-invoices-") as dsn:
+        await bench(dsn, tenants, calls, rounds)
     return VERDICTS.finish()
 
 

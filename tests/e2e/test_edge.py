@@ -174,6 +174,23 @@ async def finished(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     assert code == 0, sipp_failure(proc)
 
 
+async def moved_and_called(t: Topology, killed: float) -> float:
+    """After node A died (at ``killed``): alpha_102 registers again through the edge (on node B),
+    and alpha_101 calls it there. Returns when it registered."""
+    registered_at, port = None, 0
+    while time.monotonic() - killed < REREGISTER_DEADLINE_S:
+        code, port = await asyncio.to_thread(t.register, "alpha_102", "5s")
+        if code == 0:
+            registered_at = time.monotonic()
+            break
+    assert registered_at is not None, "alpha_102 never registered again after node A died\n" + t.kamailio.console(40)
+    answer = t.uas(port, answer_scenario(30000))
+    await asyncio.sleep(0.3)
+    await finished(t.call("alpha_101", "102", dialog_call_scenario(auth=True)))
+    await finished(answer)
+    return registered_at
+
+
 async def records(pool: asyncpg.Pool, n: int, timeout: float = 30) -> list[asyncpg.Record]:
     deadline = time.monotonic() + timeout
     rows: list[asyncpg.Record] = []
@@ -252,17 +269,7 @@ async def test_node_a_killed_alpha_registers_and_calls_on_node_b_within_the_boun
     before = len(await t.pool.fetch("SELECT 1 FROM call_records"))
     killed = time.monotonic()
     t.nodes["a"].runner.kill()
-    registered_at, port = None, 0
-    while time.monotonic() - killed < REREGISTER_DEADLINE_S:
-        code, port = await asyncio.to_thread(t.register, "alpha_102", "5s")
-        if code == 0:
-            registered_at = time.monotonic()
-            break
-    assert registered_at is not None, "alpha_102 never registered again after node A died\n" + t.kamailio.console(40)
-    answer = t.uas(port, answer_scenario(30000))
-    await asyncio.sleep(0.3)
-    await finished(t.call("alpha_101", "102", dialog_call_scenario(auth=True)))
-    await finished(answer)
+    registered_at = await moved_and_called(t, killed)
     print(f"failover: registered {registered_at - killed:.2f} s, call done {time.monotonic() - killed:.2f} s"
           " after kill -9 of node A")
     rows = await records(t.pool, before + 1)

@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from edge_support import dialog_call_scenario, sipp_uas
-from tenants_e2e import answer_scenario, uas_scenario
+from tenants_e2e import uas_scenario
 from process_support import DaemonProcess
-from test_edge import REREGISTER_DEADLINE_S, Topology, edge_world, finished, records
+from test_edge import Topology, edge_world, moved_and_called, records
 from wallet_support import ledger_mismatches
 
 pytestmark = [pytest.mark.e2e]
@@ -94,17 +94,7 @@ async def test_node_a_killed_during_twenty_calls_records_them_once_and_alpha_mov
     node_a.kill()  # kill -9 of its daemon's process: nothing released, its heartbeat left to expire
     killed = time.monotonic()
 
-    registered_at, port = None, 0
-    while time.monotonic() - killed < REREGISTER_DEADLINE_S:
-        code, port = await asyncio.to_thread(t.register, "alpha_102", "5s")
-        if code == 0:
-            registered_at = time.monotonic()
-            break
-    assert registered_at is not None, "alpha_102 never registered again after node A died\n" + t.kamailio.console(40)
-    answer = t.uas(port, answer_scenario(30000))
-    await asyncio.sleep(0.3)
-    await finished(t.call("alpha_101", "102", dialog_call_scenario(auth=True)))
-    await finished(answer)
+    registered_at = await moved_and_called(t, killed)
     called_at = time.monotonic()
 
     deadline = time.monotonic() + RECORDED_DEADLINE_S

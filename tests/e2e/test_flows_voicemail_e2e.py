@@ -33,7 +33,7 @@ from inventory_support import buy_did
 from phone_world import mailing_daemon
 from smtp_support import SmtpServer
 from tenants_e2e import ROOTFS, register_scenario, sipp, sipp_failure
-from test_voicemail_e2e import GREETING_S, RMS_FLOOR, TALK_S, tone_wav
+from test_voicemail_e2e import GREETING_S, RMS_FLOOR, TALK_S, deposited, poll, tone_wav
 from voicemail_support import answering_phone_scenario, gsm_seconds, tone_pcap
 from wallet_support import active_funded
 
@@ -128,15 +128,6 @@ def carrier_talking(pcap: Path, *, wait_ms: int, talk_ms: int) -> str:
     return scenario.replace(pause, (pause if wait_ms > 0 else "") + play)
 
 
-async def _poll(check: Any, timeout: float, what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.25)
 
 
 async def test_closed_time_condition_sends_the_did_to_a_mailed_downloadable_voicemail(world: World) -> None:
@@ -157,22 +148,8 @@ async def test_closed_time_condition_sends_the_did_to_a_mailed_downloadable_voic
     caller = world.run(carrier_talking(pcap, wait_ms=int(wait * 1000), talk_ms=int(TALK_S * 1000) + 100), DID)
     assert await asyncio.to_thread(caller.wait, 90) == 0, sipp_failure(caller)
 
-    async def listed() -> Any:
-        items, _ = await vm.list_messages(world.partner, acme, box, 20, None)
-        return items
-
     # a message in 101's box: the closed branch (open would have rung 102, which is not registered)
-    message = (await _poll(listed, 20, "the message in the RPC"))[0]
-    assert message.mailbox == "101" and abs(message.duration_s - TALK_S) <= 1
-    status, audio = await world.rpc(f"/v1/tenants/{acme}/voicemail/messages/{message.id}/audio")
-    assert status == 200
-    stats = measure(audio)
-    assert abs(stats.seconds - TALK_S) <= 1.0 and stats.rms > RMS_FLOOR, stats
-    mail = (await world.smtp.wait_for(1, timeout=20))[0]
-    assert mail.rcpt_tos == ["owner@example.com"]
-    (filename, content_type, attached), = mail.attachments()
-    assert content_type == "audio/wav" and filename and filename.startswith("voicemail-101-")
-    assert abs(measure(attached).seconds - TALK_S) <= 1.0
+    await deposited(world, vm, acme, box, "owner@example.com")
 
 
 async def _recorded_call(world: World, did: str, scope: str, ref: str) -> None:
@@ -195,7 +172,7 @@ async def _recorded_call(world: World, did: str, scope: str, ref: str) -> None:
         rows, _ = await recordings.list(world.partner, acme, None, 20, None)
         return [r for r in rows if r.scope == scope]
 
-    recording, = await _poll(recorded, 20, f"the {scope}'s recording")
+    recording, = await poll(recorded, 20, f"the {scope}'s recording")
     assert recording.ref == ref
     record = await world.pool.fetchrow("SELECT tenant_id, answered_at, ended_at FROM call_records WHERE id = $1",
                                        recording.call_id)

@@ -34,17 +34,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
 from flows_support import carrier_dtmf_scenario, dtmf_available
 from harness import Beside, calls_config, daemon_beside, free_port
 from inventory_support import buy_did
 from queues_support import cancelled_scenario, carrier_hold_scenario, late_answer_scenario
-from phone_world import funded_cast, registered_phone
+from phone_world import funded_cast, registered_phone, with_instance_media
 from tenants_e2e import sipp, sipp_failure
 
-from controlplane.asterisk.runner import runner_for
-from controlplane.config import HttpConfig, MediaConfig
+from controlplane.config import HttpConfig
 from controlplane.flows.http import services_key as flows_key
 from controlplane.flows.models import DestinationBody, IvrBody, RouteBody
 from controlplane.flows.plugin import applier_key
@@ -102,12 +100,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
         pytest.fail("sip-tester's RFC 2833 pcaps are missing (/usr/share/sip-tester/dtmf_2833_*.pcap)")
     config = calls_config(tmp_path_factory.mktemp("queues"), instance=f"queues{os.getpid()}", dsn=database_dsn,
                           http=HttpConfig(port=free_port(), service_token="t"))
-    # The daemon drives an Asterisk it does not run: tell it where that instance keeps its media.
-    etc = runner_for(config).etc_dir
-    assert etc is not None
-    config = msgspec.structs.replace(config, media=MediaConfig(
-        dir=str(Path(etc).parent / "spool" / "media"),
-        asterisk_dir=f"/srv/controlplane/{config.asterisk.instance}/spool/media"))
+    config = with_instance_media(config)
     async with daemon_beside(config, database_dsn) as beside:
         app = beside.app
         app[applier_key].etc_dir = beside.etc_dir

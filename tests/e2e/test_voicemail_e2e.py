@@ -108,7 +108,7 @@ def tone_wav(seconds: float) -> bytes:
                                  for i in range(int(seconds * 8000)))))
 
 
-async def _poll(check: Any, timeout: float, what: str) -> Any:
+async def poll(check: Any, timeout: float, what: str) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = await check()
@@ -117,6 +117,29 @@ async def _poll(check: Any, timeout: float, what: str) -> Any:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         await asyncio.sleep(0.25)
+
+
+async def deposited(world: Any, vm: Any, tenant: str, box: str, mailed_to: str) -> Any:
+    """The caller's message in box 101 of ``tenant``, once checked: about TALK_S long, not
+    silent and downloadable through the RPC, and mailed to ``mailed_to`` with the same audio
+    attached (``world``: a mailing world, with its partner, RPC and SMTP server)."""
+    async def listed() -> Any:
+        items, _ = await vm.list_messages(world.partner, tenant, box, 20, None)
+        return items
+
+    message = (await poll(listed, 20, "the message in the RPC"))[0]
+    assert message.mailbox == "101" and abs(message.duration_s - TALK_S) <= 1
+    status, audio = await world.rpc(f"/v1/tenants/{tenant}/voicemail/messages/{message.id}/audio")
+    assert status == 200
+    stats = measure(audio)
+    assert abs(stats.seconds - TALK_S) <= 1.0 and stats.rms > RMS_FLOOR, stats
+
+    mail = (await world.smtp.wait_for(1, timeout=20))[0]
+    assert mail.rcpt_tos == [mailed_to]
+    (filename, content_type, attached), = mail.attachments()
+    assert content_type == "audio/wav" and filename and filename.startswith("voicemail-101-")
+    assert abs(measure(attached).seconds - TALK_S) <= 1.0
+    return message
 
 
 async def test_unanswered_call_leaves_a_mailed_downloadable_message(world: World) -> None:
@@ -153,22 +176,7 @@ async def test_unanswered_call_leaves_a_mailed_downloadable_message(world: World
     phone.wait()
     assert sipp_failure(phone) == "no SIPp error trace"
 
-    async def listed() -> Any:
-        items, _ = await vm.list_messages(world.partner, acme, box, 20, None)
-        return items
-
-    message = (await _poll(listed, 20, "the message in the RPC"))[0]
-    assert message.mailbox == "101" and abs(message.duration_s - TALK_S) <= 1
-    status, audio = await world.rpc(f"/v1/tenants/{acme}/voicemail/messages/{message.id}/audio")
-    assert status == 200
-    stats = measure(audio)
-    assert abs(stats.seconds - TALK_S) <= 1.0 and stats.rms > RMS_FLOOR, stats
-
-    mail = (await world.smtp.wait_for(1, timeout=20))[0]
-    assert mail.rcpt_tos == ["alice@example.com"]
-    (filename, content_type, attached), = mail.attachments()
-    assert content_type == "audio/wav" and filename and filename.startswith("voicemail-101-")
-    assert abs(measure(attached).seconds - TALK_S) <= 1.0
+    message = await deposited(world, vm, acme, box, "alice@example.com")
 
     # message waiting: the phone registering again (a new contact) gets the summary, unsolicited
     port = free_port(socket.SOCK_DGRAM)
@@ -206,7 +214,7 @@ async def test_recorded_call_matches_the_call_and_is_not_silent(world: World) ->
         rows, _ = await recordings.list(world.partner, acme, None, 20, None)
         return rows
 
-    recording = (await _poll(recorded, 20, "the recording"))[0]
+    recording = (await poll(recorded, 20, "the recording"))[0]
     record = await world.pool.fetchrow("SELECT answered_at, ended_at FROM call_records WHERE id = $1",
                                        recording.call_id)
     assert record is not None and record["answered_at"] is not None
@@ -246,9 +254,9 @@ async def test_pin_lockout_on_the_phone(world: World) -> None:
         return row
 
     await call([(1500, "9999#"), (3000, "9999#"), (3000, "9999#")])  # three tries, then Asterisk hangs up
-    await _poll(lambda: _eq(state(), "failures", 3), 5, "three failures counted")
+    await poll(lambda: _eq(state(), "failures", 3), 5, "three failures counted")
     await call([(1500, "9999#"), (3000, "9999#")])  # the fifth locks: the third try is refused
-    await _poll(lambda: _eq(state(), "locked", True), 5, "the box locked")
+    await poll(lambda: _eq(state(), "locked", True), 5, "the box locked")
     assert (await state())["lockouts"] == 1
     await call([(1500, "4826#")])  # the right PIN, but locked: nothing is asked, nothing counted
     assert dict(await state()) == {"failures": 0, "lockouts": 1, "locked": True}
@@ -256,7 +264,7 @@ async def test_pin_lockout_on_the_phone(world: World) -> None:
     await vm.update(world.partner, acme, box, VoicemailUpdate(pin="5937"))  # the owner resets it
     assert (await state())["locked"] is not True
     await call([(1500, "1111#"), (3000, "5937#")], we_hang_up=True)  # one wrong, then right: VoiceMailMain
-    await _poll(lambda: _eq(state(), "failures", 0), 5, "a right PIN clears the count")
+    await poll(lambda: _eq(state(), "failures", 0), 5, "a right PIN clears the count")
     assert (await state())["lockouts"] == 0
 
 
@@ -284,7 +292,7 @@ async def test_on_demand_recording_starts_with_star_3(world: World) -> None:
         assert await asyncio.to_thread(caller.wait, 60) == 0, sipp_failure(caller)
         assert await asyncio.to_thread(phone.wait, 10) == 0, sipp_failure(phone)
     await asyncio.sleep(3)  # the first call's (empty) recording is settled and dropped meanwhile
-    new = await _poll(lambda: _new_recordings(listed, before), 20, "the on-demand recording")
+    new = await poll(lambda: _new_recordings(listed, before), 20, "the on-demand recording")
     assert len(new) == 1, new  # only the call where *3 was pressed
     stats = measure((await world.rpc(f"/v1/tenants/{acme}/recordings/{new[0].id}/audio"))[1])
     assert 3.0 <= stats.seconds <= 5.5 and stats.rms > RMS_FLOOR, stats

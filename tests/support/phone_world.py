@@ -32,6 +32,16 @@ from controlplane.tenants.models import ExtensionCreate, PartnerCreate, PartnerT
 FUNDS_MICROS = 100_000_000
 
 
+def with_instance_media(config: Config) -> Config:
+    """The daemon drives an Asterisk it does not run (``daemon_beside``): its media store is where
+    that instance keeps its media, seen from here and from Asterisk."""
+    etc = runner_for(config).etc_dir
+    assert etc is not None
+    return msgspec.structs.replace(config, media=MediaConfig(
+        dir=str(Path(etc).parent / "spool" / "media"),
+        asterisk_dir=f"/srv/controlplane/{config.asterisk.instance}/spool/media"))
+
+
 @asynccontextmanager
 async def mailing_daemon(workdir: Path, name: str, dsn: str, service_token: str
                          ) -> AsyncIterator[tuple[Beside, SmtpServer, Config]]:
@@ -41,12 +51,7 @@ async def mailing_daemon(workdir: Path, name: str, dsn: str, service_token: str
         config = calls_config(workdir, instance=f"{name}{os.getpid()}", dsn=dsn,
                               http=HttpConfig(port=free_port(), service_token=service_token),
                               mail=MailConfig(host=smtp.host, port=smtp.port, timeout=5.0))
-        # The daemon drives an Asterisk it does not run: tell it where that instance keeps its media.
-        etc = runner_for(config).etc_dir
-        assert etc is not None
-        config = msgspec.structs.replace(config, media=MediaConfig(
-            dir=str(Path(etc).parent / "spool" / "media"),
-            asterisk_dir=f"/srv/controlplane/{config.asterisk.instance}/spool/media"))
+        config = with_instance_media(config)
         async with daemon_beside(config, dsn) as beside:
             beside.app[applier_key].etc_dir = beside.etc_dir
             beside.app[voicemail_key].spool = beside.etc_dir.parent / "spool"
