@@ -9,8 +9,11 @@ history from the triggers), a tax jurisdiction on every other tenant, and the ca
 spread over October 2026. Each round times the bare aggregate (billable seconds per tenant and
 class over the period: what any invoice must read at least) then the whole job
 (``run_invoices`` with ``terms.last_cycles``: periods and terms, usage, unit history, credits,
-tax, numbering, inserts, events), deleting the invoices between rounds. Target: the job's
-median within 3x the aggregate's median; exactly one invoice per tenant.
+tax, numbering, inserts, events), deleting the invoices between rounds. The job reads usage from
+the period counters the call recorder keeps beside the records (seeded here as it would have
+written them); every invoice's minutes are checked against the records' aggregate. Target: the
+job's median within 3x the aggregate's median; exactly one invoice per tenant; every tenant
+invoiced for exactly its records' seconds.
 """
 
 from __future__ import annotations
@@ -83,7 +86,28 @@ async def seed(conn: Connection, tenants: int, calls: int) -> None:
         "   'internal'])[1 + g % 10]"
         " FROM generate_series(0, $1 - 1) g, LATERAL (SELECT $4::timestamptz + (g % 2678000) * interval '1 second') AS x(s)",
         calls, tenants, PARTNERS, START)
+    # What the call recorder wrote beside each record, in the same transaction: the call added to
+    # its period's usage counter (every bench tenant's period is October: UTC, anchor day 1).
+    await conn.execute(
+        "INSERT INTO tenant_usage (tenant_id, cycle_start, call_class, calls, answered_s, billable_s)"
+        " SELECT tenant_id, $1::date, call_class, count(*), sum(answered_s), sum(billable_s) FROM call_records"
+        " WHERE started_at >= $2 AND started_at < $3 GROUP BY tenant_id, call_class", START.date(), START, END)
     await conn.execute("ANALYZE")
+
+
+async def invoiced_minutes_match(pool: asyncpg.Pool, aggregate: list[asyncpg.Record]) -> int:
+    """Tenants whose invoice bills (included and over) exactly the billable seconds of their call
+    records in the period, as the bare aggregate sums them (none: no minute lines): the job reads the usage counters, so
+    this is the check that they hold what the records hold."""
+    records: dict[str, int] = {}
+    for tenant_id, _, seconds in aggregate:
+        records[tenant_id] = records.get(tenant_id, 0) + int(seconds)
+    rows = await pool.fetch(
+        "SELECT i.tenant_id, sum((l ->> 'quantity')::numeric * 60) AS seconds FROM tenant_invoices i,"
+        " jsonb_array_elements(i.lines) l WHERE l ->> 'kind' LIKE 'minutes%' GROUP BY i.tenant_id")
+    invoiced = {r["tenant_id"]: r["seconds"] for r in rows}
+    tenants = [r["tenant_id"] for r in await pool.fetch("SELECT tenant_id FROM tenant_invoices")]
+    return sum(1 for t in tenants if invoiced.get(t, 0) == records.get(t, 0))
 
 
 async def bench(dsn: str, tenants: int, calls: int, rounds: int) -> None:
@@ -98,7 +122,7 @@ async def bench(dsn: str, tenants: int, calls: int, rounds: int) -> None:
         print(f"seeded {tenants} tenants, {in_period} call records in the period in {time.perf_counter() - started:.1f} s")
         aggregate: list[float] = []
         job: list[float] = []
-        made = 0
+        made = matched = 0
         for n in range(rounds):
             await pool.execute("DELETE FROM tenant_invoices; DELETE FROM invoice_numbering;"
                                " DELETE FROM events WHERE type = 'invoice.created'")
@@ -113,6 +137,7 @@ async def bench(dsn: str, tenants: int, calls: int, rounds: int) -> None:
                   f" (reading {report.read_seconds:.3f} s, composing and writing"
                   f" {report.seconds - report.read_seconds:.3f} s; {report.invoiced} invoices,"
                   f" {report.errors[:1] or 'no errors'})")
+            matched = await invoiced_minutes_match(pool, rows)
             if made != total or report.errors:
                 VERDICTS.broken("job", f"{total} invoices for {made} tenants; errors {report.errors[:1]}")
                 return
@@ -128,6 +153,7 @@ async def bench(dsn: str, tenants: int, calls: int, rounds: int) -> None:
     VERDICTS.info("invoices/s", tenants / gen, "/s")
     VERDICTS.at_most("job / aggregate", gen / agg, 3.0, "x")
     VERDICTS.exactly("tenants with exactly one invoice", made, tenants)
+    VERDICTS.exactly("tenants invoiced for exactly their records' seconds", matched, tenants)
     VERDICTS.exactly("invoices made by a second run", again.invoiced, 0)
 
 

@@ -38,7 +38,13 @@ def next_cycle_start(now: datetime, timezone: str = "UTC", anchor_day: int = 1) 
 
 def cycle_date(at: datetime, timezone: str = "UTC", anchor_day: int = 1) -> date:
     """The cycle's name: its first day, as a date in the tenant's timezone."""
-    return cycle_start(at, timezone, anchor_day).astimezone(ZoneInfo(timezone)).date()
+    return period_key(cycle_start(at, timezone, anchor_day), timezone)
+
+
+def period_key(start: datetime, timezone: str) -> date:
+    """A period's name, the key of its usage counters (``tenant_usage.cycle_start``): the day it
+    starts on, in the tenant's timezone."""
+    return start.astimezone(ZoneInfo(timezone)).date()
 
 
 def _anchor(year: int, month: int, day: int, tz: ZoneInfo) -> datetime:
@@ -82,7 +88,7 @@ def period_at(at: datetime, timezone: str = "UTC", anchor: int = 1, since: datet
         start = since
     if until is not None and at < until < end:
         end = until
-    return Period(start, end, start.astimezone(ZoneInfo(timezone)).date())
+    return Period(start, end, period_key(start, timezone))
 
 
 def period_of(at: datetime, timezone: str, anchors: Sequence[tuple[datetime, int]], default_anchor: int = 1

@@ -1,26 +1,26 @@
 """What the invoice job reads for a chunk of tenants, from one consistent snapshot, in a few
-set-based statements spread over up to four connections (docs/invoices.md "Speed").
+set-based statements over up to two connections (docs/invoices.md "Speed").
 
 The chunk's first connection opens a repeatable read transaction and exports its snapshot; the
-other connections import it (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``), so every
-input is read as of one moment. The usage aggregate is the largest read; it needs the tenants'
+other connection imports it (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``), so every
+input is read as of one moment. Usage (the period's counters) and unit history need the tenants'
 periods, which need their terms (the lookup, mostly Python). So a sample of the tenants is looked
 up first: when they share one period (the calendar month of PAYG tenants, most often), that
-period's usage, unit history, credits and taxes are read on other connections while the first
-one looks every tenant up. A tenant with another period after all gets its usage and unit history
-read apart (a windows table and a join); when the sample has several periods, nothing is read
-ahead."""
+period's unit history, credits and taxes are read on the other connection while the first one
+looks every tenant up. A tenant with another period after all gets its unit history read apart
+(a windows table and a join); when the sample has several periods, nothing is read ahead."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, TypeVar
 
 import asyncpg
 
+from cdr_ingest.cycles import period_key
 from controlplane.db.connection import Connection
 from controlplane.invoices import usage_store
 from controlplane.invoices.compose import Cycle
@@ -73,59 +73,61 @@ class _Side:
 
 async def read_chunk(pool: asyncpg.Pool, tenants: list[TenantRow], now: datetime, lookup: TermsLookup, *,
                      every_tenant: bool = False) -> ChunkInputs:
-    """``every_tenant``: the chunk is every tenant (the run's only chunk), so a period's usage and
-    unit history are read with no tenant filter, exactly like the bare aggregate."""
+    """``every_tenant``: the chunk is every tenant (the run's only chunk), so a period's unit
+    history is read with no tenant filter."""
     by_id = {t.tenant_id: t for t in tenants}
     chunk = [t.tenant_id for t in tenants]
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         await usage_store.plan_per_call(conn)
         if pool.get_max_size() < 2:  # no second connection to read beside this one
-            return await _read_inline(conn, by_id, chunk, now, lookup, every_tenant)
+            return await _read_inline(conn, by_id, chunk, now, lookup)
         snapshot = await usage_store.export_snapshot(conn)
-        usage_early: asyncio.Task[dict[str, list[ClassSeconds]]] | None = None
         side_early: asyncio.Task[_Side] | None = None
-        usage_rest: asyncio.Task[dict[str, list[ClassSeconds]]] | None = None
         side: _Side | None = None
         try:
             early = await _early(conn, lookup, chunk, now)
             if early is not None:
                 of = None if every_tenant else chunk
-                usage_early = asyncio.create_task(_on(pool, snapshot, lambda c: usage_store.period_seconds(
-                    c, early[0], early[1], of)))
                 side_early = asyncio.create_task(_on(pool, snapshot, lambda c: _side(c, early, of, chunk)))
             work = await _todo(conn, by_id, chunk, now, lookup)
             if not work.ids:
                 return work.nothing(by_id)
             todo, ids = work.todo, work.ids
+            seconds = await usage_store.period_usage(conn, _keys(todo, by_id))
             rest = todo if early is None else [w for w in todo if (w.start, w.end) != early]
             spans: dict[str, list[UnitSpan]] = {}
             if rest:
-                unfiltered = every_tenant and early is None
-                usage_rest = asyncio.create_task(_on(pool, snapshot, lambda c: usage_store.seconds_by_class(
-                    c, rest, loaded=False, every_tenant=unfiltered)))
                 await usage_store.load_windows(conn, rest)
                 spans = await usage_store.spans(conn)
             if early is None:
                 side = _Side(spans, await usage_store.pending_items(conn, ids), await usage_store.taxes(conn, ids))
-            await asyncio.gather(*(t for t in (usage_early, side_early, usage_rest) if t is not None))
+            elif side_early is not None:
+                await side_early
         finally:  # returned early or failed: no read goes on behind the caller's back
-            ahead = [t for t in (usage_early, side_early, usage_rest) if t is not None]
-            for task in ahead:
-                task.cancel()
-            await asyncio.gather(*ahead, return_exceptions=True)
-    seconds = {} if usage_rest is None else usage_rest.result()
-    if usage_early is not None and side_early is not None:  # the guessed period's tenants, read ahead
+            if side_early is not None:
+                side_early.cancel()
+                await asyncio.gather(side_early, return_exceptions=True)
+    if side_early is not None:  # the guessed period's tenants, read ahead
         side = side_early.result()
-        read_early = usage_early.result()
         for w in todo:
-            if (w.start, w.end) == early:
-                if (found := read_early.get(w.tenant_id)) is not None:
-                    seconds[w.tenant_id] = found
-                if (shared := side.spans.get(w.tenant_id)) is not None:
-                    spans[w.tenant_id] = shared
+            if (w.start, w.end) == early and (shared := side.spans.get(w.tenant_id)) is not None:
+                spans[w.tenant_id] = shared
     assert side is not None
     return ChunkInputs(ids, by_id, work.cycles, seconds, spans, side.items, side.taxes, currency(), work.skipped,
                        work.done)
+
+
+def _keys(todo: list[Window], by_id: dict[str, TenantRow]) -> list[tuple[str, date]]:
+    """Each window's (tenant, period key): its usage counters' key."""
+    keys: dict[tuple[datetime, str], date] = {}  # a chunk has a few (start, time zone) pairs
+    out: list[tuple[str, date]] = []
+    for w in todo:
+        tz = by_id[w.tenant_id].timezone
+        key = keys.get((w.start, tz))
+        if key is None:
+            key = keys[(w.start, tz)] = period_key(w.start, tz)
+        out.append((w.tenant_id, key))
+    return out
 
 
 async def _early(conn: Connection, lookup: TermsLookup, chunk: list[str], now: datetime) -> Period | None:
@@ -178,13 +180,13 @@ async def _todo(conn: Connection, by_id: dict[str, TenantRow], chunk: list[str],
 
 
 async def _read_inline(conn: Connection, by_id: dict[str, TenantRow], chunk: list[str], now: datetime,
-                       lookup: TermsLookup, every_tenant: bool) -> ChunkInputs:
+                       lookup: TermsLookup) -> ChunkInputs:
     found = await _todo(conn, by_id, chunk, now, lookup)
     if not found.ids:
         return found.nothing(by_id)
     ids = found.ids
+    seconds = await usage_store.period_usage(conn, _keys(found.todo, by_id))
     await usage_store.load_windows(conn, found.todo)
-    seconds = await usage_store.seconds_by_class(conn, found.todo, every_tenant=every_tenant)
     return ChunkInputs(ids, by_id, found.cycles, seconds, await usage_store.spans(conn),
                        await usage_store.pending_items(conn, ids), await usage_store.taxes(conn, ids), currency(),
                        found.skipped, found.done)

@@ -93,7 +93,7 @@ async def _run(pool: asyncpg.Pool, now: datetime, lookup: TermsLookup, batch_siz
             tenants = await usage_store.tenants_after(conn, after, chunk_size + 1)  # one more: is it the last?
         if not tenants:
             break
-        # the first chunk that is also the last holds every tenant: usage is read unfiltered
+        # the first chunk that is also the last holds every tenant: unit history is read unfiltered
         every_tenant = not after and len(tenants) <= chunk_size
         tenants = tenants[:chunk_size]
         first, after = tenants[0].tenant_id, tenants[-1].tenant_id

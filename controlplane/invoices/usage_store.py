@@ -1,12 +1,12 @@
 """What an invoice is computed from, read for a batch of tenants at once (one statement per kind
-of input, so the job's cost stays near the bare usage aggregate): billable seconds by class,
-unit history, pending credits and one-time charges, the tenant's tax jurisdiction."""
+of input): billable seconds by class (the period's usage counters), unit history, pending credits
+and one-time charges, the tenant's tax jurisdiction."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 import msgspec
@@ -52,9 +52,9 @@ async def tenant_row(conn: Executor, tenant_id: str) -> TenantRow | None:
 
 
 async def load_windows(conn: Connection, windows: Sequence[Window]) -> None:
-    """The windows as a temporary table, analysed, for the joins below (inside the caller's
-    transaction: it is dropped at commit). With real row counts the planner joins call_records
-    by hash in one scan, as the bare aggregate does, instead of an index probe per tenant."""
+    """The windows as a temporary table, analysed, for ``spans`` (inside the caller's transaction:
+    it is dropped at commit). With real row counts the planner joins the unit history by hash in
+    one scan instead of an index probe per tenant."""
     await conn.execute("CREATE TEMPORARY TABLE invoice_windows (tenant_id text PRIMARY KEY, start timestamptz,"
                        " finish timestamptz) ON COMMIT DROP")
     await conn.copy_records_to_table("invoice_windows", records=[(w.tenant_id, w.start, w.end) for w in windows],
@@ -84,11 +84,6 @@ async def plan_per_call(conn: Executor) -> None:
     await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-# Up to this many distinct periods in a chunk, usage is read per period with the bare aggregate's
-# shape (a parallel scan of the period's records); beyond, in one hash join over every window.
-PER_PERIOD_SCANS = 4
-
-
 async def export_snapshot(conn: Executor) -> str:
     """The snapshot of the caller's (repeatable read) transaction, for ``use_snapshot`` on another
     connection while this transaction is open: both then read the same data."""
@@ -108,25 +103,20 @@ def _snapshot_id(snapshot: str) -> str:
     return snapshot
 
 
-# A period's usage read exactly like the bare aggregate: every tenant's, no tenant filter.
-_PERIOD = ("SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
-           " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
-           " GROUP BY tenant_id, call_class")
+async def period_usage(conn: Executor, periods: Sequence[tuple[str, date]]) -> dict[str, list[ClassSeconds]]:
+    """Billable seconds per tenant and billed class in each (tenant, period key) given.
 
-
-async def period_seconds(conn: Executor, start: datetime, end: datetime,
-                         tenant_ids: Sequence[str] | None = None) -> dict[str, list[ClassSeconds]]:
-    """One period's billable seconds per tenant and class, read like the bare aggregate reads it
-    (one scan of the period's records): every tenant's (``tenant_ids`` None: the very statement of
-    the bare aggregate) or only those tenants'."""
-    classes = list(BILLED_CLASSES)
-    if tenant_ids is None:
-        rows = await conn.fetch(_PERIOD, start, end, classes)
-    else:
-        rows = await conn.fetch(
-            "SELECT tenant_id, call_class, sum(billable_s)::bigint AS seconds FROM call_records"
-            " WHERE started_at >= $1 AND started_at < $2 AND call_class = ANY($3::text[])"
-            " AND tenant_id = ANY($4::text[]) GROUP BY tenant_id, call_class", start, end, classes, list(tenant_ids))
+    Read from the period's usage counters (``tenant_usage``), not from the call records: the call
+    recorder adds every call to its period's counter in the transaction that records it, keyed
+    by ``cdr_ingest.cycles.period_key`` (the rule the invoice's period is named by too), and
+    prices each call against the same counter's included minutes. So the invoice counts exactly
+    what the calls were priced against, and reads three rows per tenant instead of every call
+    of its period (docs/invoices.md "Usage")."""
+    rows = await conn.fetch(
+        "SELECT u.tenant_id, u.call_class, u.billable_s FROM unnest($1::text[], $2::date[]) AS p(tenant_id, k)"
+        " JOIN tenant_usage u ON u.tenant_id = p.tenant_id AND u.cycle_start = p.k"
+        " WHERE u.call_class = ANY($3::text[]) AND u.billable_s > 0",
+        [t for t, _ in periods], [k for _, k in periods], list(BILLED_CLASSES))
     return _by_tenant(rows)
 
 
@@ -139,43 +129,6 @@ def _by_tenant(rows: Sequence[asyncpg.Record]) -> dict[str, list[ClassSeconds]]:
         else:
             found.append(ClassSeconds(call_class, int(seconds)))
     return out
-
-
-async def seconds_by_class(conn: Connection, windows: Sequence[Window], *, loaded: bool = True,
-                           every_tenant: bool = False) -> dict[str, list[ClassSeconds]]:
-    """Billable seconds per tenant and class of the calls that started in the tenant's window.
-
-    Tenants of one chunk mostly share a period (PAYG: the calendar month; Flat: the anniversary
-    day), so each distinct period is read like the bare aggregate reads it, restricted to its
-    tenants (``period_seconds``). Many distinct periods (Flat tenants spread over the month) would
-    mean as many scans: then one join of the records with the loaded windows (``load_windows``,
-    done here unless ``loaded``) reads them once. ``every_tenant``: the windows are every tenant's
-    that has records (the job's only chunk), so a single period is read exactly like the bare
-    aggregate, with no tenant filter, and the tenants not asked for are dropped here."""
-    by_period: dict[tuple[datetime, datetime], list[str]] = {}
-    for w in windows:
-        by_period.setdefault((w.start, w.end), []).append(w.tenant_id)
-    if len(by_period) <= PER_PERIOD_SCANS:
-        out: dict[str, list[ClassSeconds]] = {}
-        for (start, end), tenants in by_period.items():
-            unfiltered = every_tenant and len(by_period) == 1
-            found = await period_seconds(conn, start, end, None if unfiltered else tenants)
-            if not unfiltered:
-                out.update(found)
-                continue
-            for tenant_id in tenants:
-                seconds = found.get(tenant_id)
-                if seconds is not None:
-                    out[tenant_id] = seconds
-        return out
-    if not loaded:
-        await load_windows(conn, windows)
-    lo, hi = min(w.start for w in windows), max(w.end for w in windows)
-    return _by_tenant(await conn.fetch(
-        "SELECT w.tenant_id, c.call_class, sum(c.billable_s)::bigint AS seconds FROM invoice_windows w"
-        " JOIN call_records c ON c.tenant_id = w.tenant_id AND c.started_at >= w.start AND c.started_at < w.finish"
-        " WHERE c.call_class = ANY($1::text[]) AND c.started_at >= $2 AND c.started_at < $3"
-        " GROUP BY w.tenant_id, c.call_class", list(BILLED_CLASSES), lo, hi))
 
 
 _KINDS = {k.value: k for k in UnitKind}

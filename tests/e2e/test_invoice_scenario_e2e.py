@@ -9,9 +9,9 @@ written in docs/invoices.md, and against the issue's figures (99.00 + 40.00 + 2.
 144.06; tax 12.25; total 156.31).
 
 Everything goes through the daemon's routes and services except the test's clock: the tenant's
-activation day, its profile assignment and the units' arrival times are moved to the period the
-test chose (a 31-day period holding "now", so the real calls fall in it), the way the synthetic
-records stand in for weeks of traffic.
+activation day, its profile assignment, the units' arrival times and the real calls' usage counter
+are moved to the period the test chose (a 31-day period holding "now", so the real calls fall in
+it), the way the synthetic records stand in for weeks of traffic.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from invoice_support import calls as synthetic_calls
 from tenants_e2e import uas_scenario
 from test_limits import Uac, uas, wait_for
 
+from cdr_ingest.cycles import period_key
 from controlplane.config import AccountConfig, HttpConfig
 from controlplane.invoices.http import invoice_services
 from controlplane.tenants.http import numbering_services, tenant_services
@@ -131,8 +132,13 @@ async def scenario_tenant(beside: Beside, pool: asyncpg.Pool, partner: str, rpc:
     # the test's clock: weeks of traffic and the tenant's history placed in the period
     rest = BILLABLE_S - sum(r["billable_s"] for r in real)
     async with pool.acquire() as conn, conn.transaction():
+        # the real calls were counted in the period of the tenant as created today: moved into the
+        # test's period with the rest of its history (one row: they all fell in one period)
+        key = period_key(start, await conn.fetchval("SELECT timezone FROM tenants WHERE id = $1", tenant))
+        moved = await conn.execute("UPDATE tenant_usage SET cycle_start = $2 WHERE tenant_id = $1", tenant, key)
+        assert moved == "UPDATE 1", moved
         await synthetic_calls(conn, partner, tenant, start + timedelta(days=1),
-                              [3600] * (rest // 3600) + ([rest % 3600] if rest % 3600 else []))
+                              [3600] * (rest // 3600) + ([rest % 3600] if rest % 3600 else []), period=key)
         await conn.execute("UPDATE tenants SET created_at = $2 WHERE id = $1", tenant, start)
         await conn.execute("UPDATE tenant_profile_assignments SET effective_from = $2 WHERE tenant_id = $1",
                            tenant, start)

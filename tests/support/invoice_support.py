@@ -7,11 +7,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
-from cdr_ingest.cycles import cycle_start
+from cdr_ingest.cycles import cycle_date, cycle_start
 from controlplane.db.connection import Connection
 from controlplane.invoices.compose import Cycle
 from controlplane.invoices.models import BillingTerms
@@ -65,15 +65,29 @@ async def add_did(conn: Connection, partner_id: str, tenant_id: str, at: datetim
 
 
 async def calls(conn: Connection, partner_id: str, tenant_id: str, at: datetime, seconds: list[int],
-                call_class: str = "local") -> None:
-    """Rated call records (``billable_s`` as given) starting at ``at``, a minute apart."""
+                call_class: str = "local", period: date | None = None) -> None:
+    """Rated call records (``billable_s`` as given) starting at ``at``, a minute apart, each added
+    to its period's usage counter as the call recorder adds it: ``period`` (a key, the period's
+    first day) or the UTC calendar month the call started in (MonthlyLookup's periods)."""
+    starts = [at + timedelta(minutes=i) for i in range(len(seconds))]
     await conn.executemany(
         "INSERT INTO call_records (id, linkedid, tenant_id, partner_id, direction, caller, callee, started_at,"
         " answered_at, ended_at, duration_s, answered_s, billable_s, wholesale_billable_s, disposition,"
         " hangup_cause, call_class) VALUES ($1, $1, $2, $3, 'outbound', '101', '+15015550100', $4, $4, $5, $6, $6,"
         " $6, $6, 'ANSWERED', 16, $7)",
-        [(f"cr_{secrets.token_hex(8)}", tenant_id, partner_id, at + timedelta(minutes=i),
-          at + timedelta(minutes=i, seconds=s), s, call_class) for i, s in enumerate(seconds)])
+        [(f"cr_{secrets.token_hex(8)}", tenant_id, partner_id, t, t + timedelta(seconds=s), s, call_class)
+         for t, s in zip(starts, seconds, strict=True)])
+    for t, s in zip(starts, seconds, strict=True):
+        await count_usage(conn, tenant_id, period or cycle_date(t), call_class, s)
+
+
+async def count_usage(conn: Connection, tenant_id: str, period: date, call_class: str, billable_s: int) -> None:
+    """One call's seconds added to the tenant's usage counter of ``period`` (what the invoice reads)."""
+    await conn.execute(
+        "INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s)"
+        " VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET"
+        " calls = u.calls + 1, answered_s = u.answered_s + $4, billable_s = u.billable_s + $4",
+        tenant_id, period, call_class, billable_s)
 
 
 async def jurisdiction(conn: Connection, partner_id: str, tenant_id: str | None, rate: str = "8.5",

@@ -1,8 +1,8 @@
 """The job's reads ahead of the terms lookup (job_inputs): when a sample of the chunk's tenants
-shares one period, that period's usage, unit history, credits and taxes are read while the others
-are looked up; a tenant whose period turns out to be another is read apart, with its own window.
-Whatever the path, the invoices are those of a run that reads everything after the lookup, on one
-connection."""
+shares one period, that period's unit history, credits and taxes are read while the others are
+looked up; a tenant whose period turns out to be another is read apart, with its own window, and
+every tenant's usage comes from its own period's counter. Whatever the path, the invoices are
+those of a run that reads everything after the lookup, on one connection."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
-from invoice_support import FLAT_99, NOV, OCT, calls, jurisdiction, partner, tenant
+from invoice_support import FLAT_99, NOV, OCT, calls, count_usage, jurisdiction, partner, tenant
 
 from controlplane.db.connection import Connection
 from controlplane.invoices import usage_store
@@ -48,6 +48,9 @@ async def _world(pool: asyncpg.Pool) -> list[str]:
             await calls(conn, pid, tid, OCT - timedelta(days=11), [600 + i])  # Sep 20: the other windows only
             await calls(conn, pid, tid, OCT + timedelta(days=4), [1200] * (20 + i % 7))  # in every window
             await calls(conn, pid, tid, OCT + timedelta(days=20), [300 + 60 * i], call_class="international")
+            for k in range(6):  # the other windows' periods (the lookups below): Sep 20 and Oct 5 in each
+                await count_usage(conn, tid, (OCT - timedelta(days=16 + k)).date(), "local",
+                                  600 + i + 1200 * (20 + i % 7))
             if i % 4 == 0:
                 await jurisdiction(conn, pid, tid, rate=f"{i % 9}.25", code=f"US-AR-{i}")
             ids.append(tid)
