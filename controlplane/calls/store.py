@@ -133,6 +133,14 @@ async def insert_record(conn: Conn, record: CallRecord) -> bool:
     return bool(found)
 
 
+# The calls' wallet rows are locked before the records are inserted (their trigger locks report
+# rows): wallet.store.lock_wallets says why. The records' insert reads the lock CTE, so PostgreSQL
+# runs it first (a CTE nobody reads is never run); the condition itself is always true.
+_LOCK_ONE = wallet_store.lock_wallets(f"ARRAY[${_RECORD_COLUMNS.index('partner_id') + 1}]::text[]")
+_LOCK_MANY = wallet_store.lock_wallets("ARRAY(SELECT DISTINCT partner_id FROM input)")
+_LOCKED = "(SELECT count(*) FROM wallet) >= 0"
+
+
 async def record_call(conn: Conn, record: CallRecord) -> tuple[bool, bool, bool]:
     """Insert the record and, if it won, drop the call's ``calls_active`` row: one round trip.
 
@@ -142,7 +150,8 @@ async def record_call(conn: Conn, record: CallRecord) -> tuple[bool, bool, bool]
     leg). A leg's record (``leg`` not "") leaves the call's ``calls_active`` row alone.
     """
     row = await conn.fetchrow(
-        f"""WITH rec AS (INSERT INTO call_records ({_COLS}) VALUES ({_PARAMS})
+        f"""WITH wallet AS ({_LOCK_ONE}),
+                 rec AS (INSERT INTO call_records ({_COLS}) SELECT {_PARAMS} WHERE {_LOCKED}
                          ON CONFLICT DO NOTHING RETURNING linkedid, leg),
                  act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid AND rec.leg = ''
                          RETURNING a.answered_sent)
@@ -163,7 +172,8 @@ async def record_calls(conn: Conn, records: Sequence[CallRecord]) -> dict[tuple[
         return {}
     rows = await conn.fetch(
         f"""WITH input AS (SELECT * FROM jsonb_populate_recordset(NULL::call_records, $1::jsonb)),
-                 rec AS (INSERT INTO call_records ({_COLS}) SELECT {_COLS} FROM input
+                 wallet AS ({_LOCK_MANY}),
+                 rec AS (INSERT INTO call_records ({_COLS}) SELECT {_COLS} FROM input WHERE {_LOCKED}
                          ON CONFLICT DO NOTHING RETURNING linkedid, leg),
                  act AS (DELETE FROM calls_active a USING rec WHERE a.linkedid = rec.linkedid AND rec.leg = ''
                          RETURNING a.linkedid, a.answered_sent)

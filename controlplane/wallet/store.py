@@ -57,6 +57,16 @@ def _posting(source: str) -> str:
                           RETURNING partner_id, balance)"""
 
 
+def lock_wallets(partners: str) -> str:
+    """A CTE body that locks the wallet rows of ``partners`` (an SQL text[] expression), in partner
+    order. The one lock order of the rows a ledger posting shares with call records: the wallet
+    row, then the report rows (the triggers of migration 0023 update those at the end of each
+    statement). A statement that writes call records and is followed by the calls' debit in the
+    same transaction references this first; otherwise a fee posted meanwhile for the same tenant
+    and day (wallet, then report row) and the recorder (report row, then wallet) deadlock."""
+    return f"SELECT partner_id FROM partner_wallets WHERE partner_id = ANY({partners}) ORDER BY partner_id FOR UPDATE"
+
+
 async def post(conn: Conn, entry: Entry) -> Posted:
     """Post one entry (idempotent by its reference); ``created`` False: it was there already."""
     return (await post_many(conn, [entry]))[0]
