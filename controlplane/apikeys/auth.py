@@ -9,6 +9,10 @@ checked against the clock on every request, so it is exact.
 The key is looked up by SHA-256: it carries 256 random bits, so a fast hash is as
 unguessable as a slow one, and it allows an indexed, constant-cost lookup on every
 request (bcrypt/argon2 exist for low-entropy passwords and would cost ~100 ms here).
+
+A key that is not cached is read once however many requests present it at the same moment
+(single flight): the first reads it, the others wait for its answer. A change made meanwhile
+(``forget``) keeps that answer out of the cache.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class KeyAuthenticator:
     _cache: OrderedDict[bytes, tuple[float, _Known | None]] = field(default_factory=OrderedDict)
     _touched: dict[str, float] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _loading: dict[bytes, asyncio.Future[_Known | None]] = field(default_factory=dict)
+    _forgotten: int = 0  # forget() calls so far: a read started before one is not cached
 
     async def authenticate(self, token: str) -> Caller:
         if not token.startswith(PREFIX) or len(token) > _MAX_KEY:
@@ -62,14 +68,7 @@ class KeyAuthenticator:
         digest = hash_key(token)
         now = self.clock()
         hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self.ttl:
-            known = hit[1]
-        else:
-            known = self._known(await store.by_hash(self.pool, digest))
-            self._cache[digest] = (now, known)
-            self._cache.move_to_end(digest)
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+        known = hit[1] if hit is not None and now - hit[0] < self.ttl else await self._lookup(digest, now)
         if known is None:
             raise _unauthorized("missing or invalid credentials")
         if known.revoked:
@@ -78,6 +77,36 @@ class KeyAuthenticator:
             raise _unauthorized("this API key has expired", "key_expired")
         self._touch(known.key_id, now)
         return known.caller
+
+    async def _lookup(self, digest: bytes, now: float) -> _Known | None:
+        while (pending := self._loading.get(digest)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this request was cancelled, not the read it waited for
+                # the reading request was cancelled (its client left): read again
+        future: asyncio.Future[_Known | None] = asyncio.get_running_loop().create_future()
+        self._loading[digest] = future
+        forgotten = self._forgotten
+        try:
+            known = self._known(await store.by_hash(self.pool, digest))
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no warning when nobody waited
+            raise
+        finally:
+            del self._loading[digest]
+        if forgotten == self._forgotten:
+            self._cache[digest] = (now, known)
+            self._cache.move_to_end(digest)
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        future.set_result(known)
+        return known
 
     @staticmethod
     def _known(row: asyncpg.Record | None) -> _Known | None:
@@ -90,6 +119,7 @@ class KeyAuthenticator:
 
     def forget(self, key_id: str) -> None:
         """Drop a changed key from this process's cache (other instances: within the TTL)."""
+        self._forgotten += 1
         for digest, (_, known) in list(self._cache.items()):
             if known is not None and known.key_id == key_id:
                 del self._cache[digest]

@@ -7,9 +7,12 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from api_support import Api, api_for
 
+from controlplane.apikeys import store
 from controlplane.apikeys.auth import CACHE_TTL, KeyAuthenticator
+from controlplane.db.connection import Executor
 from controlplane.http.middleware import key_authenticator
 
 
@@ -59,6 +62,39 @@ async def test_revocation_reaches_another_instance_within_the_cache_ttl(api: Api
         now[0] += 1.01
         assert (await other.call("GET", "/v1/tenants", token=key)).status == 401  # bound: CACHE_TTL
     assert CACHE_TTL <= 60
+
+
+async def test_an_uncached_key_presented_by_many_requests_at_once_is_read_once(
+        api: Api, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid = await api.partner()
+    key, record = await api.key(pid, ["tenants:read"])
+    reads: list[bytes] = []
+    real = store.by_hash
+
+    async def by_hash(executor: Executor, digest: bytes) -> asyncpg.Record | None:
+        reads.append(digest)
+        return await real(executor, digest)
+
+    monkeypatch.setattr(store, "by_hash", by_hash)
+    async with api_for(pool) as other:  # a second instance: nothing cached
+        answers = await asyncio.gather(*(other.call("GET", "/v1/tenants", token=key) for _ in range(20)))
+        assert [a.status for a in answers] == [200] * 20
+        assert len(reads) == 1
+        # a change made while a read is in flight keeps that read's answer out of the cache
+        started = asyncio.Event()
+
+        async def slow(executor: Executor, digest: bytes) -> asyncpg.Record | None:
+            started.set()
+            await asyncio.sleep(0.2)
+            return await by_hash(executor, digest)
+
+        monkeypatch.setattr(store, "by_hash", slow)
+        wrong = asyncio.create_task(other.call("GET", "/v1/tenants", token="sk_live_" + "x" * 43))
+        await started.wait()
+        other.app[key_authenticator].forget(record["id"])  # type: ignore[attr-defined]
+        assert (await wrong).status == 401
+        assert (await other.call("GET", "/v1/tenants", token="sk_live_" + "x" * 43)).status == 401
+    assert len(reads) == 3  # the second unknown key was read again: the first answer was not kept
 
 
 async def test_403_for_missing_scope_portal_routes_and_partner_wide_routes(api: Api) -> None:
