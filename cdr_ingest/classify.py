@@ -15,6 +15,7 @@ cannot tell which number was meant.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 
 from cdr_ingest.dialing import destination
 
@@ -100,6 +101,19 @@ def classify(dialed: object, *, callee_is_extension: bool | None = None) -> Call
     Emergency codes win over everything, including the extension flag,
     so a tenant with an extension "911" can never shadow 911.
     """
+    if type(dialed) is str and len(dialed) <= _MAX_RAW_LEN:
+        return _classify_text(dialed, callee_is_extension)
+    return _classify(dialed, callee_is_extension)
+
+
+@lru_cache(maxsize=8192)
+def _classify_text(dialed: str, callee_is_extension: bool | None) -> CallClass:
+    # A call's number is classified several times (admission, rating, its record): once here.
+    # Bounded: only strings a number can be, and the least recently used are dropped.
+    return _classify(dialed, callee_is_extension)
+
+
+def _classify(dialed: object, callee_is_extension: bool | None) -> CallClass:
     s = _clean(dialed)
     if s is None:
         return CallClass.INVALID

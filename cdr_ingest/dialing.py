@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 __all__ = ["DialForm", "FORMS", "destination", "is_destination"]
 
@@ -105,6 +106,14 @@ def destination(dialed: object) -> str | None:
     """
     if not isinstance(dialed, str) or not dialed or len(dialed) > _MAX_LEN:
         return None
+    if type(dialed) is str:
+        return _destination(dialed)
+    return _destination.__wrapped__(dialed)
+
+
+@lru_cache(maxsize=8192)
+def _destination(dialed: str) -> str | None:
+    # A call's number is looked at several times (admission, classification, rating): matched once.
     match = _ANY_FORM.fullmatch(dialed)
     if match is None or match.lastgroup is None:
         return None

@@ -33,12 +33,13 @@ Policy, where seed 003 is silent or the brief decided:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.rates import Rate, RateDeck, Rounding
-from cdr_ingest.rating import Charge, billable_seconds, free_charge, price, rate_call
+from cdr_ingest.rating import Charge, billable_seconds, capped, free_charge, price, rate_call
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier, TierSchedule, wholesale_rate
 
 __all__ = ["BillingProfile", "PriceNote", "CallPrice", "retail_rate", "partner_rate", "price_call",
@@ -127,14 +128,23 @@ class CallPrice:
 def _synthetic(
     profile: BillingProfile, call_class: CallClass, direction: Direction, per_minute: int, connect_fee: int
 ) -> Rate:
+    return _profile_rate(profile.profile_id, call_class, direction, per_minute, connect_fee, profile.min_seconds,
+                         profile.increment_seconds, profile.rounding)
+
+
+@lru_cache(maxsize=4096)
+def _profile_rate(profile_id: str, call_class: CallClass, direction: Direction, per_minute: int, connect_fee: int,
+                  min_seconds: int, increment_seconds: int, rounding: Rounding) -> Rate:
+    # Admission and rating price every call: the same few rates, built and validated once
+    # (a Rate is immutable, so one object serves every call that prices alike).
     return Rate(
-        rate_id=f"profile:{profile.profile_id}:{call_class.value}:{direction.value}",
+        rate_id=f"profile:{profile_id}:{call_class.value}:{direction.value}",
         prefix="0",  # synthetic: never used for matching
         per_minute=per_minute,
         connect_fee=connect_fee,
-        min_seconds=profile.min_seconds,
-        increment_seconds=profile.increment_seconds,
-        rounding=profile.rounding,
+        min_seconds=min_seconds,
+        increment_seconds=increment_seconds,
+        rounding=rounding,
         effective_from=_PROFILE_EPOCH,
     )
 
@@ -283,11 +293,14 @@ def marginal_price(rate: Rate, billable_s: int, included_left_s: int) -> int:
     return price(rate, max(0, billable_s - max(0, included_left_s)))
 
 
-def marginal_affordable_seconds(rate: Rate, budget: int, included_left_s: int) -> int | None:
+def marginal_affordable_seconds(rate: Rate, budget: int, included_left_s: int, cap_s: int | None = None
+                                ) -> int | None:
     """Longest answered duration whose marginal charge (``marginal_price``) fits in ``budget``
     micro-units: the bundle's seconds cost nothing, even with no budget left. 0 when not even
     the first billable unit fits; None when time does not limit the call (a free per-minute
-    rate whose connect fee fits). Monotone in duration: a binary search over increments."""
+    rate whose connect fee fits). Monotone in duration: a binary search over increments.
+    ``cap_s``: the caller cuts the call there anyway, so the search goes no further (an answer
+    of at least ``cap_s`` then stands for any longer one; a big budget costs one evaluation)."""
     budget = max(budget, 0)
     inc, low = rate.increment_seconds, rate.min_seconds
 
@@ -302,6 +315,9 @@ def marginal_affordable_seconds(rate: Rate, budget: int, included_left_s: int) -
         # the first unit fits only inside the bundle: the call lasts as long as the bundle does
         return included_left_s // inc * inc
     lo, hi = 1, max(0, included_left_s) // inc + ((budget + 1) * 60 // rate.per_minute) // inc + 2
+    hi = capped(hi, inc, cap_s)
+    if cost(hi) <= budget:
+        return hi * inc
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if cost(mid) <= budget:

@@ -81,14 +81,21 @@ def free_charge(rate_id: str, answered_s: int) -> Charge:
     return Charge(rate_id, answered_s, 0, None)
 
 
-def affordable_seconds(rate: Rate, budget: int) -> int | None:
+def capped(hi: int, increment_s: int, cap_s: int | None) -> int:
+    """A search bound in increments, lowered to the first increment that reaches ``cap_s``."""
+    return hi if cap_s is None else max(1, min(hi, -(-cap_s // increment_s)))
+
+
+def affordable_seconds(rate: Rate, budget: int, cap_s: int | None = None) -> int | None:
     """Longest answered duration whose charge fits within budget micro-units.
 
     Lets the caller cap a call in progress (max session time) so an
     allowance is never overdrawn. 0 when even the first billable unit
     (minimum + connect fee) does not fit; None when the rate is free per
     minute, so time is not what limits the call. Price is monotone in
-    duration, so a binary search over increments is exact.
+    duration, so a binary search over increments is exact. ``cap_s``: the
+    caller cuts the call there anyway, so the search goes no further (an
+    answer of at least ``cap_s`` then stands for any longer one).
     """
     if budget < 0:
         return 0
@@ -99,6 +106,9 @@ def affordable_seconds(rate: Rate, budget: int) -> int | None:
         return None
     # Any affordable k has per_minute * k * inc / 60 < budget + 1.
     lo, hi = 1, ((budget + 1) * 60 // rate.per_minute) // inc + 1
+    hi = capped(hi, inc, cap_s)
+    if price(rate, billable_seconds(hi * inc, rate.min_seconds, inc)) <= budget:
+        return hi * inc
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if price(rate, billable_seconds(mid * inc, rate.min_seconds, inc)) <= budget:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -210,14 +211,22 @@ def wholesale_rate(
     per_minute = prices.per_minute(call_class)
     if per_minute is None:
         return None
+    return _tier_rate(prices.tier.rate_key, CallClass(call_class), Direction(direction), per_minute,
+                      prices.effective_from, schedule.next_change(tier, prices.effective_from))
+
+
+@lru_cache(maxsize=1024)
+def _tier_rate(rate_key: str, call_class: CallClass, direction: Direction, per_minute: int, effective_from: datetime,
+               effective_to: datetime | None) -> Rate:
+    # Every call's wholesale price: a handful of rates, built and validated once (immutable).
     return Rate(
-        rate_id=f"tier:{prices.tier.rate_key}:{CallClass(call_class).value}:{Direction(direction).value}",
+        rate_id=f"tier:{rate_key}:{call_class.value}:{direction.value}",
         prefix="1",  # the NANP; tier prices only cover +1 local and toll-free traffic
         per_minute=per_minute,
         connect_fee=0,
         min_seconds=WHOLESALE_MIN_SECONDS,
         increment_seconds=WHOLESALE_INCREMENT_SECONDS,
         rounding=WHOLESALE_ROUNDING,
-        effective_from=prices.effective_from,
-        effective_to=schedule.next_change(tier, prices.effective_from),
+        effective_from=effective_from,
+        effective_to=effective_to,
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -225,7 +224,8 @@ class Engine:
                 # Refused on the partner's account: a missed signal must not refuse for ever (one read).
                 await self.refresh_partner(state.partner)
                 decision = await self._decide(state, e164, call_id, now)
-            decision = replace(decision, number=e164)
+            decision = Decision(decision.admit, decision.reason, decision.cause, decision.limit_s, decision.hold,
+                                decision.detail, e164)  # dataclasses.replace: 5 times dearer, on every call
         if decision.admit and decision.hold is not None:
             self._hold(state, decision, channel, now)
         return decision

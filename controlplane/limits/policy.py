@@ -122,18 +122,19 @@ def wallet_applies(account: Account | None, call_class: CallClass | None) -> boo
     return account is not None and account.status is PartnerStatus.ACTIVE and call_class in BILLABLE
 
 
-def wallet_seconds(wholesale: Rate | None, available_micros: int) -> int | None:
+def wallet_seconds(wholesale: Rate | None, available_micros: int, cap_s: int | None = None) -> int | None:
     """Seconds of a call the wallet covers: 0 = refuse; None = the wallet sets no cut-off.
 
     At zero (or below) every billable call is refused, rated or not. Above zero a call the
     partner's rate prices is cut where the wallet runs out, like a spend cap; one it does not
     price (no wholesale rate) costs the wallet nothing, so the wallet does not time it.
+    ``cap_s``: where the call is cut anyway (``affordable_seconds``).
     """
     if available_micros <= 0:
         return 0
     if wholesale is None:
         return None
-    return affordable_seconds(wholesale, available_micros)
+    return affordable_seconds(wholesale, available_micros, cap_s)
 
 
 def account_refusal(account: Account | None, call_class: CallClass | None) -> Decision | None:
@@ -297,7 +298,7 @@ def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, ca
             return Decision(False, Reason.MINUTES, CAUSE_FORBIDDEN, detail=f"{max(left_s, 0)} s left")
     if limits.monthly_spend_micros is not None and rate is not None:  # rate is set: checked above
         budget = limits.monthly_spend_micros - usage.spend_micros - reserved_micros
-        by_spend = marginal_affordable_seconds(rate, budget, included_left_s)
+        by_spend = marginal_affordable_seconds(rate, budget, included_left_s, max_call_s)
         if by_spend == 0:
             return Decision(False, Reason.SPEND, CAUSE_FORBIDDEN, detail=f"{max(budget, 0)} micros left")
         if by_spend is not None:
@@ -305,7 +306,7 @@ def decide(limits: Limits, calls_allowed: bool, usage: Usage, ledger: Ledger, ca
     draws = wallet_applies(account, call_class)
     if draws:
         assert account is not None  # wallet_applies
-        by_wallet = wallet_seconds(wholesale, account.available_micros)
+        by_wallet = wallet_seconds(wholesale, account.available_micros, max_call_s)
         if by_wallet == 0:
             return Decision(False, Reason.WALLET_EMPTY, CAUSE_FORBIDDEN,
                             detail=f"{max(account.available_micros, 0)} micros available in the wallet")

@@ -13,7 +13,7 @@ from cdr_ingest.classify import CallClass
 from cdr_ingest.pricing import (BillingProfile, included_left, marginal_affordable_seconds, marginal_charge,
                                 marginal_price)
 from cdr_ingest.rates import Rate, Rounding
-from cdr_ingest.rating import billable_seconds, rate_call
+from cdr_ingest.rating import affordable_seconds, billable_seconds, rate_call
 from controlplane.limits.policy import Ledger, Limits, Reason, Usage, decide
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
@@ -67,6 +67,25 @@ def test_the_cut_off_is_the_longest_call_whose_marginal_charge_fits(per_minute: 
         return
     assert marginal_price(r, billable_seconds(limit, min_s, inc), left) <= max(budget, 0)
     assert marginal_price(r, billable_seconds(limit + inc, min_s, inc), left) > max(budget, 0)
+
+
+@given(per_minute=st.integers(0, 2_000_000), connect=st.integers(0, 100_000), min_s=st.sampled_from([0, 6, 30, 60]),
+       inc=st.sampled_from([1, 6, 60]), budget=st.integers(-100_000, 10**13), left=st.integers(0, 40_000),
+       cap=st.integers(1, 30_000))
+def test_a_capped_search_cuts_every_call_where_the_full_search_would(per_minute: int, connect: int, min_s: int,
+                                                                     inc: int, budget: int, left: int,
+                                                                     cap: int) -> None:
+    """Admission caps every call at its maximum length: the search stops there (one evaluation for
+    a budget that covers it) and the call is cut exactly where the whole search would cut it."""
+    r = rate(per_minute, min_s, inc, connect)
+    full, capped = marginal_affordable_seconds(r, budget, left), marginal_affordable_seconds(r, budget, left, cap)
+    assert (full is None) == (capped is None)
+    if full is not None and capped is not None:
+        assert min(full, cap) == min(capped, cap)
+    whole, bounded = affordable_seconds(r, budget), affordable_seconds(r, budget, cap)
+    assert (whole is None) == (bounded is None)
+    if whole is not None and bounded is not None:
+        assert min(whole, cap) == min(bounded, cap)
 
 
 @given(answered=st.integers(0, 20_000), left=st.integers(0, 20_000), min_s=st.sampled_from([0, 6, 60]),
