@@ -5,7 +5,7 @@
     .venv/bin/python bench/run_all.py bench_numbers bench_rating -- --rows 100000
 
 Each bench runs in its own process, one after the other (they would compete for the
-cores otherwise), and appends its figures to a results file (bench/verdict.py). A bench
+cores otherwise), once the machine is quiet (``settle``), and appends its figures to a results file (bench/verdict.py). A bench
 that dies without a figure shows as BROKEN with its exit code. Arguments after ``--`` go to
 every bench named. Exits 1 when any target is missed or any bench broke, 3 when
 something was skipped while CI is set, else 0.
@@ -33,7 +33,36 @@ HEAVY = ["bench_asterisk_boot", "bench_provisioning", "bench_admission", "bench_
 LIGHT = sorted({p.stem for p in HERE.glob("bench_*.py")} - set(HEAVY))
 
 
+# Before each bench the machine must be quiet: the previous one's leftovers (an Asterisk
+# shutting down, PostgreSQL's checkpoint and autovacuum) took a third of a core from the
+# next bench's first seconds (bench_api right after bench_calls read 0.51-0.74 against
+# 0.67-0.69 on its own). Waited for, up to a bound, and printed.
+QUIET_IDLE = 0.85
+QUIET_WAIT_S = 30.0
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all cores so far (/proc/stat's first line; iowait counts as idle)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def settle() -> None:
+    started = time.monotonic()
+    idle = 0.0
+    while time.monotonic() - started < QUIET_WAIT_S:
+        idle0, total0 = _cpu_times()
+        time.sleep(1.0)
+        idle1, total1 = _cpu_times()
+        idle = (idle1 - idle0) / max(total1 - total0, 1)
+        if idle >= QUIET_IDLE:
+            break
+    print(f"=== machine {idle:.0%} idle after {time.monotonic() - started:.0f} s of waiting", flush=True)
+
+
 def run(bench: str, extra: list[str], results: Path) -> tuple[int, float]:
+    settle()
     started = time.monotonic()
     print(f"=== {bench} {' '.join(extra)}", flush=True)
     proc = subprocess.run([sys.executable, str(HERE / f"{bench}.py"), *extra],
