@@ -22,7 +22,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 import msgspec
 
@@ -284,7 +286,26 @@ Content-Length: 0
     return body + "</scenario>\n"
 
 
-def sipp(asterisk: TenantAsterisk, scenario: str, service: str, *, user: str | None = None,
+class SipTarget(Protocol):
+    """What SIPp calls: an Asterisk's SIP port (a TenantAsterisk, a daemon's world)."""
+
+    @property
+    def sip_port(self) -> int: ...
+
+
+def sipp_as(target: SipTarget, procs: list[subprocess.Popen[bytes]], passwords: Mapping[str, str], scenario: str,
+            service: str, *, user: str | None = None, port: int | None = None, background: bool = True,
+            timeout: str = "60s") -> Any:
+    """The e2e worlds' SIPp runner: ``sipp`` as ``user`` with its password from ``passwords``; a
+    background run joins ``procs`` (the world stops them with its daemon)."""
+    proc = sipp(target, scenario, service, user=user, password=passwords.get(user or ""), background=background,
+                port=port, timeout=timeout)
+    if isinstance(proc, subprocess.Popen):
+        procs.append(proc)
+    return proc
+
+
+def sipp(asterisk: SipTarget, scenario: str, service: str, *, user: str | None = None,
          password: str | None = None, timeout: str = "20s", background: bool = False,
          port: int | None = None) -> subprocess.Popen[bytes] | subprocess.CompletedProcess[bytes]:
     """Run one SIPp call of ``scenario``; exit code 0 means the scenario completed."""

@@ -33,7 +33,7 @@ import pytest
 import yaml
 from harness import free_port, free_udp_tcp_port, require_real_asterisk, rtp_range
 from wallet_support import active_funded
-from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, sipp_failure, uas_scenario
+from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp_as, sipp_failure, uas_scenario
 
 from controlplane.asterisk.runner import LocalRunner
 from controlplane.profiles.http import profile_services
@@ -70,11 +70,8 @@ class Phones:
 
     def run(self, scenario: str, service: str, user: str | None = None, *, port: int | None = None,
             background: bool = False) -> Any:
-        proc = sipp(self.sip, scenario, service, user=user,  # type: ignore[arg-type]
-                    password=self.passwords.get(user or ""), background=background, port=port, timeout="30s")
-        if isinstance(proc, subprocess.Popen):
-            self.procs.append(proc)
-        return proc
+        return sipp_as(self.sip, self.procs, self.passwords, scenario, service, user=user, port=port,
+                       background=background, timeout="30s")
 
     async def register(self, user: str, port: int) -> None:
         done = await asyncio.to_thread(self.run, register_scenario(), user, user, port=port)

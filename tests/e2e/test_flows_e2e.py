@@ -27,7 +27,7 @@ from flows_support import carrier_dtmf_scenario, dtmf_available, sipp_messages
 from harness import Beside, calls_config, daemon_beside, free_port
 from inventory_support import buy_did
 from phone_world import funded_cast, registered_phone
-from tenants_e2e import answer_scenario, sipp, sipp_failure
+from tenants_e2e import answer_scenario, sipp_as, sipp_failure
 
 from controlplane.config import HttpConfig
 from controlplane.flows.http import services_key
@@ -52,11 +52,8 @@ class World:
 
     def run(self, scenario: str, service: str, *, user: str | None = None, port: int | None = None,
             background: bool = True, timeout: str = "60s") -> Any:
-        proc = sipp(self.sip, scenario, service, user=user,  # type: ignore[arg-type]
-                    password=self.passwords.get(user or ""), background=background, port=port, timeout=timeout)
-        if isinstance(proc, subprocess.Popen):
-            self.beside.procs.append(proc)
-        return proc
+        return sipp_as(self.sip, self.beside.procs, self.passwords, scenario, service, user=user, port=port,
+                       background=background, timeout=timeout)
 
     async def answering_phone(self, user: str, timeout_ms: int = 20000) -> subprocess.Popen[bytes]:
         # A UAS has no call before an INVITE: SIPp's global timeout ends a phone that never rings.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from harness import Beside, free_port
 from inventory_support import buy_did
 from phone_world import mailing_daemon
 from smtp_support import SmtpServer
-from tenants_e2e import ROOTFS, register_scenario, sipp, sipp_failure
+from tenants_e2e import ROOTFS, register_scenario, sipp_as, sipp_failure
 from test_voicemail_e2e import GREETING_S, RMS_FLOOR, TALK_S, deposited, poll, tone_wav
 from voicemail_support import answering_phone_scenario, gsm_seconds, tone_pcap
 from wallet_support import active_funded
@@ -73,12 +72,8 @@ class World:
 
     def run(self, scenario: str, service: str, *, user: str | None = None, port: int | None = None,
             background: bool = True) -> Any:
-        proc = sipp(self, scenario,  # type: ignore[arg-type]  # sipp() reads .sip_port only
-                    service, user=user, password=self.passwords.get(user or ""), background=background,
-                    port=port, timeout="90s")
-        if isinstance(proc, subprocess.Popen):
-            self.beside.procs.append(proc)
-        return proc
+        return sipp_as(self, self.beside.procs, self.passwords, scenario, service, user=user, port=port,
+                       background=background, timeout="90s")
 
     async def rpc(self, path: str) -> tuple[int, bytes]:
         headers = {"Authorization": f"Bearer {SERVICE}", "X-Partner-Id": self.partner}

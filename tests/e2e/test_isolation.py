@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -63,8 +64,9 @@ async def provision_world(pool: asyncpg.Pool, asterisk: TenantAsterisk, ami: Ami
     return World(asterisk, applier, tenants, numbering, partner, ids, passwords)
 
 
-@pytest.fixture(scope="module")
-async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
+@asynccontextmanager
+async def started_world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
+    """An Asterisk of its own with the world provisioned (test_lifecycle.py's world too)."""
     reason = available()
     if reason:
         unavailable(reason)
@@ -79,6 +81,12 @@ async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
             await ami.close()
     finally:
         await asyncio.to_thread(asterisk.stop)
+
+
+@pytest.fixture(scope="module")
+async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
+    async with started_world(pool, database_dsn) as w:
+        yield w
 
 
 def run(world: World, scenario: str, service: str, user: str | None = None,

@@ -11,11 +11,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from harness import unavailable
-from tenants_e2e import CARRIER_TRUNK, TenantAsterisk, available, call_scenario, register_scenario, sip_invite_status, sipp
-from test_isolation import World, provision_world
+from tenants_e2e import call_scenario, register_scenario, sip_invite_status, sipp
+from test_isolation import World, started_world
 
-from controlplane.asterisk.ami import AmiClient
 from controlplane.tenants.models import DidUpdate, TenantStatus, TenantUpdate
 from provisioning.names import REALM
 
@@ -24,20 +22,8 @@ pytestmark = [pytest.mark.e2e]
 
 @pytest.fixture(scope="module")
 async def world(pool: asyncpg.Pool, database_dsn: str) -> AsyncIterator[World]:
-    reason = available()
-    if reason:
-        unavailable(reason)
-    asterisk = TenantAsterisk(database_dsn, extra_pjsip=CARRIER_TRUNK)
-    try:
-        await asyncio.to_thread(asterisk.start)
-        ami = AmiClient("127.0.0.1", asterisk.ami_port, asterisk.ami_user, asterisk.secret)
-        await ami.connect(timeout=10)
-        try:
-            yield await provision_world(pool, asterisk, ami)
-        finally:
-            await ami.close()
-    finally:
-        await asyncio.to_thread(asterisk.stop)
+    async with started_world(pool, database_dsn) as w:
+        yield w
 
 
 def register(world: World, name: str, password_of: str | None = None) -> int:

@@ -40,7 +40,7 @@ from harness import Beside, calls_config, daemon_beside, free_port
 from inventory_support import buy_did
 from queues_support import cancelled_scenario, carrier_hold_scenario, late_answer_scenario
 from phone_world import funded_cast, registered_phone, with_instance_media
-from tenants_e2e import sipp, sipp_failure
+from tenants_e2e import sipp_as, sipp_failure
 
 from controlplane.config import HttpConfig
 from controlplane.flows.http import services_key as flows_key
@@ -74,11 +74,8 @@ class World:
 
     def run(self, scenario: str, service: str, *, user: str | None = None, port: int | None = None,
             background: bool = True) -> Any:
-        proc = sipp(self.sip, scenario, service, user=user,  # type: ignore[arg-type]
-                    password=self.passwords.get(user or ""), background=background, port=port, timeout="60s")
-        if isinstance(proc, subprocess.Popen):
-            self.beside.procs.append(proc)
-        return proc
+        return sipp_as(self.sip, self.beside.procs, self.passwords, scenario, service, user=user, port=port,
+                       background=background)
 
     async def phone(self, user: str, scenario: str) -> subprocess.Popen[bytes]:
         return await registered_phone(self.run, user, scenario)

@@ -31,7 +31,7 @@ import pytest
 from harness import Beside, free_port
 from smtp_support import SmtpServer
 from phone_world import funded_cast, mailing_daemon, registered_phone
-from tenants_e2e import ROOTFS, register_scenario, sipp, sipp_failure
+from tenants_e2e import ROOTFS, register_scenario, sipp_as, sipp_failure
 from voicemail_support import (answering_phone_scenario, await_mwi, dtmf_key_pcap, gsm_seconds, keying_caller_scenario,
                                talking_caller_scenario, tone_pcap, unanswered_phone_scenario)
 
@@ -69,12 +69,8 @@ class World:
 
     def run(self, scenario: str, service: str, *, user: str | None = None, port: int | None = None,
             background: bool = True) -> Any:
-        proc = sipp(self, scenario,  # type: ignore[arg-type]  # sipp() reads .sip_port only
-                    service, user=user, password=self.passwords.get(user or ""), background=background,
-                    port=port, timeout="90s")
-        if isinstance(proc, subprocess.Popen):
-            self.beside.procs.append(proc)
-        return proc
+        return sipp_as(self, self.beside.procs, self.passwords, scenario, service, user=user, port=port,
+                       background=background, timeout="90s")
 
     async def phone(self, user: str, scenario: str) -> subprocess.Popen[bytes]:
         return await registered_phone(self.run, user, scenario)
