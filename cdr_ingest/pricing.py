@@ -39,7 +39,7 @@ from enum import StrEnum
 
 from cdr_ingest.classify import CallClass, Direction
 from cdr_ingest.rates import Rate, RateDeck, Rounding
-from cdr_ingest.rating import Charge, billable_seconds, capped, free_charge, price, rate_call
+from cdr_ingest.rating import Charge, billable_seconds, free_charge, longest_fitting, price, rate_call
 from cdr_ingest.tiers import DEFAULT_SCHEDULE, Tier, TierSchedule, wholesale_rate
 
 __all__ = ["BillingProfile", "PriceNote", "CallPrice", "retail_rate", "partner_rate", "price_call",
@@ -314,14 +314,5 @@ def marginal_affordable_seconds(rate: Rate, budget: int, included_left_s: int, c
             return None  # beyond the bundle only the connect fee, and it fits
         # the first unit fits only inside the bundle: the call lasts as long as the bundle does
         return included_left_s // inc * inc
-    lo, hi = 1, max(0, included_left_s) // inc + ((budget + 1) * 60 // rate.per_minute) // inc + 2
-    hi = capped(hi, inc, cap_s)
-    if cost(hi) <= budget:
-        return hi * inc
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if cost(mid) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo * inc
+    hi = max(0, included_left_s) // inc + ((budget + 1) * 60 // rate.per_minute) // inc + 2
+    return longest_fitting(lambda k: cost(k) <= budget, hi, inc, cap_s) * inc

@@ -7,6 +7,7 @@ and sums of charges equal the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cdr_ingest.rates import Rate, Rounding
@@ -81,9 +82,22 @@ def free_charge(rate_id: str, answered_s: int) -> Charge:
     return Charge(rate_id, answered_s, 0, None)
 
 
-def capped(hi: int, increment_s: int, cap_s: int | None) -> int:
-    """A search bound in increments, lowered to the first increment that reaches ``cap_s``."""
-    return hi if cap_s is None else max(1, min(hi, -(-cap_s // increment_s)))
+def longest_fitting(fits: Callable[[int], bool], hi: int, increment_s: int, cap_s: int | None) -> int:
+    """The largest k in [1, ``hi``] (in increments) for which ``fits``, monotone (true, then false)
+    and true at 1: a binary search. ``cap_s``: the caller cuts the call there anyway, so the search
+    stops at the first increment that reaches it (a budget that covers it: one evaluation)."""
+    if cap_s is not None:
+        hi = max(1, min(hi, -(-cap_s // increment_s)))
+    if fits(hi):
+        return hi
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def affordable_seconds(rate: Rate, budget: int, cap_s: int | None = None) -> int | None:
@@ -105,14 +119,6 @@ def affordable_seconds(rate: Rate, budget: int, cap_s: int | None = None) -> int
     if rate.per_minute == 0:
         return None
     # Any affordable k has per_minute * k * inc / 60 < budget + 1.
-    lo, hi = 1, ((budget + 1) * 60 // rate.per_minute) // inc + 1
-    hi = capped(hi, inc, cap_s)
-    if price(rate, billable_seconds(hi * inc, rate.min_seconds, inc)) <= budget:
-        return hi * inc
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if price(rate, billable_seconds(mid * inc, rate.min_seconds, inc)) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo * inc
+    hi = ((budget + 1) * 60 // rate.per_minute) // inc + 1
+    return longest_fitting(lambda k: price(rate, billable_seconds(k * inc, rate.min_seconds, inc)) <= budget,
+                           hi, inc, cap_s) * inc

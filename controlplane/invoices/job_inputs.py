@@ -22,7 +22,7 @@ import asyncpg
 
 from cdr_ingest.cycles import period_key
 from controlplane.db.connection import Connection
-from controlplane.invoices import usage_store
+from controlplane.invoices import store, usage_store
 from controlplane.invoices.compose import Cycle
 from controlplane.invoices.models import ClassSeconds, InvoiceLine, Tax, UnitSpan
 from controlplane.invoices.usage_store import PendingItem, TenantRow, Window
@@ -173,7 +173,7 @@ async def _todo(conn: Connection, by_id: dict[str, TenantRow], chunk: list[str],
         if cycle is not None and cycle.end <= now and cycle.end > by_id[tid].created_at:
             cycles[tid] = cycle
     windows = [Window(tid, c.start, c.end) for tid, c in cycles.items()]
-    done = await usage_store.invoiced(conn, windows) if windows else set()
+    done = {t for t, _ in await store.cycles_invoiced(conn, [(w.tenant_id, w.start) for w in windows])}
     todo = [w for w in windows if w.tenant_id not in done]
     ids = sorted((w.tenant_id for w in todo), key=lambda tid: (by_id[tid].partner_id, tid))
     return _Todo(cycles, todo, ids, len(chunk) - len(cycles), len(done))

@@ -151,6 +151,21 @@ class IssuedDraft(NamedTuple):
     due_at: datetime
 
 
+async def cycles_invoiced(conn: Connection, periods: Sequence[tuple[str, datetime]]) -> set[tuple[str, datetime]]:
+    """The (tenant, period start) pairs of ``periods`` whose cycle invoice exists: index probes on
+    (tenant, period start), the pairs matched here. Planned for these arrays, a statement of its
+    own, not the connection's cached one, whose generic plan could be a scan of the whole table
+    (usage_store.plan_per_call)."""
+    if not periods:
+        return set()
+    check = await conn.prepare(
+        "SELECT tenant_id, period_start FROM tenant_invoices WHERE tenant_id = ANY($1::text[])"
+        " AND period_start = ANY($2::timestamptz[]) AND NOT off_cycle")
+    wanted = set(periods)
+    rows = await check.fetch([t for t, _ in periods], list({start for _, start in periods}))
+    return {(r[0], r[1]) for r in rows if (r[0], r[1]) in wanted}
+
+
 async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: datetime) -> list[IssuedDraft]:
     """Cycle invoices inserted already issued (numbered, SENT, due date, ``invoice.created``),
     inside the caller's transaction. A (tenant, period) that has its invoice already is left out:
@@ -162,13 +177,7 @@ async def insert_issued(conn: Connection, invoices: Sequence[NewInvoice], now: d
     for i in invoices:
         counts[i.partner_id] = counts.get(i.partner_id, 0) + 1
     await _lock_numbering(conn, sorted(counts))  # the real counts follow the check
-    # Planned for this batch's arrays: a statement of its own, not the connection's cached one,
-    # whose generic plan could be a scan of the whole table (usage_store.plan_per_call).
-    check = await conn.prepare(
-        "SELECT tenant_id, period_start FROM tenant_invoices WHERE tenant_id = ANY($1::text[])"
-        " AND period_start = ANY($2::timestamptz[]) AND NOT off_cycle")
-    existing = await check.fetch([i.tenant_id for i in invoices], list({i.period_start for i in invoices}))
-    skip = {(r[0], r[1]) for r in existing}
+    skip = await cycles_invoiced(conn, [(i.tenant_id, i.period_start) for i in invoices])
     todo = [i for i in invoices if (i.tenant_id, i.period_start) not in skip] if skip else list(invoices)
     if not todo:
         return []

@@ -62,16 +62,6 @@ async def load_windows(conn: Connection, windows: Sequence[Window]) -> None:
     await conn.execute("ANALYZE invoice_windows")
 
 
-async def invoiced(conn: Executor, windows: Sequence[Window]) -> set[str]:
-    """Tenants whose cycle invoice for their window's period exists already (index probes, the
-    pairs matched here)."""
-    rows = await conn.fetch("SELECT tenant_id, period_start FROM tenant_invoices WHERE tenant_id = ANY($1::text[])"
-                            " AND period_start = ANY($2::timestamptz[]) AND NOT off_cycle",
-                            [w.tenant_id for w in windows], list({w.start for w in windows}))
-    starts = {w.tenant_id: w.start for w in windows}
-    return {tenant_id for tenant_id, start in rows if starts.get(tenant_id) == start}
-
-
 async def plan_per_call(conn: Executor) -> None:
     """Plan the statements of the caller's transaction for their actual parameters at each call,
     never with the connection's cached generic plan. The invoice job's statements run again and
@@ -79,8 +69,8 @@ async def plan_per_call(conn: Executor) -> None:
     statistics updates: a generic plan made when the table was (said to be) small scans the
     whole table at every call (measured in the bench: up to a second per call), a plan made per
     call sees the arrays and the table's size. Not for a transaction that inserts rows with
-    foreign keys: their checks would be re-planned for every row (store.insert_issued prepares
-    its one statement instead)."""
+    foreign keys: their checks would be re-planned for every row (store.cycles_invoiced prepares
+    its statement instead)."""
     await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 

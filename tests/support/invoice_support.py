@@ -77,17 +77,21 @@ async def calls(conn: Connection, partner_id: str, tenant_id: str, at: datetime,
         " $6, $6, 'ANSWERED', 16, $7)",
         [(f"cr_{secrets.token_hex(8)}", tenant_id, partner_id, t, t + timedelta(seconds=s), s, call_class)
          for t, s in zip(starts, seconds, strict=True)])
+    per_period: dict[date, list[int]] = {}
     for t, s in zip(starts, seconds, strict=True):
-        await count_usage(conn, tenant_id, period or cycle_date(t), call_class, s)
+        per_period.setdefault(period or cycle_date(t), []).append(s)
+    for key, counted in per_period.items():
+        await count_usage(conn, tenant_id, key, call_class, sum(counted), len(counted))
 
 
-async def count_usage(conn: Connection, tenant_id: str, period: date, call_class: str, billable_s: int) -> None:
-    """One call's seconds added to the tenant's usage counter of ``period`` (what the invoice reads)."""
+async def count_usage(conn: Connection, tenant_id: str, period: date, call_class: str, billable_s: int,
+                      calls: int = 1) -> None:
+    """Calls' seconds added to the tenant's usage counter of ``period`` (what the invoice reads)."""
     await conn.execute(
         "INSERT INTO tenant_usage AS u (tenant_id, cycle_start, call_class, calls, answered_s, billable_s)"
-        " VALUES ($1, $2, $3, 1, $4, $4) ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET"
-        " calls = u.calls + 1, answered_s = u.answered_s + $4, billable_s = u.billable_s + $4",
-        tenant_id, period, call_class, billable_s)
+        " VALUES ($1, $2, $3, $5, $4, $4) ON CONFLICT (tenant_id, cycle_start, call_class) DO UPDATE SET"
+        " calls = u.calls + $5, answered_s = u.answered_s + $4, billable_s = u.billable_s + $4",
+        tenant_id, period, call_class, billable_s, calls)
 
 
 async def jurisdiction(conn: Connection, partner_id: str, tenant_id: str | None, rate: str = "8.5",
