@@ -105,6 +105,11 @@ class EdgeSettings:
     ping_interval: int = 1
     threshold: int = 1
     reply_timeout_ms: int = 1000
+    # A call's INVITE waits this long for the node's first reply before it is retried on the
+    # next node. Longer than the probe's: a node busy with a burst of calls answers a probe
+    # late but is alive, and a call moved off it would ring on two nodes (its late answer on
+    # the first is dropped, and the phone's credentials are the first node's).
+    invite_timeout_ms: int = 4000
     children: int = 4
 
     def __post_init__(self) -> None:
@@ -118,7 +123,8 @@ class EdgeSettings:
         if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", self.work_dir):
             raise EdgeInvalid("edge.work_dir", "an absolute path of letters, digits and . _ -")
         for name, low, high in (("ping_interval", 1, 60), ("threshold", 1, 10),
-                                ("reply_timeout_ms", 200, 30000), ("children", 1, 64)):
+                                ("reply_timeout_ms", 200, 30000), ("invite_timeout_ms", 200, 30000),
+                                ("children", 1, 64)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise EdgeInvalid(f"edge.{name}", f"an integer between {low} and {high}")

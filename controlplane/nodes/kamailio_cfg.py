@@ -35,6 +35,7 @@ DID_TABLE = "did"
 MODULES = ("jsonrpcs", "kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils",
            "xlog", "sanity", "path", "htable", "db_postgres", "dispatcher", "xhttp")
 _PRIORITY_HOME = 100
+FINAL_REPLY_TIMEOUT_MS = 60000  # tm's fr_inv_timer: a ringing call's wait for its final answer
 
 
 def render_dispatcher_list(nodes: Sequence[Node]) -> str:
@@ -77,7 +78,7 @@ mpath="{moddir}"
 modparam("jsonrpcs", "transport", 1)
 modparam("xhttp", "url_skip", "^/metrics")
 modparam("tm", "fr_timer", {edge.reply_timeout_ms})
-modparam("tm", "fr_inv_timer", 60000)
+modparam("tm", "fr_inv_timer", {FINAL_REPLY_TIMEOUT_MS})
 modparam("rr", "enable_full_lr", 1)
 modparam("htable", "db_url", "{db_url}")
 modparam("htable", "htable", "{TENANT_TABLE}=>size=12;dbtable=kamailio_tenant_routes;")
@@ -142,6 +143,7 @@ route[TENANT] {{
 route[DISPATCH] {{
     if (!ds_select_dst("$var(set)", "8")) {{ sl_send_reply("503", "No node available"); exit; }}
     xlog("L_INFO", "edge: $rm $fU -> $rU via set $var(set) to $du\\n");
+    if (is_method("INVITE")) {{ t_set_fr({FINAL_REPLY_TIMEOUT_MS}, {edge.invite_timeout_ms}); }}
     t_on_failure("NODE_FAILED");
     route(RELAY);
 }}

@@ -38,6 +38,10 @@ def test_the_cfg_carries_the_validated_values_and_the_routing_rules() -> None:
     assert '$si == "192.0.2.10"' in text
     assert 'ds_select_dst("$var(set)", "8")' in text and "add_path();" in text
     assert "dbtable=kamailio_tenant_routes" in text and "dbtable=kamailio_did_routes" in text
+    # Probes and other requests give up on a silent node after 1 s, a call's INVITE after 4 s.
+    assert 'modparam("tm", "fr_timer", 1000)' in text
+    assert 'if (is_method("INVITE")) { t_set_fr(60000, 4000); }' in text
+    assert 't_set_fr(60000, 2500)' in render_kamailio_cfg(edge(invite_timeout_ms=2500), "/m")
     # No carrier source: DID routing can never match (phones are still routed by prefix).
     assert "if ((0) &&" in render_kamailio_cfg(edge(carrier_sources=()), "/m")
 
@@ -50,6 +54,7 @@ def test_the_cfg_carries_the_validated_values_and_the_routing_rules() -> None:
     ({"carrier_sources": ("192.0.2.1", "1.2.3.4; drop")}, "edge.carrier_sources[1]"),
     ({"work_dir": "/srv/x\"; y"}, "edge.work_dir"),
     ({"ping_interval": 0}, "edge.ping_interval"),
+    ({"invite_timeout_ms": "4000); exit; #"}, "edge.invite_timeout_ms"),
 ])
 def test_values_that_could_inject_config_are_refused_naming_the_field(overrides: dict[str, object],
                                                                        field: str) -> None:
