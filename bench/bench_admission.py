@@ -14,8 +14,10 @@ rate above capacity (``-r 1000 -l 50``), ``--seconds`` each, in the same run, al
 A, B, A, B:
   run A without admission (the dialplan rendered with no admission step, as with limits off),
   run B with admission (the dialplan the daemon renders; the tenant has minutes, spend and channel caps,
-  its partner is ACTIVE with a funded wallet: the wallet check and hold are in the path).
-Printed: calls/s of each and B/A (target >= 0.95), and the decision latency p50/p99
+  its partner is ACTIVE with a funded wallet: the wallet check and hold are in the path),
+  run C with run B's dialplan and exchange, answered by an AGI server (the daemon's own code) whose
+  decision is a constant "admit": the floor of any admission made by a per-call FastAGI exchange.
+Printed: calls/s of each, B/A (target >= 0.95) and C/A, and the decision latency p50/p99
 measured by the AGI server itself per request during run B (target p99 <= 1 ms), plus
 the whole server-side exchange. Exits 1 when a target is missed; without root, the
 rootfs or SIPp part 2 says SKIPPED, and exits 3 when CI is set (bench/verdict.py).
@@ -56,6 +58,7 @@ from controlplane.asterisk.ami import AmiClient  # noqa: E402
 from controlplane.limits.agi import AgiServer  # noqa: E402
 from controlplane.limits.engine import Engine  # noqa: E402
 from controlplane.limits.models import LimitsBody  # noqa: E402
+from controlplane.limits.policy import Decision, Reason  # noqa: E402
 from controlplane.limits.services import LimitServices  # noqa: E402
 from controlplane.tenants.applier import Applier  # noqa: E402
 from controlplane.tenants.models import PartnerCreate, PartnerTier, TenantCreate  # noqa: E402
@@ -69,6 +72,13 @@ TARGET_P99_MS = 1.0
 VERDICTS = Verdicts("bench_admission")
 NUMBER = "5015550100"
 ROUNDS = 2  # each side runs ROUNDS times, alternating
+SIDES = ("without", "with", "exchange only")
+ADMIT_ALL = Decision(True, Reason.OK)
+
+
+async def admit_all(tenant: str, number: str, call_id: str, channel: str, inbound: bool) -> Decision:
+    """Run C's decision: none (what is left is the FastAGI exchange itself)."""
+    return ADMIT_ALL
 
 
 def pct(values: list[float], p: float) -> float:
@@ -263,9 +273,14 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
             await asyncio.sleep(0.2)
         assert address, "the daemon did not publish the admission address"
 
-        # Runs alternate (without, with, without, with): the machine's drift over a minute
-        # (two cores shared with Asterisk, SIPp, PostgreSQL) falls on both sides alike.
-        totals = {"without": [0, 0, 0.0], "with": [0, 0, 0.0]}
+        # Run C's server: the daemon's AGI code on the daemon's loop, with a constant decision.
+        floor_server = AgiServer(admit_all, port=0)
+        await floor_server.start()
+        addresses = {"with": address, "exchange only": f"agi://127.0.0.1:{floor_server.port}"}
+
+        # Runs alternate (without, with, exchange only, without, ...): the machine's drift over a
+        # minute (two cores shared with Asterisk, SIPp, PostgreSQL) falls on every side alike.
+        totals: dict[str, list[float]] = {side: [0, 0, 0.0] for side in SIDES}
         # CPU per side: the daemon runs in both (its AMI stream and recorder work alike), so
         # the difference is what the admission step costs each process per call.
         assert status.pid is not None
@@ -277,8 +292,11 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         tasks = {side: 0 for side in totals}
         pauses = GcPauses()
         for _ in range(ROUNDS):
-            for name in ("without", "with"):
+            for name in SIDES:
                 await render(AdmissionStep.OFF if name == "without" else AdmissionStep.FAIL_CLOSED)
+                if name in addresses:  # the dialplan reads the server's address from astdb per call
+                    await ami.action({"Action": "DBPut", "Family": "controlplane", "Key": "admission",
+                                      "Val": addresses[name]})
                 await asyncio.sleep(2.0)  # the recorder drains the previous run
                 server.keep_latencies = name == "with"
                 if name == "with":
@@ -297,14 +315,22 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
                     gc.callbacks.remove(pauses.observe)
                 total = totals[name]
                 total[0], total[1], total[2] = total[0] + ok, total[1] + failed, total[2] + wall
+        await floor_server.stop()
         (ok_a, failed_a, wall_a), (ok_b, failed_b, wall_b) = totals["without"], totals["with"]
-        rate_a, rate_b = ok_a / wall_a, ok_b / wall_b
+        ok_c, failed_c, wall_c = totals["exchange only"]
+        rate_a, rate_b, rate_c = ok_a / wall_a, ok_b / wall_b, ok_c / wall_c
         ratio = rate_b / rate_a if rate_a else 0.0
+        ceiling = rate_c / rate_a if rate_a else 0.0
         print(f"SIPp without admission: {ok_a} calls ok ({failed_a} failed) in {wall_a:.1f} s -> {rate_a:.1f} calls/s")
         print(f"SIPp with admission:    {ok_b} calls ok ({failed_b} failed) in {wall_b:.1f} s -> {rate_b:.1f} calls/s")
+        print(f"SIPp, exchange only:    {ok_c} calls ok ({failed_c} failed) in {wall_c:.1f} s -> {rate_c:.1f} calls/s")
         print(f"call rate with/without admission: {ratio:.3f}  target >= {TARGET_RATIO}")
+        print(f"call rate with a FastAGI exchange that decides nothing / without: {ceiling:.3f}"
+              " (the ceiling of any per-call FastAGI admission)")
+        VERDICTS.info("calls/s with an exchange that decides nothing / without", ceiling)
         print(f"CPU without admission: {meters['without'].line(ok_a)}")
         print(f"CPU with admission:    {meters['with'].line(ok_b)}")
+        print(f"CPU, exchange only:    {meters['exchange only'].line(ok_c)}")
         tasks_a, tasks_b = tasks["without"] / max(ok_a, 1), tasks["with"] / max(ok_b, 1)
         print(f"Asterisk taskprocessor tasks per call (stasis messages and other queued work): "
               f"without {tasks_a:.0f}, with {tasks_b:.0f}")

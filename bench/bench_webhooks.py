@@ -169,12 +169,14 @@ async def wait_total(http: aiohttp.ClientSession, base: str, name: str, total: i
 
 
 async def make_endpoint(pool: asyncpg.Pool, http: aiohttp.ClientSession, base: str, name: str,
-                        partner: str) -> None:
+                        partner: str) -> str:
+    """The endpoint of ``partner`` at the receiver's ``/name`` (which verifies its signatures); its secret."""
     settings = Settings.from_config(Config(webhooks=WebhooksConfig(secret_key=KEY, allow_loopback=True)))
     created = await EndpointService(pool, settings, SecretBox(KEY)).create(
         partner, EndpointCreate(url=f"{base}/{name}", event_types=["*"]))
     async with http.put(f"{base}/secret/{name}", data=created.secrets.signing_secret.encode()) as response:
         assert response.status == 200
+    return created.secrets.signing_secret
 
 
 async def emit_events(pool: asyncpg.Pool, partner: str, count: int) -> list[str]:
@@ -200,6 +202,49 @@ async def bare_client(url: str, bodies: list[bytes]) -> None:
                 async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
                     await response.read()
         await asyncio.gather(*(runner() for _ in range(CONCURRENCY)))
+
+
+FLOOR_TABLE = """CREATE TABLE bench_floor_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, endpoint_id text NOT NULL, event_seq bigint NOT NULL,
+    attempted_at timestamptz NOT NULL, response_status integer, response_body bytea)"""
+
+
+async def floor_client(pool: asyncpg.Pool, url: str, secret: str, events: list[asyncpg.Record]) -> None:
+    """The least any delivery that leaves a record can do: each post signed, and one row written
+    per delivery (batched as the worker's pump batches, without the flush wait, an index to list
+    an endpoint's deliveries). No queue, claim, lease, ordering or retry schedule."""
+    pending: list[tuple[int, float, int, bytes]] = []
+    queue = iter(events)
+    sending = CONCURRENCY
+
+    async def write() -> None:  # on ``conn``, acquired below
+        while sending or pending:
+            if len(pending) < 16:
+                await asyncio.sleep(0.002)
+            batch, pending[:] = pending[:500], pending[500:]
+            if batch:
+                await conn.execute(
+                    "INSERT INTO bench_floor_log (endpoint_id, event_seq, attempted_at, response_status, response_body)"
+                    " SELECT 'floor', s, to_timestamp(t), c, b"
+                    " FROM unnest($1::bigint[], $2::float8[], $3::int[], $4::bytea[]) AS r(s, t, c, b)",
+                    [r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch], [r[3] for r in batch])
+
+    async with pool.acquire() as conn, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as http:
+        await conn.execute(FLOOR_TABLE)
+        await conn.execute("CREATE INDEX ON bench_floor_log (endpoint_id, id DESC)")
+        await conn.execute("SET synchronous_commit TO off")
+
+        async def runner() -> None:
+            nonlocal sending
+            for event in queue:
+                body, stamp = event["body"], int(time.time())
+                headers = {"Content-Type": "application/json", "Webhook-Id": event["id"],
+                           TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: signature(secret, stamp, body)}
+                async with http.post(url, data=body, headers=headers) as response:
+                    pending.append((event["seq"], time.time(), response.status, await response.read()))
+            sending -= 1
+        await asyncio.gather(write(), *(runner() for _ in range(CONCURRENCY)))
+        await conn.execute("RESET synchronous_commit")
 
 
 # --- the two benchmarks ------------------------------------------------------------------------
@@ -272,6 +317,24 @@ async def throughput(pool: asyncpg.Pool, dsn: str, base: str, data_dir: str, ver
         bare_total_ms = bare_cpu / max(bare["total"], 1) + sum(bare_meter.per_call(bare["total"]).values())
         print(f"(a) all CPU per delivery (worker + PostgreSQL + receiver): {total_ms:.3f} ms; "
               f"per bare post (client + receiver + PostgreSQL): {bare_total_ms:.3f} ms")
+        floor_secret = await make_endpoint(pool, http, base, "floor", "p_floor")
+        floor_meter = CpuMeter({"receiver": processes["receiver"]}, {"PostgreSQL": processes["postgres"]})
+        floor_meter.start()
+        floor_cpu = cpu_ms(os.getpid())
+        await floor_client(pool, f"{base}/floor", floor_secret,
+                           await pool.fetch("SELECT seq, id, body FROM events WHERE partner_id = 'p_tput'"))
+        floor_cpu = cpu_ms(os.getpid()) - floor_cpu
+        floor_meter.stop()
+        floor = await stats(http, base, "floor")
+        floor_rate = floor["total"] / floor["span"]
+        logged = await pool.fetchval("SELECT count(*) FROM bench_floor_log")
+        print(f"(a) the floor of a recorded delivery (signed post + one row each, batched): {floor_rate:,.0f}"
+              f" posts/s, {logged} rows; / bare: {floor_rate / bare_rate:.2f} (the ceiling of the worker's"
+              f" ratio for any design that records each delivery)")
+        print(f"(a) CPU per floor delivery: client {floor_cpu / max(floor['total'], 1):.3f} ms, "
+              f"{floor_meter.line(floor['total'])}")
+        verdicts.info("(a) floor (signed post + one row per delivery) / bare client", floor_rate / bare_rate)
+        verdicts.exactly("(a) floor deliveries with a bad signature", floor["bad_signatures"], 0)
         verdicts.info("(a) worker CPU per delivery (start-up included)", worker_cpu / max(got["total"], 1), "ms")
         verdicts.info("(a) PostgreSQL CPU per delivery", whole.per_call(got["total"]).get("PostgreSQL", 0.0), "ms")
         verdicts.info("(a) worker + PostgreSQL + receiver CPU per delivery (steady)", total_ms, "ms")

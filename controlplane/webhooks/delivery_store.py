@@ -1,4 +1,4 @@
-"""SQL of webhook deliveries: fan-out, claiming with leases, recording attempts, the debugger.
+"""SQL of stored webhook deliveries (the row path): claiming with leases, recording attempts, the debugger.
 
 Every time the worker compares with "now" it uses ``now() + offset`` (the clock
 seam): the schedule lives in the database, so it survives restarts and tests can
@@ -14,39 +14,18 @@ the head cannot both miss it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
 
 from controlplane.db.connection import Connection, Executor
-from controlplane.events.store import Sequenced
-from controlplane.webhooks.models import RESPONSE_EXCERPT, DeliveryStatus, DeliveryView, Job, Outcome
+from controlplane.webhooks.models import RESPONSE_EXCERPT, DeliveryStatus, DeliveryView, Group, Job, Outcome
 
-Group = tuple[str, str]  # (endpoint_id, order_key)
 DELIVERY_ID_PREFIX = "dlv_"
 GROUP_LOCK_CLASS = 0x6370_6772  # "cpgr", with a bucket number as the second key
 GROUP_BUCKETS = 256
-
-
-async def fan_out(conn: Connection, events: Sequence[Sequenced], max_attempts: int,
-                  offset: timedelta) -> int:
-    """One PENDING delivery per (event, enabled endpoint of its partner subscribed to its type)."""
-    if not events:
-        return 0
-    rows = await conn.fetch(
-        """INSERT INTO webhook_deliveries (endpoint_id, event_seq, position, order_key, max_attempts, due_at)
-           SELECT w.id, s.seq, s.position, coalesce(s.tenant_id, ''), $6, now() + $7::interval
-           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
-                AS s(seq, position, type, partner_id, tenant_id)
-           JOIN webhook_endpoints w ON w.partner_id = s.partner_id AND w.enabled AND w.deleted_at IS NULL
-                AND ('*' = ANY(w.event_types) OR s.type = ANY(w.event_types))
-           RETURNING endpoint_id, order_key""",
-        [e.seq for e in events], [e.position for e in events], [e.type for e in events],
-        [e.partner_id for e in events], [e.tenant_id for e in events], max_attempts, offset)
-    await promote(conn, {(r["endpoint_id"], r["order_key"]) for r in rows})
-    return len(rows)
 
 
 def _buckets(groups: Iterable[Group]) -> list[int]:
@@ -90,7 +69,8 @@ room AS MATERIALIZED (  -- counted up to the bound only, in lease order: see bel
                            SELECT FROM webhook_deliveries d
                            WHERE d.endpoint_id = w.id AND d.lease_until IS NOT NULL AND d.lease_until > clock.t
                              AND d.status IN ('PENDING', 'FAILED')
-                           ORDER BY d.lease_until LIMIT $2) AS leased) AS n
+                           ORDER BY d.lease_until LIMIT $2) AS leased)
+                 - coalesce((SELECT b.n FROM unnest($7::text[], $8::int[]) AS b(id, n) WHERE b.id = w.id), 0) AS n
     FROM endpoints e JOIN webhook_endpoints w ON w.id = e.endpoint_id AND w.enabled AND w.deleted_at IS NULL,
          clock),
 picked AS (
@@ -118,7 +98,8 @@ RETURNING d.id, d.endpoint_id, d.order_key, d.manual, e.id AS event_id, e.type, 
 # dead entries with a lease still in the future; a bitmap scan (what a bare count(*) got)
 # visits their heap pages at every claim, an index scan marks them dead once and skips them.
 async def claim(conn: Connection, *, owner: str, offset: timedelta, per_endpoint: int,
-                limit: int, lease: timedelta, exclude: Sequence[int] = ()) -> list[Job]:
+                limit: int, lease: timedelta, exclude: Sequence[int] = (),
+                busy: Mapping[str, int] | None = None) -> list[Job]:
     """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` in flight per endpoint.
 
     One statement, one round trip. The in-flight count includes other processes'
@@ -126,9 +107,12 @@ async def claim(conn: Connection, *, owner: str, offset: timedelta, per_endpoint
     may briefly exceed the bound between them; SKIP LOCKED and the lease re-check
     mean they never claim the same delivery. ``exclude``: deliveries this worker
     still has in flight, whatever their lease says (a test moving the clock must not
-    make a worker race itself).
+    make a worker race itself). ``busy``: the lane's attempts in flight per endpoint
+    (they hold no lease), counted against the bound.
     """
-    rows = await conn.fetch(_CLAIM, offset, per_endpoint, limit, lease, owner, list(exclude))
+    busy = busy or {}
+    rows = await conn.fetch(_CLAIM, offset, per_endpoint, limit, lease, owner, list(exclude),
+                            list(busy), list(busy.values()))
     return [Job(delivery_id=r["id"], endpoint_id=r["endpoint_id"], event_id=r["event_id"],
                 event_type=r["type"], body=r["body"], url=r["url"], secret_enc=r["secret_enc"],
                 attempts=r["attempts"], max_attempts=r["max_attempts"], claimed_at=r["claimed_at"],

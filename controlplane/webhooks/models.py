@@ -8,6 +8,8 @@ from enum import StrEnum
 import msgspec
 
 
+Group = tuple[str, str]  # (endpoint_id, order_key): first attempts are made one at a time in each
+
 # The most of a target's reply that is kept and shown (the deliveries debugger): an
 # excerpt to recognise an error page, not a copy of whatever an endpoint sends back.
 RESPONSE_EXCERPT = 512
@@ -85,9 +87,9 @@ class DeliveryView(msgspec.Struct, frozen=True):
 
 
 class Job(msgspec.Struct, frozen=True):
-    """A delivery claimed by a worker: everything needed to make one attempt."""
+    """A delivery claimed by a worker, or taken from its lane: everything needed to make one attempt."""
 
-    delivery_id: int
+    delivery_id: int | None  # None: a first attempt from the lane, whose row is written with its outcome
     endpoint_id: str
     event_id: str
     event_type: str
@@ -99,6 +101,8 @@ class Job(msgspec.Struct, frozen=True):
     claimed_at: datetime  # database clock (with the worker's offset)
     order_key: str = ""
     manual: bool = False
+    event_seq: int = 0  # the event's, and its position: what a lane delivery's row is written with
+    position: int = 0
 
 
 class Outcome(msgspec.Struct, frozen=True):

@@ -31,11 +31,15 @@ class WebhooksPlugin(NoAsteriskFiles):
         worker = Worker(pool=context.pool, settings=settings, box=box)
         app[worker_key] = worker
         context.background.append(context.once("webhooks.dispatch", worker.run))
-        # Waiting work: events not yet fanned out, deliveries not yet done, those due now.
+        # Waiting work: events not yet fanned out, events whose lane deliveries are not all
+        # recorded yet, stored deliveries not yet attempted, those due now.
         context.metrics.query_gauge(
             "controlplane_webhook_queue_depth", "Webhook work waiting, by state (undispatched events, "
-            "pending deliveries, deliveries ready to attempt).", ("state",), context.pool,
+            "events in the worker's lane, pending deliveries, deliveries ready to attempt).", ("state",),
+            context.pool,
             "SELECT 'undispatched', count(*) FROM events WHERE position IS NULL"
+            " UNION ALL SELECT 'lane', count(*) FROM events"
+            " WHERE position > (SELECT position FROM webhook_cursor WHERE name = 'lane')"
             " UNION ALL SELECT 'pending', count(*) FROM webhook_deliveries"
             " WHERE status = 'PENDING' AND NOT manual"
             " UNION ALL SELECT 'ready', count(*) FROM webhook_deliveries WHERE ready")

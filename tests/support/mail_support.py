@@ -11,8 +11,6 @@ import asyncpg
 from controlplane.config import MailConfig
 from controlplane.events import emit, store as events_store
 from controlplane.mail.worker import MailWorker
-from controlplane.webhooks import delivery_store, schedule
-from datetime import timedelta
 
 from smtp_support import SmtpServer
 
@@ -35,12 +33,11 @@ async def set_brand(pool: asyncpg.Pool, partner_id: str, **columns: Any) -> None
 
 async def emit_sequenced(pool: asyncpg.Pool, event_type: str, partner_id: str, data: Mapping[str, Any],
                          tenant_id: str | None = None) -> str:
-    """Emit an event and sequence it the way the webhook dispatcher does (positions + fan-out)."""
+    """Emit an event and sequence it the way the webhook dispatcher does (its position)."""
     async with pool.acquire() as conn, conn.transaction():
         event = await emit(conn, event_type, partner_id=partner_id, tenant_id=tenant_id, data=data)
     async with pool.acquire() as conn, conn.transaction():
-        sequenced = await events_store.sequence_pending(conn, 1000)
-        await delivery_store.fan_out(conn, sequenced, schedule.MAX_ATTEMPTS, timedelta(0))
+        await events_store.sequence_pending(conn, 1000)
     return event.id
 
 

@@ -194,7 +194,8 @@ async def test_debugger_redeliver_and_rotation(wpool: asyncpg.Pool) -> None:
 
         async def first_row() -> dict[str, Any]:
             _, page = await api.call("GET", f"{base}/deliveries")
-            return page["items"][0]
+            # A first attempt's row is written with its outcome (the worker's lane).
+            return page["items"][0] if page["items"] else {}
 
         await eventually(lambda: _row_is(first_row, status="FAILED"))
         row = await first_row()
@@ -291,4 +292,4 @@ async def _get(api: Rpc, path: str) -> dict[str, Any]:
 
 async def _row_is(fetch: Any, **expected: Any) -> bool:
     row = await fetch()
-    return all(row[k] == v for k, v in expected.items())
+    return all(row.get(k) == v for k, v in expected.items())
