@@ -87,10 +87,15 @@ class Dispatcher:
         finally:
             self.dispatching = False
             self.lane.drop()  # the next dispatcher recovers it (the cursor is below it)
+            unlocked = False
             try:
                 await conn.execute("SELECT pg_advisory_unlock($1)", lane_store.DISPATCH_LOCK)
+                unlocked = True
             except DB_ERRORS:
-                conn.terminate()  # the lock goes with the session; never back to the pool with it
+                pass
+            finally:
+                if not unlocked:  # a database error, or cancelled again meanwhile
+                    conn.terminate()  # the lock goes with the session; never back to the pool with it
 
     async def _batch(self, conn: Connection) -> bool:
         """Sequence and fan out one batch; True when there may be more."""

@@ -156,6 +156,8 @@ async def test_a_failed_head_does_not_block_its_tenant_and_its_retry_comes_later
                    for i in range(3)]
         await eventually(lambda: len(rx.at("/head")) == 3)
         assert [r.event_id for r in rx.at("/head")] == ids  # in order; the first one failed
+        # its row is written with its outcome, in the worker's next batch
+        await eventually(lambda: _statuses(wpool, ep.id, "FAILED", 1), message="the failure recorded")
         row = await delivery_row(wpool, ep.id, ids[0])
         await set_clock(wpool, worker, row["due_at"] + timedelta(milliseconds=20))
         await eventually(lambda: len(rx.at("/head")) == 4)
