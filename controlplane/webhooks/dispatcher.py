@@ -36,12 +36,18 @@ LANE_LIMIT = 20_000
 # waits for them goes to the row path, which reads them at each claim).
 ENDPOINT_CHECK_S = 0.1
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO off"  # why: worker.py
+# The worker's own commits (sequencing, claims, outcomes) do not wait for the WAL flush: each
+# waited for an fsync (several ms on a busy disk) while its deliveries held their slots. What
+# a PostgreSQL crash can lose is the last ~0.2 s (wal_writer_delay) of them: outcomes and
+# claims that were never durable are retried (a duplicate, which at-least-once allows), and
+# sequencing is redone from the events, whose own commits stay synchronous. A crash of the
+# worker loses nothing: the server has every commit. (docs/performance.md)
+NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO off"
 
 
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, lane: Lane, offset: Callable[[], timedelta], *,
-                 work: Callable[[], None], failed: Callable[[str], None], poll_interval: float,
+                 work: Callable[[], None], failed: Callable[[], None], poll_interval: float,
                  linger: float) -> None:
         self.pool = pool
         self.lane = lane
@@ -65,7 +71,7 @@ class Dispatcher:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", lane_store.DISPATCH_LOCK):
                         await self._dispatch(conn)
             except DB_ERRORS:
-                self._failed("dispatch")
+                self._failed()
                 log.exception("webhooks.step_failed", step="dispatch")
             await asyncio.sleep(self.poll_interval)
 
@@ -79,7 +85,7 @@ class Dispatcher:
             self.dispatching = True
             self._work()
             while not conn.is_closed():
-                await _wait(self.events, self.poll_interval)
+                await wait_set(self.events, self.poll_interval)
                 await asyncio.sleep(self.linger)
                 self.events.clear()
                 while await self._batch(conn):
@@ -101,7 +107,7 @@ class Dispatcher:
         """Sequence and fan out one batch; True when there may be more."""
         while self.lane.queued >= LANE_LIMIT:
             self.drained.clear()
-            await _wait(self.drained, self.poll_interval)
+            await wait_set(self.drained, self.poll_interval)
         async with self._lane_lock:
             async with conn.transaction():
                 await conn.execute(NO_FLUSH_WAIT)
@@ -156,7 +162,8 @@ class Dispatcher:
         self._work()
 
 
-async def _wait(event: asyncio.Event, timeout: float) -> None:
+async def wait_set(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` seconds passed (the worker's loops poll on both)."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):  # not wait_for: in 3.11 it can swallow a cancel
             await event.wait()

@@ -20,6 +20,13 @@ DISPATCH_LOCK = 0x6370_6478  # "cpdx": a session advisory lock, held by the one 
 CURSOR = "lane"
 
 
+def _subscribed(event: str) -> str:
+    """The join of an event (the row alias ``event``, with partner_id and type) to the endpoints
+    owed a delivery of it: its partner's, enabled, subscribed to its type."""
+    return (f"JOIN webhook_endpoints w ON w.partner_id = {event}.partner_id AND w.enabled AND w.deleted_at IS NULL"
+            f" AND ('*' = ANY(w.event_types) OR {event}.type = ANY(w.event_types))")
+
+
 @dataclass(frozen=True)
 class Batch:
     lane: list[Job]    # first attempts the lane makes
@@ -32,15 +39,14 @@ async def targets(conn: Connection, events: Sequence[Sequenced], max_attempts: i
     if not events:
         return Batch([], [])
     rows = await conn.fetch(
-        """SELECT s.seq, s.position, s.order_key, w.id AS endpoint_id, w.url, w.secret_enc, e.id AS event_id,
+        f"""SELECT s.seq, s.position, s.order_key, w.id AS endpoint_id, w.url, w.secret_enc, e.id AS event_id,
                   e.type, e.body, now() + $6::interval AS t,
                   EXISTS (SELECT FROM webhook_deliveries h
                           WHERE h.endpoint_id = w.id AND h.order_key = s.order_key
                             AND h.status = 'PENDING' AND NOT h.manual) AS waiting
            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
                 AS s(seq, position, type, partner_id, order_key)
-           JOIN webhook_endpoints w ON w.partner_id = s.partner_id AND w.enabled AND w.deleted_at IS NULL
-                AND ('*' = ANY(w.event_types) OR s.type = ANY(w.event_types))
+           {_subscribed("s")}
            JOIN events e ON e.seq = s.seq
            ORDER BY s.position, w.id""",
         [e.seq for e in events], [e.position for e in events], [e.type for e in events],
@@ -120,11 +126,10 @@ async def recover(conn: Connection, max_attempts: int, offset: timedelta) -> int
     the last sequenced event. In a transaction; returns that position."""
     cursor = await conn.fetchval("SELECT position FROM webhook_cursor WHERE name = $1 FOR UPDATE", CURSOR)
     rows = await conn.fetch(
-        """INSERT INTO webhook_deliveries (endpoint_id, event_seq, position, order_key, max_attempts, due_at)
+        f"""INSERT INTO webhook_deliveries (endpoint_id, event_seq, position, order_key, max_attempts, due_at)
            SELECT w.id, e.seq, e.position, coalesce(e.tenant_id, ''), $2, now() + $3::interval
            FROM events e
-           JOIN webhook_endpoints w ON w.partner_id = e.partner_id AND w.enabled AND w.deleted_at IS NULL
-                AND ('*' = ANY(w.event_types) OR e.type = ANY(w.event_types))
+           {_subscribed("e")}
            WHERE e.position > $1
              AND NOT EXISTS (SELECT FROM webhook_deliveries x
                              WHERE x.event_seq = e.seq AND x.endpoint_id = w.id AND NOT x.manual)

@@ -31,7 +31,7 @@ from controlplane.metrics import families as metrics
 from controlplane.secret_box import SecretBox
 from controlplane.shared.clock import Clock
 from controlplane.webhooks import delivery_store, lane_store, schedule, store
-from controlplane.webhooks.dispatcher import Dispatcher
+from controlplane.webhooks.dispatcher import DB_ERRORS, Dispatcher, wait_set
 from controlplane.webhooks.lane import Lane
 from controlplane.webhooks.models import DeliveryStatus, Job, Outcome
 from controlplane.webhooks.resolver import Resolve, system_resolve
@@ -50,17 +50,10 @@ COALESCED = 16
 # Only the lane's outcomes waiting (their slots are free already): record them in bigger batches.
 LANE_COALESCE = 0.01
 LANE_COALESCED = 128
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-# The worker's own commits (sequencing, claims, outcomes) do not wait for the WAL flush: each
-# waited for an fsync (several ms on a busy disk) while its deliveries held their slots. What
-# a PostgreSQL crash can lose is the last ~0.2 s (wal_writer_delay) of them: outcomes and
-# claims that were never durable are retried (a duplicate, which at-least-once allows), and
-# sequencing is redone from the events, whose own commits stay synchronous. A crash of the
-# worker loses nothing: the server has every commit. (docs/performance.md)
-NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO off"
 # The pump's held connection, set once per session rather than once per transaction (a round
 # trip each), and taken back off before the connection goes back to the pool (whose release runs
-# no reset query: database.py), so no other user of the pool inherits it. No flush wait, as above; and no
+# no reset query: database.py), so no other user of the pool inherits it. No flush wait (why:
+# dispatcher.NO_FLUSH_WAIT); and no
 # bitmap scans: the claim's in-flight count must walk the leased index with a plain index scan,
 # which marks the dead entries every record leaves there and then skips them (delivery_store),
 # where the planner's estimate (a handful of rows) picks a bitmap scan that visits them all.
@@ -108,7 +101,7 @@ class Worker:
         self.dispatcher.events.set()
         self._due.set()
 
-    def _count_error(self, _what: str) -> None:
+    def _count_error(self) -> None:
         self.errors += 1
 
     async def run(self) -> None:
@@ -160,7 +153,7 @@ class Worker:
         """
         while True:
             if not self._results:
-                await _wait(self._due, self.poll_interval)
+                await wait_set(self._due, self.poll_interval)
             self._feed()  # new lane work starts now, not after the pause below
             pause, enough = (COALESCE, COALESCED) if self._in_flight else (LANE_COALESCE, LANE_COALESCED)
             if len(self._results) < enough:
@@ -219,10 +212,14 @@ class Worker:
         """The lane's heads into the free slots."""
         room = self._room()
         if room > 0 and self.dispatcher.lane.queued:
-            taken = self.dispatcher.take(room, self._claimed)
-            self._lane_sending += len(taken)
-            for job in taken:
+            for job in self._take(room):
                 self._jobs.put_nowait(job)
+
+    def _take(self, room: int) -> list[tuple[Job, float]]:
+        """Up to ``room`` of the lane's heads, counted as sending until their attempts end."""
+        taken = self.dispatcher.take(room, self._claimed)
+        self._lane_sending += len(taken)
+        return taken
 
     async def _claim(self, room: int) -> None:
         lease = timedelta(seconds=self.settings.timeout) + LEASE_MARGIN
@@ -246,8 +243,7 @@ class Worker:
     async def _send_loop(self) -> None:
         while True:
             if self._jobs.empty() and self._room() > 0:  # straight from the lane: no pump cycle between
-                taken = self.dispatcher.take(1, self._claimed)
-                self._lane_sending += len(taken)
+                taken = self._take(1)
                 job, claimed = taken[0] if taken else await self._jobs.get()
             else:
                 job, claimed = await self._jobs.get()
@@ -361,10 +357,3 @@ def _tallies(outcomes: list[Outcome]) -> list[store.FailureTally]:
             reset.setdefault(endpoint, False)
             failures[endpoint] = failures.get(endpoint, 0) + 1
     return [store.FailureTally(e, reset[e], failures[e]) for e in reset]
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):  # not wait_for: in 3.11 it can swallow a cancel
-            await event.wait()
-
