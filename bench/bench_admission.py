@@ -189,19 +189,19 @@ async def processors(ami: AmiClient) -> dict[str, int]:
 
 async def uac_run(work: Path, sip_port: int, name: str, seconds: int) -> tuple[int, int, float]:
     """(successful, failed, wall seconds) of SIPp calls offered above capacity for ``seconds``."""
-    from harness import free_port
+    from harness import free_media_port, free_port
     from tenants_e2e import LOAD_IP, sipp_load
 
     stat = work / f"{name}.csv"
     args = ["sipp", "-sf", "uac.xml", "-s", NUMBER, "-i", LOAD_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
-            "-mp", str(free_port(socket.SOCK_DGRAM)), "-r", "1000", "-l", "50", "-m", "10000000",
+            "-mp", str(free_media_port()), "-r", "1000", "-l", "50", "-m", "10000000",
             "-nostdin", "-timeout", f"{seconds}s", "-trace_stat", "-stf", str(stat), "-fd", "1",
             "-max_recv_loops", "5000", f"127.0.0.1:{sip_port}"]
     return await sipp_load(args, work, stat, seconds + 30)
 
 
 async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
-    from harness import LOAD_RTP, ami_client, daemon_files, external, free_port, make_config
+    from harness import LOAD_RTP, ami_client, daemon_files, external, free_media_port, free_port, make_config
     from tenants_e2e import call_scenario, load_endpoint, uas_scenario
 
     from controlplane.asterisk.ami import AmiClient
@@ -253,7 +253,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
 
         await render(AdmissionStep.OFF)
         uas = subprocess.Popen(["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(carrier_port),
-                                "-mp", str(free_port(socket.SOCK_DGRAM)), "-nostdin", "-timeout", "300s",
+                                "-mp", str(free_media_port()), "-nostdin", "-timeout", "300s",
                                 "-max_recv_loops", "5000"], cwd=work, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         daemon = Daemon(external(config))

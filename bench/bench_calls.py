@@ -48,7 +48,7 @@ import asyncpg  # noqa: E402
 from verdict import Verdicts  # noqa: E402
 from verdict import percentile as pct  # noqa: E402
 from cpu import CpuMeter, postmaster_pid  # noqa: E402
-from harness import LOAD_RTP, ami_client, daemon_files, external, free_port, make_config  # noqa: E402
+from harness import LOAD_RTP, ami_client, daemon_files, external, free_media_port, free_port, make_config  # noqa: E402
 from tenants_e2e import LOAD_IP, available, call_scenario, load_endpoint, sipp_load, uas_scenario  # noqa: E402
 
 from controlplane.asterisk.ami import AmiClient  # noqa: E402
@@ -143,7 +143,7 @@ class Sipp:
     def start_uas(self) -> None:
         self.uas = subprocess.Popen(
             ["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(self.carrier_port),
-             "-mp", str(free_port(socket.SOCK_DGRAM)), "-nostdin", "-timeout", "300s", "-max_recv_loops", "5000"],
+             "-mp", str(free_media_port()), "-nostdin", "-timeout", "300s", "-max_recv_loops", "5000"],
             cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
@@ -155,7 +155,7 @@ class Sipp:
         """(successful, failed, wall seconds) of ``calls`` calls at ``rate`` calls/s."""
         stat = self.work / f"{name}.csv"
         args = ["sipp", "-sf", "uac.xml", "-s", TOLL_FREE, "-i", LOAD_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
-                "-mp", str(free_port(socket.SOCK_DGRAM)), "-r", str(rate), "-m", str(calls), "-l", "2000",
+                "-mp", str(free_media_port()), "-r", str(rate), "-m", str(calls), "-l", "2000",
                 "-nostdin", "-timeout", f"{int(calls / rate) + 60}s", "-trace_stat", "-stf", str(stat),
                 "-fd", "1", "-max_recv_loops", "5000", "-trace_err", "-error_file", f"{name}.errors",
                 f"127.0.0.1:{self.sip_port}"]

@@ -37,23 +37,62 @@ def sipp_endpoint(context: str = "controlplane-test") -> str:
             "[sipp]\ntype = identify\nendpoint = sipp\nmatch = 127.0.0.1\n")
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
+# Every port handed out in this process: a port is free when picked but bound later, by another
+# process (SIPp, Asterisk, Kamailio), and SIPp binds its media port + 2 (video) too. A port (or
+# a media block) is never handed out twice, so two of our picks cannot meet in that window.
+_handed: set[int] = set()
+
+
+def _ephemeral(kind: int, address: str) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return int(sock.getsockname()[1])
 
 
-def free_udp_tcp_port() -> int:
-    """A port free for both UDP and TCP (PJSIP binds both on the same port)."""
+def free_port(kind: int = socket.SOCK_STREAM, address: str = "127.0.0.1") -> int:
+    """A port free on ``address`` now, never handed out before in this process."""
+    for _ in range(100):
+        port = _ephemeral(kind, address)
+        if port not in _handed:
+            _handed.add(port)
+            return port
+    raise RuntimeError("no port free that was not handed out already")
+
+
+def _bindable(address: str, ports: range, kind: int) -> bool:
+    socks = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, kind)
+            socks.append(sock)
+            sock.bind((address, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def free_udp_tcp_port(address: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP (PJSIP and Kamailio bind both on the same port)."""
     for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        port = free_port(socket.SOCK_DGRAM, address)
+        if _bindable(address, range(port, port + 1), socket.SOCK_STREAM):
             return port
     raise RuntimeError("no port free for both UDP and TCP")
+
+
+def free_media_port(address: str = "127.0.0.1") -> int:
+    """SIPp's ``-mp``: an even UDP port with the next three free (RTP, RTCP, video, its RTCP), the
+    four never handed out before in this process."""
+    for _ in range(50):
+        base = _ephemeral(socket.SOCK_DGRAM, address) & ~1
+        block = range(base, base + 4)
+        if not _handed.intersection(block) and _bindable(address, block, socket.SOCK_DGRAM):
+            _handed.update(block)
+            return base
+    raise RuntimeError("no block of 4 UDP ports free")
 
 
 RTP_SLOT = 400  # ports per test instance: 100 concurrent two-leg calls

@@ -32,7 +32,7 @@ from controlplane.asterisk.credentials import resolve_credentials
 from controlplane.asterisk.runner import LocalRunner, default_rootfs, runner_for
 from controlplane.tenants.plugin import DIALPLAN_FILE, asterisk_extra_files
 from provisioning.names import internal_context
-from harness import make_config
+from harness import free_media_port, free_port, make_config
 
 ROOTFS = default_rootfs()
 # The carrier as the product expects a trunk: identified by source IP only, never
@@ -40,12 +40,6 @@ ROOTFS = default_rootfs()
 CARRIER_TRUNK = ("[carrier]\ntype = endpoint\ncontext = from-carrier\ndisallow = all\nallow = ulaw\n"
                  "identify_by = ip\n"
                  "[carrier]\ntype = identify\nendpoint = carrier\nmatch = 127.0.0.1\n")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def available() -> str | None:
@@ -313,7 +307,7 @@ def sipp(asterisk: SipTarget, scenario: str, service: str, *, user: str | None =
     path = workdir / "scenario.xml"
     path.write_text(scenario)
     args = ["sipp", "-sf", str(path), "-s", service, "-m", "1", "-i", "127.0.0.1",
-            "-p", str(port or free_port(socket.SOCK_DGRAM)), "-mp", str(free_port(socket.SOCK_DGRAM)),
+            "-p", str(port or free_port(socket.SOCK_DGRAM)), "-mp", str(free_media_port()),
             "-timeout", timeout, "-nostdin", "-trace_err", f"127.0.0.1:{asterisk.sip_port}"]
     if user is not None:
         csv = workdir / "users.csv"

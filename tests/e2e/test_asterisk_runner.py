@@ -28,7 +28,7 @@ from controlplane.asterisk.runner import (
     template_values,
 )
 from controlplane.config import AsteriskConfig, AsteriskRunMode, Config
-from harness import unavailable
+from harness import free_media_port, free_port, free_udp_tcp_port, unavailable
 
 pytestmark = [pytest.mark.e2e]
 
@@ -48,46 +48,8 @@ match = 127.0.0.1
 TENANTS_MARK = "; written by test_asterisk_runner: must survive restarts\n"
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _free_udp_tcp_port() -> int:
-    """A port free for both UDP and TCP (PJSIP binds both on the same port)."""
-    for _ in range(50):
-        port = _free_port(socket.SOCK_DGRAM)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port free for both UDP and TCP")
-
-
-def _free_udp_block(size: int = 4) -> int:
-    """An even UDP port with the next ``size - 1`` free too (SIPp media: RTP, RTCP, video)."""
-    for _ in range(50):
-        base = _free_port(socket.SOCK_DGRAM) & ~1
-        socks = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free block of UDP ports")
-
-
 def _make_config(data_dir: Path, run: str = "auto", **asterisk: object) -> Config:
-    ports = {"sip_port": _free_udp_tcp_port(), "http_port": _free_port(), "ami_port": _free_port()}
+    ports = {"sip_port": free_udp_tcp_port(), "http_port": free_port(), "ami_port": free_port()}
     return Config(data_dir=str(data_dir), asterisk=AsteriskConfig(
         run=AsteriskRunMode(run), instance=f"t{os.getpid()}", boot_timeout=60.0,
         **{**ports, **asterisk}))  # type: ignore[arg-type]
@@ -232,7 +194,7 @@ def test_sipp_call_completes(runner: AsteriskRunner, booted: dict[str, float], c
         unavailable("SIPp (Debian: sip-tester) not installed")
     sipp = subprocess.run(
         ["sipp", "-sn", "uac", "-s", "1000", f"127.0.0.1:{cfg.asterisk.sip_port}", "-i", "127.0.0.1",
-         "-p", str(_free_port(socket.SOCK_DGRAM)), "-mp", str(_free_udp_block()),
+         "-p", str(free_port(socket.SOCK_DGRAM)), "-mp", str(free_media_port()),
          "-m", "1", "-r", "1", "-timeout", "15s", "-timeout_error", "-nostdin"],
         capture_output=True, text=True, cwd=tmp_path, timeout=30)
     assert sipp.returncode == 0, sipp.stdout[-2000:] + sipp.stderr[-2000:]

@@ -24,7 +24,7 @@ import msgspec
 import pytest
 import yaml
 from wallet_support import active_funded
-from harness import ami_client, asterisk_instance, daemon_files, free_port, make_config
+from harness import ami_client, asterisk_instance, daemon_files, free_media_port, free_port, make_config
 from tenants_e2e import uas_scenario
 from test_calls import TOLL_FREE
 from tenants_e2e import call_scenario
@@ -143,14 +143,14 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             (work / "users.csv").write_text(f"SEQUENTIAL\n{phone.sip_username};\n")
             common = ["-i", "127.0.0.1", "-nostdin", "-timeout", "60s", "-trace_err", "-trace_msg", "-bg"][:-1]
             sipps.append(subprocess.Popen(
-                ["sipp", "-sf", "uas.xml", "-p", str(carrier_port), "-mp", str(free_port(socket.SOCK_DGRAM)),
+                ["sipp", "-sf", "uas.xml", "-p", str(carrier_port), "-mp", str(free_media_port()),
                  *common], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             await asyncio.sleep(0.5)
             assert sipps[0].poll() is None, sipps[0].stderr.read().decode()[-1000:]  # type: ignore[union-attr]
             started = time.monotonic()
             sipps.append(subprocess.Popen(
                 ["sipp", "-sf", "uac.xml", "-s", TOLL_FREE, "-r", str(RATE), "-m", str(CALLS), "-l", "60",
-                 "-p", str(free_port(socket.SOCK_DGRAM)), "-mp", str(free_port(socket.SOCK_DGRAM)),
+                 "-p", str(free_port(socket.SOCK_DGRAM)), "-mp", str(free_media_port()),
                  "-inf", "users.csv", "-au", phone.sip_username, "-ap", phone.secrets.sip_password,
                  *common, f"127.0.0.1:{config.asterisk.sip_port}"],
                 cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))

@@ -15,8 +15,8 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 from inventory_support import buy_did
-from harness import unavailable
-from tenants_e2e import (CARRIER_TRUNK, TenantAsterisk, answer_scenario, available, call_scenario, free_port,
+from harness import free_port, unavailable
+from tenants_e2e import (CARRIER_TRUNK, TenantAsterisk, answer_scenario, available, call_scenario,
                          register_scenario,
                          sip_invite_status, sipp)
 

@@ -21,7 +21,7 @@ import asyncpg
 import msgspec
 import pytest
 import yaml
-from harness import asterisk_instance, ami_client, daemon_files, free_port, make_config
+from harness import asterisk_instance, ami_client, daemon_files, free_media_port, free_port, make_config
 from tenants_e2e import LOAD_IP, call_scenario, load_endpoint, uas_scenario
 from wallet_support import active_funded
 
@@ -77,7 +77,7 @@ def calls(ops: Ops, count: int, hold_ms: int) -> subprocess.Popen[bytes]:
     scenario.write_text(call_scenario(auth=False, hold_ms=hold_ms).replace("sip:carrier@", "sip:benchload@"))
     return subprocess.Popen(
         ["sipp", "-sf", str(scenario), "-s", TOLL_FREE, "-i", LOAD_IP, "-p", str(free_port(socket.SOCK_DGRAM)),
-         "-mp", str(free_port(socket.SOCK_DGRAM)), "-m", str(count), "-r", "2", "-nostdin", "-timeout", "60s",
+         "-mp", str(free_media_port()), "-m", str(count), "-r", "2", "-nostdin", "-timeout", "60s",
          f"127.0.0.1:{ops.sip_port}"], cwd=ops.work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -117,7 +117,7 @@ async def ops(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
                                       stdout=out, stderr=subprocess.STDOUT, env=env)
         (work / "uas.xml").write_text(uas_scenario())
         uas = subprocess.Popen(["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(carrier_port),
-                                "-mp", str(free_port(socket.SOCK_DGRAM)), "-nostdin", "-timeout", "300s"],
+                                "-mp", str(free_media_port()), "-nostdin", "-timeout", "300s"],
                                cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+from harness import free_media_port, free_port, free_udp_tcp_port
 
 from controlplane.asterisk.runner.kamailio import KamailioRunner, kamailio_dir, kamailio_moddir
 from controlplane.asterisk.runner.rootfs import default_rootfs
@@ -21,26 +22,8 @@ from controlplane.nodes.edge_files import edge_files as render_edge_files
 EDGE_IP = "127.0.0.3"  # the benches use 127.0.0.2; phones and carriers stay on 127.0.0.1
 
 
-def free_port_on(address: str, kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
-
-
-def free_sip_port(address: str) -> int:
-    for _ in range(50):
-        port = free_port_on(address, socket.SOCK_DGRAM)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((address, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port free for both UDP and TCP")
-
-
 def edge_settings(instance: str, dsn: str, *, carrier_sources: tuple[str, ...] = ("127.0.0.1",)) -> EdgeSettings:
-    return EdgeSettings(address=EDGE_IP, sip_port=free_sip_port(EDGE_IP), rpc_port=free_port_on(EDGE_IP),
+    return EdgeSettings(address=EDGE_IP, sip_port=free_udp_tcp_port(EDGE_IP), rpc_port=free_port(address=EDGE_IP),
                         database=pg_target(dsn), carrier_sources=carrier_sources,
                         work_dir=str(kamailio_dir(instance)))
 
@@ -70,8 +53,7 @@ def sipp_edge(edge: EdgeSettings, scenario: str, service: str, *, user: str | No
     path = workdir / "scenario.xml"
     path.write_text(scenario)
     args = ["sipp", "-sf", str(path), "-s", service, "-m", "1", "-i", "127.0.0.1",
-            "-p", str(port or free_port_on("127.0.0.1", socket.SOCK_DGRAM)),
-            "-mp", str(free_port_on("127.0.0.1", socket.SOCK_DGRAM)),
+            "-p", str(port or free_port(socket.SOCK_DGRAM)), "-mp", str(free_media_port()),
             "-timeout", timeout, "-nostdin", "-trace_err", f"{edge.address}:{edge.sip_port}"]
     if user is not None:
         csv = workdir / "users.csv"
@@ -89,7 +71,7 @@ def sipp_uas(port: int, scenario: str, *, calls: int = 1, timeout: str = "60s") 
     workdir = Path(tempfile.mkdtemp(prefix="sipp-uas-"))
     (workdir / "scenario.xml").write_text(scenario)
     proc = subprocess.Popen(["sipp", "-sf", "scenario.xml", "-m", str(calls), "-i", "127.0.0.1",
-                             "-p", str(port), "-mp", str(free_port_on("127.0.0.1", socket.SOCK_DGRAM)),
+                             "-p", str(port), "-mp", str(free_media_port()),
                              "-timeout", timeout, "-nostdin", "-trace_err"],
                             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     proc.workdir = workdir  # type: ignore[attr-defined]
