@@ -329,8 +329,8 @@ async def throughput(pool: asyncpg.Pool, dsn: str, base: str, data_dir: str, ver
         floor_rate = floor["total"] / floor["span"]
         logged = await pool.fetchval("SELECT count(*) FROM bench_floor_log")
         print(f"(a) the floor of a recorded delivery (signed post + one row each, batched): {floor_rate:,.0f}"
-              f" posts/s, {logged} rows; / bare: {floor_rate / bare_rate:.2f} (the ceiling of the worker's"
-              f" ratio for any design that records each delivery)")
+              f" posts/s, {logged} rows; / bare: {floor_rate / bare_rate:.2f} (a recorded delivery made with"
+              f" aiohttp's client: the worker's own client is leaner, docs/performance.md)")
         print(f"(a) CPU per floor delivery: client {floor_cpu / max(floor['total'], 1):.3f} ms, "
               f"{floor_meter.line(floor['total'])}")
         verdicts.info("(a) floor (signed post + one row per delivery) / bare client", floor_rate / bare_rate)

@@ -7,8 +7,6 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-
 from controlplane.webhooks.targets import AllowList, IPAddress, check_addresses
 
 Resolve = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -25,24 +23,13 @@ async def system_resolve(host: str, port: int) -> list[IPAddress]:
     return found
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves, refuses forbidden targets, and pins the connection to what it checked."""
+def guarded(resolve: Resolve, allow: AllowList) -> Resolve:
+    """``resolve``, refusing a name any of whose addresses is forbidden (TargetError): the
+    connection then goes only to the addresses checked, so a second lookup cannot rebind it."""
 
-    def __init__(self, resolve: Resolve, allow: AllowList) -> None:
-        self._resolve = resolve
-        self._allow = allow
+    async def checked(host: str, port: int) -> list[IPAddress]:
+        addresses = await resolve(host, port)
+        check_addresses(host.rstrip(".").lower(), addresses, allow)
+        return addresses
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        addresses = await self._resolve(host, port)
-        check_addresses(host.rstrip(".").lower(), addresses, self._allow)  # raises TargetError
-        wanted = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)
-        return [
-            ResolveResult(hostname=host, host=str(a), port=port,
-                          family=socket.AF_INET if a.version == 4 else socket.AF_INET6, proto=0,
-                          flags=socket.AI_NUMERICHOST)
-            for a in addresses if wanted is None or a.version == wanted
-        ]
-
-    async def close(self) -> None:
-        return None
+    return checked

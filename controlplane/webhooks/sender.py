@@ -1,76 +1,70 @@
-"""One delivery attempt over HTTP: sign, POST, classify what came back."""
+"""One delivery attempt: sign, POST, classify what came back."""
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import ssl
 import time
 from datetime import datetime
-
-import aiohttp
+from urllib.parse import quote, urlsplit
 
 from controlplane.secret_box import SecretBox
 from controlplane.webhooks import signing
+from controlplane.webhooks.client import Client, DeliveryError, Origin
 from controlplane.webhooks.models import RESPONSE_EXCERPT, Job, Outcome
-from controlplane.webhooks.resolver import GuardedResolver, Resolve
+from controlplane.webhooks.resolver import Resolve, guarded
 from controlplane.webhooks.settings import Settings
-from controlplane.webhooks.targets import TargetError, check_addresses, parse_url
+from controlplane.webhooks.targets import Target, TargetError, check_addresses, parse_url
 
-RESPONSE_LIMIT = RESPONSE_EXCERPT
 USER_AGENT = "controlplane-webhooks/0.1"
 TIMEOUT = "Timeout"
 SECRETS_KEPT = 4096  # decrypted endpoint secrets kept (then the cache starts over)
+TARGETS_KEPT = 4096  # checked URLs kept, with their request heads
 
 
 class Sender:
     """Owns the HTTP client; one per worker. Never raises for a failed attempt."""
 
-    def __init__(self, settings: Settings, box: SecretBox, resolve: Resolve) -> None:
+    def __init__(self, settings: Settings, box: SecretBox, resolve: Resolve,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._settings = settings
         self._box = box
         self._resolve = resolve
-        self._session: aiohttp.ClientSession | None = None
+        self._tls = tls
+        self._client: Client | None = None
         self._secrets: dict[tuple[str, bytes], str] = {}
+        self._targets: dict[str, tuple[Origin, str]] = {}
 
     async def start(self) -> None:
-        resolver = GuardedResolver(self._resolve, self._settings.allow)
-        connector = aiohttp.TCPConnector(limit=self._settings.max_concurrency, limit_per_host=0,
-                                         resolver=resolver, ttl_dns_cache=10)
-        # The attempt's deadline is aiohttp's own total timeout (connect, send, and the reply
-        # read to its end): an asyncio.timeout around each attempt was a second timer per attempt.
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                              headers={"User-Agent": USER_AGENT},
-                                              timeout=aiohttp.ClientTimeout(total=self._settings.timeout))
+        tls = self._tls or ssl.create_default_context()
+        # Names are resolved and checked at every new connection, which goes to the addresses checked.
+        self._client = Client(guarded(self._resolve, self._settings.allow), tls, RESPONSE_EXCERPT)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def attempt(self, job: Job, attempted_at: datetime) -> Outcome:
-        assert self._session is not None, "Sender.start() first"
+        assert self._client is not None, "Sender.start() first"
         try:
             secret = self._secret(job.endpoint_id, job.secret_enc)
-            self._check_target(job.url)
-            headers = signing.headers(secret, job.event_id, int(time.time()), job.body)
-            async with self._session.post(job.url, data=job.body, headers=headers,
-                                          allow_redirects=False) as response:
-                body, truncated = await _read_limited(response)
+            origin, head = self._target(job.url)
+            if not job.event_id.isprintable():  # a header value: no line break may reach the request
+                raise ValueError("event id")
+            signed = signing.headers(secret, job.event_id, int(time.time()), job.body)
+            request = "".join((head, *(f"{k}: {v}\r\n" for k, v in signed.items()),
+                               f"Content-Length: {len(job.body)}\r\n\r\n")).encode() + job.body
+            async with asyncio.timeout(self._settings.timeout):  # connect, send, and the reply read
+                response = await self._client.post(origin, request)
             ok = 200 <= response.status < 300
-            return Outcome(job, ok, response.status, None, body, truncated, attempted_at)
-        except TimeoutError:  # aiohttp's total timeout (its ServerTimeoutError is one too)
+            return Outcome(job, ok, response.status, None, response.body, response.truncated, attempted_at)
+        except TimeoutError:
             error = TIMEOUT
         except TargetError as exc:
             error = f"Refused: {exc}"
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, ConnectionResetError):
-            error = "Connection closed"
-        except aiohttp.ClientConnectorDNSError as exc:
-            error = f"DNS: {exc.os_error}"
-        except aiohttp.ClientSSLError as exc:
-            error = f"TLS: {exc}"
-        except aiohttp.ClientConnectorError as exc:
-            error = f"Connection failed: {exc.os_error.strerror or exc.os_error}"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        except DeliveryError as exc:
+            error = str(exc)
         except Exception as exc:  # undecryptable secret (key changed), bad URL in the row, ...
             error = f"Internal: {type(exc).__name__}"
         return Outcome(job, False, None, error[:500], None, False, attempted_at)
@@ -86,27 +80,28 @@ class Sender:
             secret = self._secrets[key] = self._box.open(endpoint_id, sealed)
         return secret
 
-    def _check_target(self, url: str) -> None:
-        """Shape rules again (the mode may have changed); address literals skip the resolver."""
-        _check_target(url, self._settings)
+    def _target(self, url: str) -> tuple[Origin, str]:
+        """The URL's shape rules again (the mode may have changed), and an address literal's
+        address rules (names are checked at each connection): once per URL, with its request head."""
+        cached = self._targets.get(url)
+        if cached is None:
+            target = parse_url(url, production=self._settings.production)
+            if target.ip is not None:
+                check_addresses(target.host, [target.ip], self._settings.allow)
+            if len(self._targets) >= TARGETS_KEPT:
+                self._targets.clear()
+            cached = self._targets[url] = (Origin(target.scheme == "https", target.host, target.port, target.ip),
+                                           request_head(target))
+        return cached
 
 
-@functools.lru_cache(maxsize=4096)
-def _check_target(url: str, settings: Settings) -> None:
-    # Pure and hot (every attempt): cached per URL. Names are still resolved and
-    # checked at every connection by the GuardedResolver.
-    target = parse_url(url, production=settings.production)
-    if target.ip is not None:
-        check_addresses(target.host, [target.ip], settings.allow)
-
-
-async def _read_limited(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
-    chunks, size = [], 0
-    while size <= RESPONSE_LIMIT:
-        chunk = await response.content.read(RESPONSE_LIMIT + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    body = b"".join(chunks)
-    return body[:RESPONSE_LIMIT], len(body) > RESPONSE_LIMIT
+def request_head(target: Target) -> str:
+    """The request line and the headers every attempt to ``target`` sends. Pure."""
+    parts = urlsplit(target.url)
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    if parts.query:
+        path += "?" + quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
+    host = f"[{target.host}]" if target.ip is not None and target.ip.version == 6 else target.host
+    if target.port != (443 if target.scheme == "https" else 80):
+        host += f":{target.port}"
+    return f"POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
