@@ -22,6 +22,7 @@ import structlog
 from cdr_ingest.callflow import CallSummary
 from controlplane.calls import failover_store as store
 from controlplane.calls.recorder import CallRecorder
+from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 BATCH = 200
@@ -79,6 +80,6 @@ async def failover_forever(pool: asyncpg.Pool, recorder: CallRecorder, this_node
     while True:
         try:
             await record_dead_nodes(pool, recorder, this_node, recorded_by)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except DB_ERRORS:
             log.warning("calls.failover_failed", exc_info=True)
         await asyncio.sleep(interval)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from controlplane.db.errors import DB_ERRORS
 
 # What a lost listening connection raises: the loop waits and listens again.
-LISTEN_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def listen_forever(pool: asyncpg.Pool, channel: str, notified: Callable[..., Any], *, period: float,
@@ -36,6 +36,6 @@ async def listen_forever(pool: asyncpg.Pool, channel: str, notified: Callable[..
                 finally:
                     if not conn.is_closed():
                         await conn.remove_listener(channel, notified)
-        except LISTEN_ERRORS:
+        except DB_ERRORS:
             on_lost()
             await asyncio.sleep(period)

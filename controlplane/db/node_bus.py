@@ -24,6 +24,7 @@ import asyncpg
 import structlog
 
 from controlplane.db.listen import listen_forever
+from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -84,7 +85,7 @@ class NodeBus:
                 self._wake.clear()
                 try:
                     await self.sweep()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except DB_ERRORS:
                     log.warning("node_bus.sweep_failed", node=self.node_id, exc_info=True)
         finally:
             listener.cancel()

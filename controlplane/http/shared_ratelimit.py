@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from controlplane.http.ratelimit import RateLimiter, Verdict
+from controlplane.db.errors import DB_ERRORS
 
 
 @dataclass
@@ -35,5 +36,5 @@ class SharedRateLimiter(RateLimiter):
         assert self.pool is not None
         while True:
             await asyncio.sleep(period)
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*DB_ERRORS):
                 await self.pool.execute("DELETE FROM rate_buckets WHERE stamp < now() - interval '61 seconds'")

@@ -25,6 +25,7 @@ from controlplane.mail import store
 from controlplane.mail.render import TemplateMissing
 from controlplane.mail.rules import rule_for
 from controlplane.tenants import store as tenants_store
+from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 CURSOR = "notifier"
@@ -119,7 +120,7 @@ class Notifier:
             try:
                 while await step(self.pool) == BATCH:
                     pass
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DB_ERRORS:
                 self.errors += 1
                 log.exception("mail.notifier_failed")
 

@@ -26,10 +26,10 @@ from controlplane.mail import store
 from controlplane.mail.sender import Outcome, Sender
 from controlplane.mail.store import Job
 from controlplane.shared.clock import Clock
+from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from controlplane.events import store as events_store
 from controlplane.webhooks import lane_store, schedule
 from controlplane.webhooks.lane import Lane
 from controlplane.webhooks.models import Job
+from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,6 @@ LANE_LIMIT = 20_000
 # How often the lane's endpoints are checked (disabled, deleted, URL or secret changed: what
 # waits for them goes to the row path, which reads them at each claim).
 ENDPOINT_CHECK_S = 0.1
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # The worker's own commits (sequencing, claims, outcomes) do not wait for the WAL flush: each
 # waited for an fsync (several ms on a busy disk) while its deliveries held their slots. What
 # a PostgreSQL crash can lose is the last ~0.2 s (wal_writer_delay) of them: outcomes and

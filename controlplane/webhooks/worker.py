@@ -25,13 +25,14 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from controlplane.db.errors import DB_ERRORS
 from controlplane.db.listen import listen_forever
 from controlplane.events import emit, store as events_store
 from controlplane.metrics import families as metrics
 from controlplane.secret_box import SecretBox
 from controlplane.shared.clock import Clock
 from controlplane.webhooks import delivery_store, lane_store, schedule, store
-from controlplane.webhooks.dispatcher import DB_ERRORS, Dispatcher, wait_set
+from controlplane.webhooks.dispatcher import Dispatcher, wait_set
 from controlplane.webhooks.lane import Lane
 from controlplane.webhooks.models import DeliveryStatus, Job, Outcome
 from controlplane.webhooks.resolver import Resolve, system_resolve
