@@ -1,6 +1,6 @@
 """Admission latency: the in-memory decision and the whole FastAGI exchange (as Asterisk does it).
 
-    .venv/bin/python bench/bench_admission.py [--seconds 20] [--no-sipp]
+    .venv/bin/python bench/bench_admission.py [--seconds 20] [--no-sipp] [--async-agi]
 
 Part 1 (no Asterisk): p50/p99 of (a) Engine.admit alone and (b) one AGI(agi://.../admit)
 round trip over loopback TCP, against an embedded PostgreSQL with a tenant that has
@@ -16,7 +16,10 @@ A, B, A, B:
   run B with admission (the dialplan the daemon renders; the tenant has minutes, spend and channel caps,
   its partner is ACTIVE with a funded wallet: the wallet check and hold are in the path),
   run C with run B's dialplan and exchange, answered by an AGI server (the daemon's own code) whose
-  decision is a constant "admit": the floor of any admission made by a per-call FastAGI exchange.
+  decision is a constant "admit": the floor of any admission made by a per-call FastAGI exchange;
+  with ``--async-agi``, run D: the same constant over AsyncAGI instead (``AGI(agi:async)``: the
+  environment comes as one AMI event, the answer goes as two AMI actions on a held session, no
+  TCP connection per call), the alternative to FastAGI measured beside it.
 Printed: calls/s of each, B/A (target >= 0.95) and C/A, and the decision latency p50/p99
 measured by the AGI server itself per request during run B (target p99 <= 1 ms), plus
 the whole server-side exchange. Exits 1 when a target is missed; without root, the
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration" / "limits"), str(ROOT / "tests" / "e2e"),
@@ -73,6 +77,10 @@ VERDICTS = Verdicts("bench_admission")
 NUMBER = "5015550100"
 ROUNDS = 2  # each side runs ROUNDS times, alternating
 SIDES = ("without", "with", "exchange only")
+# --async-agi: Asterisk's AsyncAGI as the exchange (no TCP connection per call: the environment
+# comes as one AMI event, the answer goes as AMI actions), answered with run C's constant.
+ASYNC_SIDE = "async AGI only"
+ASYNC_ANSWER = ('EXEC MSet "CP_DIAL_OPTS=,TIMEOUT(absolute)=0,CP_ADMIT=ok"', "ASYNCAGI BREAK")
 ADMIT_ALL = Decision(True, Reason.OK)
 
 
@@ -200,7 +208,7 @@ async def uac_run(work: Path, sip_port: int, name: str, seconds: int) -> tuple[i
     return await sipp_load(args, work, stat, seconds + 30)
 
 
-async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
+async def sipp_ratio(dsn: str, data: Path, seconds: int, async_agi: bool = False) -> bool:
     from harness import LOAD_RTP, ami_client, daemon_files, external, free_media_port, free_port, make_config
     from tenants_e2e import call_scenario, load_endpoint, uas_scenario
 
@@ -277,10 +285,16 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         floor_server = AgiServer(admit_all, port=0)
         await floor_server.start()
         addresses = {"with": address, "exchange only": f"agi://127.0.0.1:{floor_server.port}"}
+        sides: tuple[str, ...] = SIDES
+        async_ami: asyncio.Task[None] | None = None
+        if async_agi:
+            sides = (*SIDES, ASYNC_SIDE)
+            addresses[ASYNC_SIDE] = "agi:async"  # AGI() takes any script starting so as AsyncAGI
+            async_ami = await async_agi_answerer(config, runner.etc_dir, ami)
 
         # Runs alternate (without, with, exchange only, without, ...): the machine's drift over a
         # minute (two cores shared with Asterisk, SIPp, PostgreSQL) falls on every side alike.
-        totals: dict[str, list[float]] = {side: [0, 0, 0.0] for side in SIDES}
+        totals: dict[str, list[float]] = {side: [0, 0, 0.0] for side in sides}
         # CPU per side: the daemon runs in both (its AMI stream and recorder work alike), so
         # the difference is what the admission step costs each process per call.
         assert status.pid is not None
@@ -292,7 +306,7 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         tasks = {side: 0 for side in totals}
         pauses = GcPauses()
         for _ in range(ROUNDS):
-            for name in SIDES:
+            for name in sides:
                 await render(AdmissionStep.OFF if name == "without" else AdmissionStep.FAIL_CLOSED)
                 if name in addresses:  # the dialplan reads the server's address from astdb per call
                     await ami.action({"Action": "DBPut", "Family": "controlplane", "Key": "admission",
@@ -328,6 +342,14 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         print(f"call rate with a FastAGI exchange that decides nothing / without: {ceiling:.3f}"
               " (the ceiling of any per-call FastAGI admission)")
         VERDICTS.info("calls/s with an exchange that decides nothing / without", ceiling)
+        if async_ami is not None:
+            ok_d, failed_d, wall_d = totals[ASYNC_SIDE]
+            rate_d = ok_d / wall_d
+            print(f"SIPp, AsyncAGI only:    {ok_d} calls ok ({failed_d} failed) in {wall_d:.1f} s -> {rate_d:.1f} calls/s")
+            print(f"call rate with an AsyncAGI exchange that decides nothing / without: {rate_d / rate_a:.3f}")
+            print(f"CPU, AsyncAGI only:    {meters[ASYNC_SIDE].line(ok_d)}")
+            VERDICTS.info("calls/s with an AsyncAGI exchange that decides nothing / without", rate_d / rate_a)
+            async_ami.cancel()
         print(f"CPU without admission: {meters['without'].line(ok_a)}")
         print(f"CPU with admission:    {meters['with'].line(ok_b)}")
         print(f"CPU, exchange only:    {meters['exchange only'].line(ok_c)}")
@@ -374,10 +396,44 @@ async def sipp_ratio(dsn: str, data: Path, seconds: int) -> bool:
         await pool.close()
 
 
+async def async_agi_answerer(config: Any, etc_dir: str | Path | None, ami: AmiClient) -> asyncio.Task[None]:
+    """An AMI session of its own (class agi, AsyncAGIStart events only) answering every AsyncAGI
+    channel with run C's constant, spoken raw (one read and one write per call, no action
+    bookkeeping): the user is added to the instance's manager.conf here."""
+    assert etc_dir is not None
+    user, password = "benchasync", secrets.token_hex(8)
+    manager = Path(etc_dir) / "manager.conf"
+    manager.write_text(manager.read_text() + f"\n[{user}]\nsecret = {password}\ndeny = 0.0.0.0/0.0.0.0\n"
+                       "permit = 127.0.0.1/255.255.255.255\nread = agi\nwrite = agi\n"
+                       "eventfilter(action(include),name(AsyncAGIStart)) =\n")
+    await ami.action({"Action": "Command", "Command": "manager reload"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", config.asterisk.ami_port)
+    await reader.readline()  # the banner
+    writer.write(f"Action: Login\r\nUsername: {user}\r\nSecret: {password}\r\n\r\n".encode())
+    login = await reader.readuntil(b"\r\n\r\n")
+    assert b"Success" in login, login
+
+    async def answer() -> None:
+        try:
+            while True:
+                message = await reader.readuntil(b"\r\n\r\n")
+                if not message.startswith(b"Event: AsyncAGIStart"):
+                    continue
+                channel = message.split(b"\r\nChannel: ", 1)[1].split(b"\r\n", 1)[0]
+                writer.write(b"".join(b"Action: AGI\r\nChannel: %s\r\nCommand: %s\r\n\r\n" % (channel, c.encode())
+                                      for c in ASYNC_ANSWER))
+        finally:
+            writer.close()
+
+    return asyncio.create_task(answer())
+
+
 def run() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--no-sipp", action="store_true", help="part 1 only (no Asterisk)")
+    parser.add_argument("--async-agi", action="store_true",
+                        help="part 2 also measures AsyncAGI (over AMI) as the exchange, deciding nothing")
     parser.add_argument("--loop", choices=("default", "asyncio", "uvloop"), default="default",
                         help="the event loop of the in-process daemon (default: the daemon's own choice)")
     args = parser.parse_args()
@@ -413,7 +469,7 @@ async def _prepare_and_run(server: EmbeddedPostgres, tmp: Path, args: argparse.N
     await migrate_dsn(server.dsn(name))
     data = tmp / "data"
     data.mkdir()
-    await sipp_ratio(server.dsn(name), data, args.seconds)
+    await sipp_ratio(server.dsn(name), data, args.seconds, args.async_agi)
     return VERDICTS.finish()
 
 
