@@ -31,14 +31,17 @@ def carrier_pjsip_conf(carrier: CarrierConfig) -> str:
     """The trunk: outbound calls go to host:port; inbound come in as this endpoint.
 
     Identified by source address only (``identify_by = ip``), never by the From
-    user: a phone claiming to be ``carrier`` must not enter ``from-carrier``.
+    user: a phone claiming to be ``carrier`` must not enter ``from-carrier``. No
+    connected-line updates (``send_connected_line = no``): when a carrier call is answered
+    or transferred inside a tenant, Asterisk would tell the carrier with a re-INVITE naming
+    the internal extension; a carrier needs neither, and some refuse mid-call re-INVITEs.
     """
     name = carrier.endpoint
     lines = ["; Rendered by the control plane: the carrier trunk.",
              f"[{name}]", "type = aor", f"contact = sip:{carrier.host}:{carrier.port}", "",
              f"[{name}]", "type = endpoint", f"context = {FROM_CARRIER}", "disallow = all",
              "allow = ulaw,alaw", f"aors = {name}", "direct_media = no", "send_pai = yes",
-             "identify_by = ip", ""]
+             "send_connected_line = no", "identify_by = ip", ""]
     match = carrier_match(carrier)
     if match:
         lines += [f"[{name}]", "type = identify", f"endpoint = {name}", f"match = {match}", ""]

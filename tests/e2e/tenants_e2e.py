@@ -38,7 +38,7 @@ ROOTFS = default_rootfs()
 # The carrier as the product expects a trunk: identified by source IP only, never
 # by the From user (a phone could put anything there), no auth.
 CARRIER_TRUNK = ("[carrier]\ntype = endpoint\ncontext = from-carrier\ndisallow = all\nallow = ulaw\n"
-                 "identify_by = ip\n"
+                 "send_connected_line = no\nidentify_by = ip\n"
                  "[carrier]\ntype = identify\nendpoint = carrier\nmatch = 127.0.0.1\n")
 
 

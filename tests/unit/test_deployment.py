@@ -100,6 +100,7 @@ def test_carrier_without_match_is_warned_and_identified_by_its_address_only() ->
     assert [f.key for f in findings(Config(carrier=carrier)) if f.key.startswith("carrier")] == ["carrier.match"]
     text = carrier_pjsip_conf(carrier)
     assert "identify_by = ip" in text and "match = 192.0.2.10" in text
+    assert "send_connected_line = no" in text  # no re-INVITE naming an internal extension
     matched = carrier_pjsip_conf(CarrierConfig(host="192.0.2.10", match="192.0.2.0/28"))
     assert "match = 192.0.2.0/28" in matched and "match = 192.0.2.10" not in matched
 
