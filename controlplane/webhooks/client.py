@@ -98,6 +98,8 @@ class _Connection(asyncio.Protocol):
 
     def exchange(self, request: bytes) -> asyncio.Future[Response]:
         assert self._transport is not None and self._waiter is None
+        # A parser per request: nothing a receiver sent after its last reply carries over.
+        self._parser = httptools.HttpResponseParser(self)
         self._start()
         self._waiter = asyncio.get_running_loop().create_future()
         self._transport.write(request)
