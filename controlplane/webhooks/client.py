@@ -105,6 +105,10 @@ class _Connection(asyncio.Protocol):
         self._transport.write(request)
         return self._waiter
 
+    def reusable(self, now: float) -> bool:
+        """Open, and idle for less than ``IDLE_S``."""
+        return self.alive and now - self.idle_since < IDLE_S
+
     def close(self) -> None:
         self.alive = False
         if self._transport is not None:
@@ -232,7 +236,7 @@ class Client:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()  # the most recently used: the least likely to be closed
-            if connection.alive and now - connection.idle_since < IDLE_S:
+            if connection.reusable(now):
                 return connection
             connection.close()
         return None
@@ -241,7 +245,7 @@ class Client:
         """Close what has idled too long, for every origin (one that is no longer posted to too)."""
         self._swept = now
         for origin in list(self._idle):
-            kept = [c for c in self._idle[origin] if c.alive and now - c.idle_since < IDLE_S]
+            kept = [c for c in self._idle[origin] if c.reusable(now)]
             for connection in self._idle[origin]:
                 if connection not in kept:
                     connection.close()
