@@ -22,9 +22,13 @@ pg="${CONTROLPLANE_DATA_DIR:-/var/lib/controlplane}/postgres"
 waited=0
 while :; do
   dsn="$external"
-  if [ -z "$dsn" ] && [ -s "$pg/pgdata/postmaster.pid" ] && [ -s "$pg/superuser-password" ]; then
-    port=$(sed -n 4p "$pg/pgdata/postmaster.pid")
-    dsn="postgresql://postgres:$(cat "$pg/superuser-password")@127.0.0.1:$port/controlplane"
+  if [ -z "$dsn" ] && [ -s "$pg/superuser-password" ]; then
+    # Read, not tested first: the daemon's first start-up stops and starts its server, and
+    # the file can vanish between a test and the read (set -e would end the service there).
+    port=$(sed -n 4p "$pg/pgdata/postmaster.pid" 2>/dev/null) || port=""
+    if [ -n "$port" ]; then
+      dsn="postgresql://postgres:$(cat "$pg/superuser-password")@127.0.0.1:$port/controlplane"
+    fi
   fi
   if [ -n "$dsn" ] && CONTROLPLANE_DATABASE__DSN="$dsn" controlplane edge render --out "$out" \
        --address "$address" --sip-port "$sip_port" --rpc-port "$rpc_port" --work-dir "$out" >/dev/null; then
