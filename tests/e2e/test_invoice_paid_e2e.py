@@ -20,7 +20,7 @@ import os
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -32,7 +32,7 @@ from localstripe_support import LocalStripe, localstripe  # noqa: F401  (fixture
 from pdf_support import pdf_images, pdf_text
 from PIL import Image
 from smtp_support import SmtpServer, smtp_server
-from test_invoice_scenario_e2e import BILLABLE_S, REAL_CALLS, scenario_tenant, the_period
+from test_invoice_scenario_e2e import BILLABLE_S, REAL_CALLS, scenario_period, scenario_tenant
 from test_limits import wait_for
 from webhooks_support import Receiver, receiver
 
@@ -116,7 +116,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str, poo
             async with aiohttp.ClientSession() as http:
                 await activate_and_fund(session_requester(http, base), partner, platform_token=PLATFORM_TOKEN,
                                         micros=100_000_000)
-            w = World(pool, app, base, partner, "", the_period(datetime.now(UTC)), smtp, hooks)
+            w = World(pool, app, base, partner, "", await scenario_period(), smtp, hooks)
             await _brand(w)
             w.tenant = await scenario_tenant(beside, pool, partner, w.scenario_rpc, w.period, sip_prefix="invpd",
                                              first_did=7200)

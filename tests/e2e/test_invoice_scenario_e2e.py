@@ -35,7 +35,7 @@ from invoice_support import calls as synthetic_calls
 from tenants_e2e import uas_scenario
 from test_limits import Uac, uas, wait_for
 
-from cdr_ingest.cycles import period_key
+from cdr_ingest.cycles import period_at, period_key
 from controlplane.config import AccountConfig, HttpConfig
 from controlplane.invoices.http import invoice_services
 from controlplane.tenants.http import numbering_services, tenant_services
@@ -49,18 +49,47 @@ REAL_CALLS = 3
 BILLABLE_S = 620 * 60
 
 
-def the_period(now: datetime) -> tuple[datetime, datetime]:
-    """A 31-day anniversary period holding ``now``: this calendar month when it has 31 days, else
-    from day D of the previous month (which has 31) to day D of this one, D = tomorrow's day.
-    Only on the last day of a shorter month is there none: then the calendar month (the literal
-    figures of the issue are asserted for 31-day periods, the rules for any)."""
-    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    days = calendar.monthrange(now.year, now.month)[1]
-    nxt = (first + timedelta(days=days)).replace(day=1)
-    if days == 31 or now.day == days:
-        return first, nxt
-    anchor = now.day + 1
-    return (first - timedelta(days=1)).replace(day=anchor), first.replace(day=anchor)
+MARGIN = timedelta(minutes=5)  # the world is made (real calls included) within it
+
+
+def the_period(now: datetime) -> tuple[datetime, datetime] | None:
+    """A 31-day period holding [now, now + MARGIN] for some anchor day (the first that gives one),
+    or None: only in the minutes before the last day of a 30-day month (or February's) is there
+    none. scenario_tenant anchors the tenant on the period's end day."""
+    for anchor in range(1, 32):
+        found = period_at(now, "UTC", anchor)
+        if (found.end - found.start).days == 31 and now + MARGIN < found.end:
+            return found.start, found.end
+    return None
+
+
+def test_a_31_day_period_is_found_but_in_the_minutes_before_a_short_months_last_day() -> None:
+    """The test's clock, checked over two years (one leap): every period it picks lasts 31 days,
+    holds the next minutes, and is the tenant's own under the anchor scenario_tenant gives it."""
+    missing: list[datetime] = []
+    day = datetime(2027, 1, 1, tzinfo=UTC)
+    while day.year < 2029:
+        for at in (day, day + timedelta(hours=12), day + timedelta(hours=23, minutes=54),
+                   day + timedelta(hours=23, minutes=56), day + timedelta(hours=23, minutes=59)):
+            period = the_period(at)
+            if period is None:
+                missing.append(at)
+                continue
+            start, end = period
+            assert (end - start).days == 31 and start <= at and at + MARGIN < end, (at, period)
+            found = period_at(at, "UTC", end.day)
+            assert (found.start, found.end) == period, (at, found)
+        day += timedelta(days=1)
+    tomorrow_is_short_months_last = [at for at in missing if (at + timedelta(days=1)).day == calendar.monthrange(
+        at.year, at.month)[1] and at.hour == 23 and at.minute > 55]
+    assert missing == tomorrow_is_short_months_last and len(missing) == 2 * 2 * 5, missing
+
+
+async def scenario_period() -> tuple[datetime, datetime]:
+    """The test's period: a 31-day one holding the next few minutes, waited for when there is none."""
+    while (period := the_period(datetime.now(UTC))) is None:
+        await asyncio.sleep(15)
+    return period
 
 
 def cents(value: Decimal) -> int:
@@ -76,7 +105,6 @@ class World:
     partner: str
     tenant: str
     period: tuple[datetime, datetime]
-    did_days: int
 
     async def rpc(self, method: str, path: str, json: Any = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {SERVICE_TOKEN}", "X-Partner-Id": self.partner}
@@ -145,6 +173,9 @@ async def scenario_tenant(beside: Beside, pool: asyncpg.Pool, partner: str, rpc:
         await conn.execute("UPDATE unit_history SET started_at = $2 WHERE tenant_id = $1", tenant, start)
         late = start + timedelta(days=15, hours=10)  # the third DID: days 16..31 of 31
         await conn.execute("UPDATE unit_history SET started_at = $2 WHERE unit_id = $1", dids[2], late)
+    if end.day != start.day:  # the anniversary (a short month's last day) would end a day early
+        status, body = await rpc("PUT", f"/v1/tenants/{tenant}/limits", {"billing_anchor_day": end.day})
+        assert status == 200, body
     return str(tenant)
 
 
@@ -162,10 +193,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory, database_dsn: str, poo
         async with aiohttp.ClientSession() as http:
             await activate_and_fund(session_requester(http, base), partner, platform_token=PLATFORM_TOKEN,
                                     micros=100_000_000)
-        w = World(pool, app, base, partner, "", the_period(datetime.now(UTC)), 0)
+        w = World(pool, app, base, partner, "", await scenario_period())
         w.tenant = await scenario_tenant(beside, pool, partner, w.rpc, w.period, sip_prefix="invsc", first_did=7100)
-        start, end = w.period
-        w.did_days = (end - start).days - 15
         yield w
 
 
@@ -184,8 +213,9 @@ async def test_the_scenario_invoice_to_the_micro_unit(world: World) -> None:
     # docs/invoices.md, recomputed: base fee; units above the included ones, by unit-days over the
     # period's days; minutes above the included ones at the per-minute rate; tax on the subtotal.
     days = (end - start).days
+    assert days == 31
     extensions = cents(Decimal(20) * (7 - 5) * days / days)
-    did = cents(Decimal(4) * w.did_days / days)  # 2 included DIDs all period, the third 16 days
+    did = cents(Decimal(4) * 16 / days)  # 2 included DIDs all period, the third 16 days
     minutes = cents(Decimal("0.025") * (620 - 500))
     subtotal = 99_000_000 + extensions + did + minutes
     tax = cents(Decimal(subtotal) / 1_000_000 * Decimal("8.5") / 100)
@@ -195,10 +225,7 @@ async def test_the_scenario_invoice_to_the_micro_unit(world: World) -> None:
     assert [line["quantity"] for line in invoice["lines"]][-2:] == ["500", "120"]
     assert (invoice["subtotal_micros"], invoice["tax_micros"], invoice["total_micros"]) == (
         subtotal, tax, subtotal + tax)
-    if days != 31:
-        return  # the last day of a short month: the rules above were asserted, the literal figures need 31 days
     # the issue's fixed figures (a 31-day period, the third DID present 16 days)
-    assert w.did_days == 16
     assert (extensions, did, minutes) == (40_000_000, 2_060_000, 3_000_000)
     assert (invoice["subtotal_micros"], invoice["tax_micros"], invoice["total_micros"]) == (
         144_060_000, 12_250_000, 156_310_000)
