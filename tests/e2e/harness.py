@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,28 @@ def _bindable(address: str, ports: range, kind: int) -> bool:
     finally:
         for sock in socks:
             sock.close()
+
+
+def udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to ``port`` on this host (read from /proc: binding nothing,
+    so never in the way of the process about to bind it)."""
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(FileNotFoundError):
+            if any(line.split()[1].endswith(suffix) for line in Path(table).read_text().splitlines()[1:]):
+                return True
+    return False
+
+
+def until_bound(proc: subprocess.Popen[bytes], port: int, timeout: float = 10.0) -> subprocess.Popen[bytes]:
+    """``proc`` (a SIPp started in the background) once it listens on UDP ``port``: a call sent to
+    it before then would find no phone (or carrier) there. Returns early if it exited."""
+    deadline = time.monotonic() + timeout
+    while not udp_bound(port) and proc.poll() is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"SIPp did not bind UDP port {port} within {timeout} s")
+        time.sleep(0.005)
+    return proc
 
 
 def free_udp_tcp_port(address: str = "127.0.0.1") -> int:

@@ -32,7 +32,7 @@ from controlplane.asterisk.credentials import resolve_credentials
 from controlplane.asterisk.runner import LocalRunner, default_rootfs, runner_for
 from controlplane.tenants.plugin import DIALPLAN_FILE, asterisk_extra_files
 from provisioning.names import internal_context
-from harness import free_media_port, free_port, make_config
+from harness import free_media_port, free_port, make_config, until_bound
 
 ROOTFS = default_rootfs()
 # The carrier as the product expects a trunk: identified by source IP only, never
@@ -250,19 +250,28 @@ Content-Length: 0
     body += ('  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
              '  <recv response="183" optional="true"/>\n  <recv response="200" rrs="true" timeout="10000"/>\n')
     body += ack.format(caller=caller, cseq=cseq)
+    # A provisional reply may arrive after the 200 (a proxy's UDP workers can reorder what they
+    # relay). A phone ignores it; SIPp takes it only as an optional recv between the one it waits at
+    # and the next mandatory one, so every wait below starts with these. In a hold they jump back to
+    # its start ("1"): one that came before SIPp had armed the hold's timer would leave the call
+    # paused for good, with nothing left to wake it.
+    def late(attrs: str = "", timer: str = "") -> str:
+        return "".join(f'  <recv response="{code}" optional="true"{attrs}{timer if code == 100 else ""}/>\n'
+                       for code in (100, 180, 183))
     # Asterisk may re-INVITE the caller once answered (a connected-line update that lost
     # the race with the 200 OK): a phone answers it, and so do we, then keep waiting.
     reinvite = ('  <label id="2"/>\n'
                 + _reply("200 OK", _CONTACT + "Content-Type: application/sdp\n", _SDP).format(tag="")
                 + '  <recv request="ACK" next="1"/>\n')
     if expect_bye:
-        body += ('  <label id="1"/>\n  <recv request="INVITE" optional="true" next="2"/>\n'
-                 '  <recv request="BYE" timeout="15000"/>\n'
+        body += ('  <label id="1"/>\n  <recv request="INVITE" optional="true" next="2"/>\n' + late(' next="1"')
+                 + '  <recv request="BYE" timeout="15000"/>\n'
                  + _reply("200 OK").format(tag="").replace("<send>", '<send next="9">', 1))
     else:
-        # The hold is a wait for that re-INVITE (SIPp reads timeout="0" as "forever": 1 ms at least).
-        body += (f'  <label id="1"/>\n  <recv request="INVITE" timeout="{max(hold_ms, 1)}" ontimeout="3"/>\n'
-                 '  <nop next="2"/>\n  <label id="3"/>\n')
+        # The hold is a wait for that re-INVITE (SIPp reads timeout="0" as "forever": 1 ms at least),
+        # timed by the recv it starts at (a late reply restarts it).
+        body += ('  <label id="1"/>\n' + late(' next="1"', f' timeout="{max(hold_ms, 1)}" ontimeout="3"')
+                 + '  <recv request="INVITE"/>\n  <nop next="2"/>\n  <label id="3"/>\n')
         body += """  <send retrans="500"><![CDATA[
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -274,8 +283,8 @@ Max-Forwards: 70
 Content-Length: 0
 
 ]]></send>
-  <recv response="200" next="9"/>
-""".format(caller=caller, cseq=cseq + 1)
+{late}  <recv response="200" next="9"/>
+""".format(caller=caller, cseq=cseq + 1, late=late())
     body += reinvite + '  <label id="9"/>\n'
     return body + "</scenario>\n"
 
@@ -306,8 +315,9 @@ def sipp(asterisk: SipTarget, scenario: str, service: str, *, user: str | None =
     workdir = Path(tempfile.mkdtemp(prefix="sipp-"))
     path = workdir / "scenario.xml"
     path.write_text(scenario)
+    port = port or free_port(socket.SOCK_DGRAM)
     args = ["sipp", "-sf", str(path), "-s", service, "-m", "1", "-i", "127.0.0.1",
-            "-p", str(port or free_port(socket.SOCK_DGRAM)), "-mp", str(free_media_port()),
+            "-p", str(port), "-mp", str(free_media_port()),
             "-timeout", timeout, "-nostdin", "-trace_err", f"127.0.0.1:{asterisk.sip_port}"]
     if user is not None:
         csv = workdir / "users.csv"
@@ -316,7 +326,7 @@ def sipp(asterisk: SipTarget, scenario: str, service: str, *, user: str | None =
     if background:
         proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         proc.workdir = workdir  # type: ignore[attr-defined]  # for sipp_failure
-        return proc
+        return until_bound(proc, port)
     return subprocess.run(args, cwd=workdir, capture_output=True, timeout=120)
 
 

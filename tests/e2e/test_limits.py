@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 import pytest
 from wallet_support import active_funded
-from harness import astdb_get, calls_config, daemon_beside, free_media_port, free_port
+from harness import astdb_get, calls_config, daemon_beside, free_media_port, free_port, until_bound
 from tenants_e2e import answer_scenario, call_scenario, register_scenario, sipp, uas_scenario
 
 from controlplane.asterisk.ami import AmiClient
@@ -60,10 +60,10 @@ def uas(port: int, scenario: str) -> subprocess.Popen[bytes]:
     """A SIPp UAS on ``port`` answering any number of calls (killed at teardown)."""
     workdir = Path(tempfile.mkdtemp(prefix="sipp-uas-"))
     (workdir / "uas.xml").write_text(scenario)
-    return subprocess.Popen(["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(port), "-m", "100000",
-                             "-l", "200", "-mp", str(free_media_port()), "-nostdin", "-trace_err",
-                             "-bind_local"],
-                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return until_bound(subprocess.Popen(
+        ["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(port), "-m", "100000", "-l", "200",
+         "-mp", str(free_media_port()), "-nostdin", "-trace_err", "-bind_local"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), port)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import asyncpg
 import msgspec
 import pytest
 import yaml
-from harness import asterisk_instance, ami_client, daemon_files, free_media_port, free_port, make_config
+from harness import asterisk_instance, ami_client, daemon_files, free_media_port, free_port, make_config, until_bound
 from tenants_e2e import LOAD_IP, call_scenario, load_endpoint, uas_scenario
 from wallet_support import active_funded
 
@@ -116,9 +116,10 @@ async def ops(tmp_path_factory: pytest.TempPathFactory, database_dsn: str,
             daemon = subprocess.Popen([sys.executable, "-m", "controlplane", "-c", str(path), "serve"], cwd=work,
                                       stdout=out, stderr=subprocess.STDOUT, env=env)
         (work / "uas.xml").write_text(uas_scenario())
-        uas = subprocess.Popen(["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(carrier_port),
-                                "-mp", str(free_media_port()), "-nostdin", "-timeout", "300s"],
-                               cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        uas = until_bound(subprocess.Popen(["sipp", "-sf", "uas.xml", "-i", "127.0.0.1", "-p", str(carrier_port),
+                                            "-mp", str(free_media_port()), "-nostdin", "-timeout", "300s"],
+                                           cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                          carrier_port)
         try:
             deadline = time.monotonic() + 60
             while not _ready(config.http.port):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-from harness import free_media_port, free_port, free_udp_tcp_port
+from harness import free_media_port, free_port, free_udp_tcp_port, until_bound
 
 from controlplane.asterisk.runner.kamailio import KamailioRunner, kamailio_dir, kamailio_moddir
 from controlplane.asterisk.runner.rootfs import default_rootfs
@@ -52,8 +52,9 @@ def sipp_edge(edge: EdgeSettings, scenario: str, service: str, *, user: str | No
     workdir = Path(tempfile.mkdtemp(prefix="sipp-edge-"))
     path = workdir / "scenario.xml"
     path.write_text(scenario)
+    port = port or free_port(socket.SOCK_DGRAM)
     args = ["sipp", "-sf", str(path), "-s", service, "-m", "1", "-i", "127.0.0.1",
-            "-p", str(port or free_port(socket.SOCK_DGRAM)), "-mp", str(free_media_port()),
+            "-p", str(port), "-mp", str(free_media_port()),
             "-timeout", timeout, "-nostdin", "-trace_err", f"{edge.address}:{edge.sip_port}"]
     if user is not None:
         csv = workdir / "users.csv"
@@ -62,7 +63,7 @@ def sipp_edge(edge: EdgeSettings, scenario: str, service: str, *, user: str | No
     if background:
         proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         proc.workdir = workdir  # type: ignore[attr-defined]  # for sipp_failure
-        return proc
+        return until_bound(proc, port)
     return subprocess.run(args, cwd=workdir, capture_output=True, timeout=120)
 
 
@@ -75,7 +76,7 @@ def sipp_uas(port: int, scenario: str, *, calls: int = 1, timeout: str = "60s") 
                              "-timeout", timeout, "-nostdin", "-trace_err"],
                             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     proc.workdir = workdir  # type: ignore[attr-defined]
-    return proc
+    return until_bound(proc, port)
 
 
 def dialog_call_scenario(auth: bool, hold_ms: int = 500) -> str:
