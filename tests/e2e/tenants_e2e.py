@@ -376,7 +376,62 @@ def sipp_failure(proc: subprocess.Popen[bytes]) -> str:
     return "\n".join(t.read_text(errors="replace")[-2000:] for t in traces) or "no SIPp error trace"
 
 
-# ---------------------------------------------------------------- a tiny UAC for odd dial strings
+# ---------------------------------------------------------------- a tiny UAC (odd dial strings, timed REGISTERs)
+
+class _Uac:
+    """One dialog of a phone ``user`` over UDP to Asterisk on ``sip_port``, answering digest
+    challenges: for what SIPp cannot send, or must not be timed with a process start-up."""
+
+    def __init__(self, sip_port: int, user: str, password: str, realm: str) -> None:
+        self.sip_port, self.user, self.password, self.realm = sip_port, user, password, realm
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(5)
+        self.port = self.sock.getsockname()[1]
+        self.call_id, self.tag = secrets.token_hex(8), secrets.token_hex(4)
+
+    def send(self, method: str, uri: str, cseq: int, extra: str = "", body: str = "", to: str = "") -> None:
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        msg = (f"{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport\r\n"
+               f"From: <sip:{self.user}@127.0.0.1>;tag={self.tag}\r\nTo: {to or f'<{uri}>'}\r\n"
+               f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\n"
+               f"Contact: <sip:{self.user}@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n{extra}"
+               + ("Content-Type: application/sdp\r\n" if body else "")
+               + f"Content-Length: {len(body.encode())}\r\n\r\n" + body)
+        self.sock.sendto(msg.encode("utf-8"), ("127.0.0.1", self.sip_port))
+
+    def final(self) -> tuple[int, str]:
+        """The next final reply: its code and text."""
+        while True:
+            data = self.sock.recv(65535).decode("utf-8", "replace")
+            code = int(data.split(" ", 2)[1]) if data.startswith("SIP/2.0") else 0
+            if code >= 200:
+                return code, data
+
+    def authorization(self, method: str, uri: str, challenge: str) -> str:
+        nonce = re.search(r'nonce="([^"]+)"', challenge).group(1)  # type: ignore[union-attr]
+        ha1 = hashlib.md5(f"{self.user}:{self.realm}:{self.password}".encode()).hexdigest()
+        ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+        response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
+        return (f'Authorization: Digest username="{self.user}", realm="{self.realm}", nonce="{nonce}", uri="{uri}",'
+                f' response="{response}", algorithm=MD5\r\n')
+
+
+def sip_register_status(sip_port: int, user: str, password: str, realm: str) -> int:
+    """REGISTER ``user`` (answering the challenge); the final status code. No process starts, so
+    timing it times Asterisk (bench_provisioning's "live" figure)."""
+    uac = _Uac(sip_port, user, password, realm)
+    uri, aor = f"sip:127.0.0.1:{sip_port}", f"<sip:{user}@127.0.0.1>"
+    try:
+        uac.send("REGISTER", uri, 1, "Expires: 300\r\n", to=aor)
+        code, reply = uac.final()
+        if code in (401, 407):
+            uac.send("REGISTER", uri, 2, "Expires: 300\r\n" + uac.authorization("REGISTER", uri, reply), to=aor)
+            code, reply = uac.final()
+        return code
+    finally:
+        uac.sock.close()
+
 
 def sip_invite_status(sip_port: int, user: str, password: str, request_user: str, realm: str) -> int:
     """INVITE sip:<request_user>@asterisk as ``user`` with digest auth; the final status code.
@@ -384,48 +439,21 @@ def sip_invite_status(sip_port: int, user: str, password: str, request_user: str
     SIPp cannot send arbitrary bytes in a Request-URI; this can (percent-encoded
     per RFC 3261, as a phone would). Any 2xx is answered with ACK + BYE.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5)
-    port = sock.getsockname()[1]
-    call_id, tag = secrets.token_hex(8), secrets.token_hex(4)
+    uac = _Uac(sip_port, user, password, realm)
     uri = f"sip:{request_user}@127.0.0.1:{sip_port}"
-    sdp = f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port + 2} RTP/AVP 0\r\n"
-
-    def request(method: str, cseq: int, extra: str = "", body: str = "", to_tag: str = "") -> None:
-        branch = "z9hG4bK" + secrets.token_hex(6)
-        msg = (f"{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\r\n"
-               f"From: <sip:{user}@127.0.0.1>;tag={tag}\r\nTo: <{uri}>{to_tag}\r\nCall-ID: {call_id}\r\n"
-               f"CSeq: {cseq} {method}\r\nContact: <sip:{user}@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n{extra}"
-               + ("Content-Type: application/sdp\r\n" if body else "") + f"Content-Length: {len(body.encode())}\r\n\r\n" + body)
-        sock.sendto(msg.encode("utf-8"), ("127.0.0.1", sip_port))
-
-    def final() -> str:
-        while True:
-            data = sock.recv(65535).decode("utf-8", "replace")
-            code = int(data.split(" ", 2)[1]) if data.startswith("SIP/2.0") else 0
-            if code >= 200:
-                return data
-
+    sdp = (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           f"m=audio {uac.port + 2} RTP/AVP 0\r\n")
     try:
-        request("INVITE", 1, body=sdp)
-        reply = final()
-        request("ACK", 1)
-        if reply.split(" ", 2)[1] in ("401", "407"):
-            nonce = re.search(r'nonce="([^"]+)"', reply).group(1)  # type: ignore[union-attr]
-            ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
-            ha2 = hashlib.md5(f"INVITE:{uri}".encode()).hexdigest()
-            response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
-            auth = (f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}",'
-                    f' response="{response}", algorithm=MD5\r\n')
-            request("INVITE", 2, auth, sdp)
-            reply = final()
-            code = int(reply.split(" ", 2)[1])
-            to_tag = ";tag=" + (re.search(r"^To:.*;tag=([^;\r\n]+)", reply, re.M | re.I) or ["", ""])[1]
-            request("ACK", 2, to_tag=to_tag)
+        uac.send("INVITE", uri, 1, body=sdp)
+        code, reply = uac.final()
+        uac.send("ACK", uri, 1)
+        if code in (401, 407):
+            uac.send("INVITE", uri, 2, uac.authorization("INVITE", uri, reply), sdp)
+            code, reply = uac.final()
+            to = f"<{uri}>;tag=" + (re.search(r"^To:.*;tag=([^;\r\n]+)", reply, re.M | re.I) or ["", ""])[1]
+            uac.send("ACK", uri, 2, to=to)
             if 200 <= code < 300:
-                request("BYE", 3, to_tag=to_tag)
-            return code
-        return int(reply.split(" ", 2)[1])
+                uac.send("BYE", uri, 3, to=to)
+        return code
     finally:
-        sock.close()
+        uac.sock.close()
