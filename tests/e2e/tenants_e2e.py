@@ -2,7 +2,7 @@
 the project's runner (base config from ``asterisk/etc``, the module list the
 product ships) whose PJSIP objects come from our PostgreSQL (sorcery realtime,
 the same extra files the daemon hands the runner), SIPp scenarios, and a tiny SIP
-UAC for odd dial strings.
+UAC (odd dial strings, and REGISTERs timed without a process start-up).
 
 Test-only objects go through the runner's seams: ``pjsip_extra.conf`` (e.g. SIPp
 as a carrier trunk) and ``extensions_extra.conf``, both ``#tryinclude``-d by the
