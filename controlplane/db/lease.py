@@ -25,12 +25,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
-from controlplane.db.errors import DB_ERRORS
 import structlog
+
+from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 Job = Callable[[], Awaitable[None]]
-# What a lost database raises: the lease counts as not held, and the holder retries.
 
 _TAKE = """
 INSERT INTO leases AS l (name, holder, node_id, acquired_at, renewed_at, expires_at)

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-from controlplane.db.errors import DB_ERRORS
 
-# What a lost listening connection raises: the loop waits and listens again.
+from controlplane.db.errors import DB_ERRORS
 
 
 async def listen_forever(pool: asyncpg.Pool, channel: str, notified: Callable[..., Any], *, period: float,

@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from controlplane.db.listen import listen_forever
 from controlplane.db.errors import DB_ERRORS
+from controlplane.db.listen import listen_forever
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[Mapping[str, Any]], Awaitable[None]]

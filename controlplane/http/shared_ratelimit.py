@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from controlplane.http.ratelimit import RateLimiter, Verdict
 from controlplane.db.errors import DB_ERRORS
+from controlplane.http.ratelimit import RateLimiter, Verdict
 
 
 @dataclass

@@ -21,11 +21,11 @@ import structlog
 
 from controlplane.brand import store as brand_store
 from controlplane.db.connection import Connection
+from controlplane.db.errors import DB_ERRORS
 from controlplane.mail import store
 from controlplane.mail.render import TemplateMissing
 from controlplane.mail.rules import rule_for
 from controlplane.tenants import store as tenants_store
-from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 CURSOR = "notifier"

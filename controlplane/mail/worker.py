@@ -21,12 +21,12 @@ import asyncpg
 import structlog
 
 from controlplane.config import MailConfig
+from controlplane.db.errors import DB_ERRORS
 from controlplane.db.listen import listen_forever
 from controlplane.mail import store
 from controlplane.mail.sender import Outcome, Sender
 from controlplane.mail.store import Job
 from controlplane.shared.clock import Clock
-from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)

@@ -21,11 +21,11 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from controlplane.db.connection import Connection
+from controlplane.db.errors import DB_ERRORS
 from controlplane.events import store as events_store
 from controlplane.webhooks import lane_store, schedule
 from controlplane.webhooks.lane import Lane
 from controlplane.webhooks.models import Job
-from controlplane.db.errors import DB_ERRORS
 
 log = structlog.get_logger(__name__)
 
