@@ -24,7 +24,8 @@ import msgspec
 import pytest
 import yaml
 from wallet_support import active_funded
-from harness import ami_client, asterisk_instance, daemon_files, free_media_port, free_port, make_config
+from harness import (ami_client, asterisk_instance, daemon_files, free_media_port, free_port, make_config,
+                     until_bound)
 from tenants_e2e import uas_scenario
 from test_calls import TOLL_FREE
 from tenants_e2e import call_scenario
@@ -142,10 +143,9 @@ async def test_kill_9_during_100_calls_loses_and_doubles_nothing(
             (work / "uac.xml").write_text(call_scenario(auth=True, hold_ms=HOLD_MS))
             (work / "users.csv").write_text(f"SEQUENTIAL\n{phone.sip_username};\n")
             common = ["-i", "127.0.0.1", "-nostdin", "-timeout", "60s", "-trace_err", "-trace_msg", "-bg"][:-1]
-            sipps.append(subprocess.Popen(
+            sipps.append(until_bound(subprocess.Popen(
                 ["sipp", "-sf", "uas.xml", "-p", str(carrier_port), "-mp", str(free_media_port()),
-                 *common], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-            await asyncio.sleep(0.5)
+                 *common], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), carrier_port))
             assert sipps[0].poll() is None, sipps[0].stderr.read().decode()[-1000:]  # type: ignore[union-attr]
             started = time.monotonic()
             sipps.append(subprocess.Popen(
